@@ -1,0 +1,319 @@
+//! [`UniqueCounter`]: the exact phase, the sketch phase, and the swap between them.
+//!
+//! Every insert first raises its HyperLogLog register, in every phase; while the counter is
+//! exact it then also adds the element's hash to the exact set. The registers therefore always
+//! describe every element ever inserted, and the swap has nothing to rebuild: it unlinks the
+//! exact set with one atomic pointer swap (crossbeam-epoch frees it once no reader holds it).
+//! An insert racing with the swap has already reached the registers before it looks at the
+//! set, so none can be lost, whichever side of the swap it lands on.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crossbeam_epoch::{self as epoch, Atomic, Guard, Shared};
+
+use crate::element::{hash_ip, hash_ip_str, InvalidAddress};
+use crate::estimator;
+use crate::exact::{ExactSet, Inserted};
+use crate::redis_format::{self, RedisHllError};
+use crate::registers::{Registers, M};
+
+/// Default exact threshold: up to this many distinct addresses the count is exact.
+///
+/// 4,096 keeps the whole counter within 64 KiB in the exact phase (43 KiB set + 16 KiB
+/// registers); see the crate docs for the measurements behind it.
+pub const DEFAULT_THRESHOLD: usize = 4096;
+
+/// Relative standard error of the sketch: 1.04/√m with m = 16,384 registers.
+pub const SKETCH_RELATIVE_STANDARD_ERROR: f64 = 1.04 / 128.0;
+
+/// Which representation answers [`UniqueCounter::estimate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// At most `threshold` distinct elements, counted exactly.
+    Exact,
+    /// More than `threshold`: the HyperLogLog estimate.
+    Sketch,
+}
+
+impl Phase {
+    /// Lower-case name, as exported in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Sketch => "sketch",
+        }
+    }
+}
+
+/// A lock-free distinct counter of IP addresses, shared by `&self` between any number of
+/// threads.
+pub struct UniqueCounter {
+    registers: Registers,
+    /// The exact set while in the exact phase; null after the swap.
+    exact: Atomic<ExactSet>,
+    /// Set once the exact set is unlinked; lets the sketch-phase insert skip the epoch pin.
+    sketch: AtomicBool,
+    /// Lower bound for the estimate: the exact count at the swap (or merged in), so the
+    /// reported count never drops when the sketch takes over.
+    floor: AtomicU64,
+    threshold: usize,
+}
+
+impl Default for UniqueCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for UniqueCounter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UniqueCounter")
+            .field("phase", &self.phase())
+            .field("estimate", &self.estimate())
+            .field("threshold", &self.threshold)
+            .finish()
+    }
+}
+
+impl UniqueCounter {
+    /// An empty counter with [`DEFAULT_THRESHOLD`].
+    pub fn new() -> Self {
+        Self::with_threshold(DEFAULT_THRESHOLD)
+    }
+
+    /// An empty counter that stays exact up to `threshold` distinct elements
+    /// (0: a sketch from the start).
+    pub fn with_threshold(threshold: usize) -> Self {
+        let (exact, sketch) = if threshold == 0 {
+            (Atomic::null(), true)
+        } else {
+            (Atomic::new(ExactSet::for_threshold(threshold)), false)
+        };
+        Self {
+            registers: Registers::new(),
+            exact,
+            sketch: AtomicBool::new(sketch),
+            floor: AtomicU64::new(0),
+            threshold,
+        }
+    }
+
+    /// A sketch-phase counter holding `registers` (one byte per register, values ≤ 51).
+    pub fn from_registers(registers: &[u8; M]) -> Self {
+        let counter = Self::with_threshold(0);
+        counter.registers.merge_from(registers);
+        counter
+    }
+
+    /// The exact threshold this counter was built with.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
+    /// Parses `addr` as an IPv4 or IPv6 address and counts it.
+    ///
+    /// IPv4 text is hashed as received (it is canonical whenever it parses); IPv6 text is
+    /// canonicalised in a stack buffer first. Nothing is counted when parsing fails.
+    #[inline]
+    pub fn insert_str(&self, addr: &str) -> Result<(), InvalidAddress> {
+        self.insert_hash(hash_ip_str(addr)?);
+        Ok(())
+    }
+
+    /// Counts `ip`.
+    pub fn insert_ip(&self, ip: IpAddr) {
+        self.insert_hash(hash_ip(ip));
+    }
+
+    /// Counts an arbitrary element given as bytes, as `PFADD key <bytes>` would.
+    pub fn insert_element(&self, element: &[u8]) {
+        self.insert_hash(crate::murmur::hash_element(element));
+    }
+
+    /// Counts an element by its MurmurHash64A hash (seed `0xadc83b19`).
+    #[inline]
+    pub fn insert_hash(&self, hash: u64) {
+        self.registers.insert_hash(hash);
+        // Relaxed: the flag only lets us skip the pin; if it is stale we pin and find the
+        // set pointer null (or still valid), which is handled below.
+        if self.sketch.load(Ordering::Relaxed) {
+            return;
+        }
+        let guard = epoch::pin();
+        self.insert_exact(hash, &guard);
+    }
+
+    /// Adds `hash` to the exact set, if there still is one, and swaps when it overflows.
+    fn insert_exact(&self, hash: u64, guard: &Guard) {
+        let Some(set) = self.exact_set(guard) else {
+            return;
+        };
+        match set.insert(hash) {
+            Inserted::New { len } if len > self.threshold => self.retire(len, guard),
+            Inserted::Full => self.retire(set.len(), guard),
+            Inserted::New { .. } | Inserted::Present => {}
+        }
+    }
+
+    /// The exact set, while the counter is in its exact phase.
+    #[allow(unsafe_code)]
+    fn exact_set<'g>(&self, guard: &'g Guard) -> Option<&'g ExactSet> {
+        // Acquire pairs with the Release half of the swap in `retire`: seeing null means the
+        // floor written before it is visible too.
+        let shared = self.exact.load(Ordering::Acquire, guard);
+        // SAFETY: a non-null pointer in `exact` points to a live `ExactSet`: it is only freed
+        // through `defer_destroy` after being unlinked, which waits until every guard pinned
+        // before the unlink is dropped; the returned borrow lives no longer than `guard`.
+        unsafe { shared.as_ref() }
+    }
+
+    /// Leaves the exact phase: records `exact_len` as the floor, unlinks the set, frees it
+    /// once readers are gone.
+    fn retire(&self, exact_len: usize, guard: &Guard) {
+        // Written before the swap (whose Release orders it) so that any reader that sees the
+        // set gone also sees the floor.
+        self.floor.fetch_max(exact_len as u64, Ordering::Relaxed);
+        let old = self.exact.swap(Shared::null(), Ordering::AcqRel, guard);
+        // Release: a reader whose Acquire load sees `true` also sees the floor.
+        self.sketch.store(true, Ordering::Release);
+        if !old.is_null() {
+            #[allow(unsafe_code)]
+            // SAFETY: `old` was unlinked by the swap above, which only one thread can win for
+            // a given pointer, and no code ever stores a non-null pointer again, so no new
+            // reference to it can be created; the epoch defers the drop until every guard
+            // that might still hold it is unpinned.
+            unsafe {
+                guard.defer_destroy(old)
+            };
+        }
+    }
+
+    /// The exact count, if the counter is in the exact phase and at most at its threshold.
+    /// Otherwise `Err(floor)` with a lower bound to apply to the sketch estimate.
+    fn exact_len(&self) -> Result<u64, u64> {
+        // Acquire: pairs with the Release store in `retire`, making the floor visible.
+        if !self.sketch.load(Ordering::Acquire) {
+            let guard = epoch::pin();
+            if let Some(set) = self.exact_set(&guard) {
+                let len = set.len();
+                return if len <= self.threshold {
+                    Ok(len as u64)
+                } else {
+                    Err(len as u64)
+                };
+            }
+        }
+        Err(0)
+    }
+
+    /// The count: exact in the exact phase; in the sketch phase the HyperLogLog estimate,
+    /// never below the exact count reached at the swap, so it never goes down.
+    pub fn estimate(&self) -> u64 {
+        match self.exact_len() {
+            Ok(exact) => exact,
+            Err(lower) => {
+                // Relaxed suffices after the Acquire in `exact_len`.
+                let floor = self.floor.load(Ordering::Relaxed).max(lower);
+                self.raw_estimate().max(floor)
+            }
+        }
+    }
+
+    /// The HyperLogLog estimate of the registers alone, in any phase: what Redis's
+    /// `PFCOUNT` answers for the same elements.
+    pub fn raw_estimate(&self) -> u64 {
+        estimator::estimate(&self.registers.histogram())
+    }
+
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        match self.exact_len() {
+            Ok(_) => Phase::Exact,
+            Err(_) => Phase::Sketch,
+        }
+    }
+
+    /// Relative standard error of [`estimate`](Self::estimate): 0 while exact, 1.04/√16384
+    /// ≈ 0.81% in the sketch phase.
+    pub fn relative_standard_error(&self) -> f64 {
+        match self.phase() {
+            Phase::Exact => 0.0,
+            Phase::Sketch => SKETCH_RELATIVE_STANDARD_ERROR,
+        }
+    }
+
+    /// Adds every element of `other` to `self`: afterwards `self` counts the union.
+    ///
+    /// Registers merge by maximum; exact hashes are re-inserted while `self` is exact. If
+    /// `other` has left its exact phase, so does `self`.
+    pub fn merge(&self, other: &UniqueCounter) {
+        self.registers.merge_from(&other.registers.snapshot());
+        let guard = epoch::pin();
+        match other.exact_len() {
+            Ok(_) => {
+                if let Some(set) = other.exact_set(&guard) {
+                    set.for_each(|hash| self.insert_exact(hash, &guard));
+                }
+            }
+            Err(lower) => {
+                let floor = other.floor.load(Ordering::Relaxed).max(lower);
+                let ours = self.exact_len().unwrap_or_else(|lower| lower);
+                self.retire(floor.max(ours) as usize, &guard);
+            }
+        }
+    }
+
+    /// Merges a Redis HLL string (dense or sparse) into `self`; `self` leaves its exact phase
+    /// if the string holds any element.
+    pub fn merge_redis(&self, bytes: &[u8]) -> Result<(), RedisHllError> {
+        let registers = redis_format::decode(bytes)?;
+        if registers.iter().any(|&r| r != 0) {
+            self.registers.merge_from(&registers);
+            let guard = epoch::pin();
+            let ours = self.exact_len().unwrap_or_else(|lower| lower);
+            self.retire(ours as usize, &guard);
+        }
+        Ok(())
+    }
+
+    /// A sketch-phase counter from a Redis HLL string (dense or sparse).
+    pub fn from_redis(bytes: &[u8]) -> Result<Self, RedisHllError> {
+        Ok(Self::from_registers(&*redis_format::decode(bytes)?))
+    }
+
+    /// The registers as a Redis dense HLL string (`HYLL` header and 12,288 bytes), usable
+    /// with `SET key <bytes>` then `PFCOUNT`/`PFMERGE`. Valid in every phase, since the
+    /// registers always hold every element.
+    pub fn to_redis(&self) -> Vec<u8> {
+        redis_format::encode_dense(&self.registers.snapshot())
+    }
+
+    /// A copy of the registers, one byte each.
+    pub fn registers(&self) -> Box<[u8; M]> {
+        self.registers.snapshot()
+    }
+
+    /// Heap and inline bytes held now: registers, exact set while present, the struct itself.
+    pub fn memory_bytes(&self) -> usize {
+        let guard = epoch::pin();
+        let set = self
+            .exact_set(&guard)
+            .map_or(0, |set| set.heap_bytes() + std::mem::size_of::<ExactSet>());
+        std::mem::size_of::<Self>() + Registers::HEAP_BYTES + set
+    }
+}
+
+impl Drop for UniqueCounter {
+    #[allow(unsafe_code)]
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` means no other thread can hold a reference into the counter, so
+        // the unprotected guard is sound and the set (if still linked) is owned by us alone.
+        unsafe {
+            let shared = self.exact.load(Ordering::Relaxed, epoch::unprotected());
+            if !shared.is_null() {
+                drop(shared.into_owned());
+            }
+        }
+    }
+}

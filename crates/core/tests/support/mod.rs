@@ -1,0 +1,2 @@
+//! Test support shared by the integration tests of uniqd-core.
+pub mod redis;
