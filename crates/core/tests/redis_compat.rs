@@ -11,7 +11,7 @@ use uniqd_core::{Phase, UniqueCounter, DEFAULT_THRESHOLD};
 /// element): IPv4 mostly, every 7th an IPv6 address.
 fn address(n: u64) -> String {
     let x = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
-    if n % 7 == 0 {
+    if n.is_multiple_of(7) {
         let groups = [
             0x2001,
             0xdb8,
