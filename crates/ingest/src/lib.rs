@@ -1,1 +1,122 @@
-//! placeholder
+//! HTTP ingestion for uniqd: `POST /logs` feeds client IP addresses into a
+//! shared [`UniqueCounter`].
+//!
+//! # Design
+//!
+//! * **Raw hyper 1.x, no framework.** There is one endpoint; routing is a
+//!   `match` on method and path ([`routes`]), and every error is a variant of
+//!   one enum ([`error::IngestError`]) turned into status + JSON body in one
+//!   place. That keeps the hot path free of boxing and middleware layers.
+//! * **Parse only what is needed.** Each object is parsed with simd-json into
+//!   a flat tape and only the top-level `ip` member is extracted
+//!   ([`parse`]); other members are skipped by node count, without recursion.
+//!   Parser buffers are per-thread and reused ([`line_parser`]), so a
+//!   single-object request allocates nothing on the parsing path once warm,
+//!   and nothing takes a lock (the counter and the metrics are lock-free).
+//! * **Bounded memory.** Body limits are enforced from `Content-Length` before
+//!   reading and while streaming. NDJSON batches are counted line by line as
+//!   chunks arrive ([`ndjson`]), so a connection buffers at most one line
+//!   (≤ the object limit), not the whole batch. The price: a batch cut short
+//!   by the size limit or a timeout has already counted its first lines; the
+//!   error body says how many (`accepted`), and since counting the same
+//!   address twice changes nothing, the client can simply retry.
+//! * **Reusable server loop.** [`server::serve`] (connection cap, timeouts,
+//!   accept backoff, graceful drain) is shared with the metrics exporter.
+//! * **The library never binds sockets, reads flags or installs signal
+//!   handlers**: [`run`] takes a bound listener, the shared state, a config
+//!   and a shutdown future, in the style of mini-redis. It runs on either
+//!   tokio runtime flavour.
+//!
+//! # Protocol
+//!
+//! `POST /logs` with
+//! * `Content-Type: application/json` (or none): one object such as
+//!   `{"timestamp": "...", "ip": "83.150.59.250", "url": "/a"}`, at most
+//!   [`IngestConfig::max_object_bytes`] (default 1 MiB);
+//! * `Content-Type: application/x-ndjson`: one object per line, blank lines
+//!   ignored, at most [`IngestConfig::max_batch_bytes`] (default 64 MiB) in
+//!   total and `max_object_bytes` per line.
+//!
+//! Answers `202 {"accepted": n}`; `400` for invalid JSON / missing or invalid
+//! `ip` / empty body (for a batch: the valid lines are still counted and the
+//! body lists `accepted`, `rejected` and the first 10 `errors` with their
+//! 1-based line numbers); `408` when the body stalls; `413` over a limit;
+//! `415` for other content types; `404`/`405` otherwise. All error bodies
+//! are JSON, see [`error`].
+
+#![forbid(unsafe_code)]
+
+pub mod config;
+mod connection;
+pub mod content_type;
+pub mod error;
+pub mod json;
+mod line_parser;
+mod logs;
+pub mod metrics;
+pub mod ndjson;
+pub mod parse;
+pub mod request_body;
+mod routes;
+pub mod server;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use hyper::service::service_fn;
+use tokio::net::TcpListener;
+use uniqd_core::UniqueCounter;
+
+pub use crate::config::IngestConfig;
+pub use crate::metrics::IngestMetrics;
+pub use crate::server::ServerConfig;
+
+/// State shared by all ingest connections.
+struct IngestState {
+    counter: Arc<UniqueCounter>,
+    metrics: Arc<IngestMetrics>,
+    config: IngestConfig,
+}
+
+impl std::fmt::Debug for IngestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestState")
+            .field("metrics", &self.metrics)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Runs the ingest server on `listener` until `shutdown` resolves, then
+/// drains in-flight requests (see [`server::serve`]).
+///
+/// # Errors
+///
+/// `InvalidInput` if `config` is invalid (see [`IngestConfig::validate`]).
+pub async fn run(
+    listener: TcpListener,
+    counter: Arc<UniqueCounter>,
+    metrics: Arc<IngestMetrics>,
+    config: IngestConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    config
+        .validate()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    let server_config = config.server.clone();
+    let state = Arc::new(IngestState {
+        counter,
+        metrics,
+        config,
+    });
+    let make_service = move |_peer| {
+        let state = Arc::clone(&state);
+        service_fn(move |req| {
+            let state = Arc::clone(&state);
+            async move { Ok::<_, Infallible>(routes::handle(&state, req).await) }
+        })
+    };
+    server::serve(listener, make_service, server_config, shutdown).await
+}

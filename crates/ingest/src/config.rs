@@ -1,0 +1,48 @@
+//! Configuration of the ingest server.
+
+use crate::server::ServerConfig;
+
+/// Default size limit for a single-object body, and the longest NDJSON line:
+/// 1 MiB.
+pub const DEFAULT_MAX_OBJECT_BYTES: usize = 1024 * 1024;
+
+/// Default size limit for an NDJSON batch body: 64 MiB.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
+
+/// Everything [`run`](crate::run) needs to know besides its listener and
+/// state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestConfig {
+    /// Connection handling: timeouts, connection cap, drain deadline.
+    pub server: ServerConfig,
+    /// Largest accepted single-object body, and the longest accepted NDJSON
+    /// line, in bytes.
+    pub max_object_bytes: usize,
+    /// Largest accepted NDJSON batch body, in bytes.
+    pub max_batch_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            server: ServerConfig::default(),
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+        }
+    }
+}
+
+impl IngestConfig {
+    /// Checks the values [`run`](crate::run) would otherwise reject.
+    ///
+    /// # Errors
+    ///
+    /// A human-readable description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.server.validate()?;
+        if self.max_object_bytes == 0 || self.max_batch_bytes == 0 {
+            return Err("body size limits must be greater than zero".to_owned());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,360 @@
+//! Everything that can go wrong with an ingest request, and the single place
+//! where each error becomes an HTTP status, headers and a JSON body.
+//!
+//! Every error body is a JSON object with at least `error` (a stable
+//! snake_case code) and `message` (human text), served as
+//! `Content-Type: application/json`. Batch-related errors add `accepted`,
+//! `rejected` and (for 400) `errors`: the first
+//! [`MAX_REPORTED_ERRORS`](crate::ndjson::MAX_REPORTED_ERRORS) failures as
+//! `{"line": n, "error": code, "message": text}`.
+//!
+//! Lines of an NDJSON batch are counted as they stream in, so a batch that is
+//! cut short (413 over the size limit, 408 body timeout, 400 unreadable body)
+//! may already have counted some lines; the error body reports how many in
+//! `accepted`. Counting is idempotent, so simply retrying the whole batch is
+//! harmless.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
+use hyper::{Response, StatusCode};
+
+use crate::json::JsonObject;
+use crate::metrics::RequestOutcome;
+use crate::ndjson::BatchReport;
+use crate::parse::LineError;
+use crate::request_body::BodyError;
+
+/// The body type of every response this crate produces.
+pub type ResponseBody = Full<Bytes>;
+
+/// `Content-Type` of every JSON response.
+pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A failed ingest request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IngestError {
+    /// 404: the path is not `/logs`.
+    NotFound,
+    /// 405: `/logs` with a method other than POST.
+    MethodNotAllowed,
+    /// 415: a `Content-Type` other than JSON / NDJSON.
+    UnsupportedMediaType {
+        /// The header as received (lossy, truncated).
+        content_type: String,
+    },
+    /// 400: the body is empty (or, for NDJSON, holds only blank lines).
+    EmptyBody,
+    /// 413: the body is over the limit.
+    PayloadTooLarge {
+        /// The limit that applied, in bytes.
+        limit: usize,
+        /// `true` if rejected from `Content-Length` before reading anything.
+        declared: bool,
+        /// Lines of an NDJSON batch already processed before the limit hit.
+        progress: Option<BatchReport>,
+    },
+    /// 400: a single-object body that is not an acceptable log object.
+    InvalidObject(LineError),
+    /// 400: an NDJSON batch with at least one bad line (the good ones were
+    /// counted).
+    InvalidLines(BatchReport),
+    /// 408: no body data arrived within the body-read timeout.
+    BodyTimeout {
+        /// Lines of an NDJSON batch already processed.
+        progress: Option<BatchReport>,
+    },
+    /// 400: the body could not be read (e.g. malformed chunked encoding, or
+    /// the client went away mid-body).
+    BodyRead {
+        /// Lines of an NDJSON batch already processed.
+        progress: Option<BatchReport>,
+    },
+}
+
+impl IngestError {
+    /// Maps a body-read failure, keeping the batch progress if any.
+    #[must_use]
+    pub fn from_body(error: &BodyError, progress: Option<BatchReport>) -> Self {
+        match error {
+            BodyError::Timeout => Self::BodyTimeout { progress },
+            BodyError::Read(_) => Self::BodyRead { progress },
+        }
+    }
+
+    /// The HTTP status.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::EmptyBody
+            | Self::InvalidObject(_)
+            | Self::InvalidLines(_)
+            | Self::BodyRead { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The request-metrics outcome.
+    #[must_use]
+    pub fn outcome(&self) -> RequestOutcome {
+        match self {
+            Self::NotFound => RequestOutcome::NotFound,
+            Self::MethodNotAllowed => RequestOutcome::MethodNotAllowed,
+            Self::UnsupportedMediaType { .. } => RequestOutcome::UnsupportedMediaType,
+            Self::PayloadTooLarge { .. } => RequestOutcome::PayloadTooLarge,
+            Self::BodyTimeout { .. } => RequestOutcome::RequestTimeout,
+            Self::EmptyBody
+            | Self::InvalidObject(_)
+            | Self::InvalidLines(_)
+            | Self::BodyRead { .. } => RequestOutcome::BadRequest,
+        }
+    }
+
+    /// The machine-readable `error` code of the body.
+    #[must_use]
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::EmptyBody => "empty_body",
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::InvalidObject(e) => e.code(),
+            Self::InvalidLines(_) => "invalid_lines",
+            Self::BodyTimeout { .. } => "body_timeout",
+            Self::BodyRead { .. } => "body_read_error",
+        }
+    }
+
+    /// Lines `(accepted, invalid)` this request contributed, for the line
+    /// counters.
+    #[must_use]
+    pub fn line_counts(&self) -> (u64, u64) {
+        match self {
+            Self::InvalidObject(_) => (0, 1),
+            Self::InvalidLines(report) => (report.accepted, report.rejected),
+            Self::PayloadTooLarge { progress, .. }
+            | Self::BodyTimeout { progress }
+            | Self::BodyRead { progress } => progress
+                .as_ref()
+                .map_or((0, 0), |p| (p.accepted, p.rejected)),
+            Self::NotFound
+            | Self::MethodNotAllowed
+            | Self::UnsupportedMediaType { .. }
+            | Self::EmptyBody => (0, 0),
+        }
+    }
+
+    /// Whether the request body may be left partly unread, in which case
+    /// the connection cannot be reused.
+    fn closes_connection(&self) -> bool {
+        matches!(
+            self,
+            Self::PayloadTooLarge { .. } | Self::BodyTimeout { .. } | Self::BodyRead { .. }
+        )
+    }
+
+    fn message(&self) -> String {
+        match self {
+            Self::NotFound => "no such endpoint; logs are posted to /logs".to_owned(),
+            Self::MethodNotAllowed => "/logs only accepts POST".to_owned(),
+            Self::UnsupportedMediaType { content_type } => format!(
+                "unsupported Content-Type {content_type:?}; send application/json (one object) \
+                 or application/x-ndjson (one object per line)"
+            ),
+            Self::EmptyBody => "the request body is empty; expected a JSON object with an \"ip\" \
+                                field, or NDJSON lines of such objects"
+                .to_owned(),
+            Self::PayloadTooLarge {
+                limit,
+                declared: true,
+                ..
+            } => format!("Content-Length exceeds the {limit}-byte limit for this content type"),
+            Self::PayloadTooLarge { limit, .. } => format!(
+                "request body exceeds the {limit}-byte limit for this content type; \
+                 reading stopped (lines already accepted were counted, and re-sending them \
+                 is harmless)"
+            ),
+            Self::InvalidObject(e) => e.to_string(),
+            Self::InvalidLines(r) => format!(
+                "{} of {} lines were rejected; the other lines were counted",
+                r.rejected,
+                r.lines()
+            ),
+            Self::BodyTimeout { .. } => {
+                "timed out waiting for the request body; lines already accepted were counted"
+                    .to_owned()
+            }
+            Self::BodyRead { .. } => "the request body could not be read".to_owned(),
+        }
+    }
+
+    fn body(&self) -> String {
+        let mut obj = JsonObject::with_capacity(128)
+            .str("error", self.code())
+            .str("message", &self.message());
+        match self {
+            Self::PayloadTooLarge {
+                limit, progress, ..
+            } => {
+                obj = obj.u64("limit", u64::try_from(*limit).unwrap_or(u64::MAX));
+                if let Some(p) = progress {
+                    obj = obj.u64("accepted", p.accepted).u64("rejected", p.rejected);
+                }
+            }
+            Self::BodyTimeout {
+                progress: Some(p), ..
+            }
+            | Self::BodyRead {
+                progress: Some(p), ..
+            } => {
+                obj = obj.u64("accepted", p.accepted).u64("rejected", p.rejected);
+            }
+            Self::InvalidLines(r) => {
+                obj = obj
+                    .u64("accepted", r.accepted)
+                    .u64("rejected", r.rejected)
+                    .raw("errors", &errors_array(r));
+            }
+            _ => {}
+        }
+        obj.finish()
+    }
+
+    /// The complete HTTP response for this error.
+    #[must_use]
+    pub fn into_response(self) -> Response<ResponseBody> {
+        let mut response = Response::new(Full::new(Bytes::from(self.body())));
+        *response.status_mut() = self.status();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+        if matches!(self, Self::MethodNotAllowed) {
+            headers.insert(ALLOW, HeaderValue::from_static("POST"));
+        }
+        if self.closes_connection() {
+            headers.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+}
+
+fn errors_array(report: &BatchReport) -> String {
+    let mut out = String::with_capacity(64 * report.errors.len() + 2);
+    out.push('[');
+    for (i, failure) in report.errors.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(
+            &JsonObject::new()
+                .u64("line", failure.line)
+                .str("error", failure.error.code())
+                .str("message", &failure.error.to_string())
+                .finish(),
+        );
+    }
+    out.push(']');
+    out
+}
+
+/// A `202 Accepted` response: `{"accepted": n}`.
+#[must_use]
+pub fn accepted_response(lines: u64) -> Response<ResponseBody> {
+    let body = if lines == 1 {
+        // The single-object hot path: a static body, no allocation.
+        Bytes::from_static(b"{\"accepted\":1}")
+    } else {
+        Bytes::from(JsonObject::new().u64("accepted", lines).finish())
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, APPLICATION_JSON);
+    response
+}
+
+/// Truncates an untrusted header value for inclusion in a message (it is
+/// JSON-escaped when the body is written).
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    const KEEP: usize = 100;
+    String::from_utf8_lossy(&bytes[..bytes.len().min(KEEP)]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ndjson::LineFailure;
+
+    fn body_of(e: IngestError) -> (StatusCode, String) {
+        let status = e.status();
+        (status, e.body())
+    }
+
+    #[test]
+    fn statuses_and_codes() {
+        assert_eq!(body_of(IngestError::NotFound).0, StatusCode::NOT_FOUND);
+        assert_eq!(IngestError::EmptyBody.code(), "empty_body");
+        assert_eq!(
+            IngestError::InvalidObject(LineError::MissingIp).code(),
+            "missing_ip"
+        );
+        let r = IngestError::MethodNotAllowed.into_response();
+        assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(r.headers()[ALLOW], "POST");
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn batch_error_body_lists_failures() {
+        let report = BatchReport {
+            accepted: 2,
+            rejected: 1,
+            errors: vec![LineFailure {
+                line: 3,
+                error: LineError::invalid_ip("x\"y"),
+            }],
+        };
+        let (status, body) = body_of(IngestError::InvalidLines(report));
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.starts_with(r#"{"error":"invalid_lines","#), "{body}");
+        assert!(
+            body.contains(
+                r#""accepted":2,"rejected":1,"errors":[{"line":3,"error":"invalid_ip","message":"#
+            ),
+            "{body}"
+        );
+        assert!(body.contains(r#"x\\\"y"#), "{body}");
+    }
+
+    #[test]
+    fn too_large_reports_progress_and_closes() {
+        let e = IngestError::PayloadTooLarge {
+            limit: 10,
+            declared: false,
+            progress: Some(BatchReport {
+                accepted: 7,
+                ..BatchReport::default()
+            }),
+        };
+        assert_eq!(e.line_counts(), (7, 0));
+        let (_, body) = body_of(e.clone());
+        assert!(
+            body.contains(r#""limit":10,"accepted":7,"rejected":0"#),
+            "{body}"
+        );
+        assert_eq!(e.into_response().headers()[CONNECTION], "close");
+    }
+
+    #[test]
+    fn accepted_bodies() {
+        let r = accepted_response(1);
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        let r = accepted_response(12);
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/json");
+    }
+}

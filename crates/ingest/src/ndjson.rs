@@ -1,0 +1,345 @@
+//! Incremental NDJSON processing: split body chunks into lines as they
+//! arrive and count each line immediately.
+//!
+//! Only a line that straddles two chunks is buffered (in [`LineSplitter`]'s
+//! carry buffer), so memory per request is bounded by the longest allowed
+//! line (the single-object size limit), not by the batch size. A line longer
+//! than that is not buffered at all: its bytes are skipped up to the next
+//! newline and it is reported as [`LineError::LineTooLong`].
+//!
+//! Line numbers are 1-based physical line numbers, blank lines included, so
+//! they match what an editor shows for the file that was posted. Lines end in
+//! `\n`; a trailing `\r` is stripped; lines holding only spaces/tabs are
+//! blank and ignored; the final newline is optional.
+
+use uniqd_core::UniqueCounter;
+
+use crate::line_parser::{with_parser, LineParser};
+use crate::parse::LineError;
+
+/// How many per-line failures a batch report keeps (the rest are counted).
+pub const MAX_REPORTED_ERRORS: usize = 10;
+
+/// One failed line of a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineFailure {
+    /// 1-based line number within the request body.
+    pub line: u64,
+    /// What was wrong with it.
+    pub error: LineError,
+}
+
+/// Running totals for one NDJSON request.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Lines counted.
+    pub accepted: u64,
+    /// Non-blank lines rejected.
+    pub rejected: u64,
+    /// The first [`MAX_REPORTED_ERRORS`] failures, in line order.
+    pub errors: Vec<LineFailure>,
+}
+
+impl BatchReport {
+    fn record(&mut self, line: u64, result: Result<(), LineError>) {
+        match result {
+            Ok(()) => self.accepted += 1,
+            Err(error) => {
+                self.rejected += 1;
+                if self.errors.len() < MAX_REPORTED_ERRORS {
+                    self.errors.push(LineFailure { line, error });
+                }
+            }
+        }
+    }
+
+    /// Non-blank lines seen so far.
+    #[must_use]
+    pub fn lines(&self) -> u64 {
+        self.accepted + self.rejected
+    }
+}
+
+/// A line handed out by [`LineSplitter`].
+#[derive(Debug, PartialEq, Eq)]
+enum Line<'a> {
+    /// A complete line, without its `\n` (a trailing `\r` may remain).
+    Complete(&'a [u8]),
+    /// A line that exceeded the length limit; its bytes were discarded.
+    TooLong,
+}
+
+/// Splits a stream of byte chunks into lines, carrying partial lines over.
+#[derive(Debug)]
+struct LineSplitter {
+    carry: Vec<u8>,
+    /// Discarding the rest of an over-long line until its newline.
+    skipping: bool,
+    /// Number of the line currently being assembled (1-based).
+    line_no: u64,
+    max_line: usize,
+}
+
+impl LineSplitter {
+    fn new(max_line: usize) -> Self {
+        Self {
+            carry: Vec::new(),
+            skipping: false,
+            line_no: 1,
+            max_line,
+        }
+    }
+
+    /// Feeds one chunk, calling `on_line(line_no, line)` for every line it
+    /// completes.
+    fn feed(&mut self, mut chunk: &[u8], mut on_line: impl FnMut(u64, Line<'_>)) {
+        while let Some(nl) = memchr::memchr(b'\n', chunk) {
+            let piece = &chunk[..nl];
+            chunk = &chunk[nl + 1..];
+            if self.skipping {
+                self.skipping = false;
+                on_line(self.line_no, Line::TooLong);
+            } else if self.carry.is_empty() {
+                // Common case: the whole line is inside this chunk, no copy.
+                self.emit(piece, &mut on_line);
+            } else if self.carry.len() + piece.len() > self.max_line + 1 {
+                self.carry.clear();
+                on_line(self.line_no, Line::TooLong);
+            } else {
+                let mut carry = std::mem::take(&mut self.carry);
+                carry.extend_from_slice(piece);
+                self.emit(&carry, &mut on_line);
+                carry.clear();
+                self.carry = carry;
+            }
+            self.line_no += 1;
+        }
+        if !self.skipping && !chunk.is_empty() {
+            // `+ 1` leaves room for a `\r` that is stripped later.
+            if self.carry.len() + chunk.len() > self.max_line + 1 {
+                self.carry.clear();
+                self.skipping = true;
+            } else {
+                self.carry.extend_from_slice(chunk);
+            }
+        }
+    }
+
+    /// Flushes the last line if the body did not end in a newline.
+    fn finish(&mut self, mut on_line: impl FnMut(u64, Line<'_>)) {
+        if self.skipping {
+            self.skipping = false;
+            on_line(self.line_no, Line::TooLong);
+        } else if !self.carry.is_empty() {
+            let carry = std::mem::take(&mut self.carry);
+            self.emit(&carry, &mut on_line);
+        }
+    }
+
+    fn emit(&self, line: &[u8], on_line: &mut impl FnMut(u64, Line<'_>)) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.len() > self.max_line {
+            on_line(self.line_no, Line::TooLong);
+        } else {
+            on_line(self.line_no, Line::Complete(line));
+        }
+    }
+}
+
+/// Whether a line holds nothing but JSON whitespace.
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
+}
+
+/// Counts the lines of one NDJSON request as its chunks arrive.
+#[derive(Debug)]
+pub(crate) struct NdjsonBatch<'c> {
+    splitter: LineSplitter,
+    report: BatchReport,
+    counter: &'c UniqueCounter,
+}
+
+impl<'c> NdjsonBatch<'c> {
+    /// `max_line` is the longest accepted line in bytes (excluding `\r\n`).
+    pub(crate) fn new(counter: &'c UniqueCounter, max_line: usize) -> Self {
+        Self {
+            splitter: LineSplitter::new(max_line),
+            report: BatchReport::default(),
+            counter,
+        }
+    }
+
+    /// Processes every line completed by `chunk`.
+    pub(crate) fn feed(&mut self, chunk: &[u8]) {
+        let Self {
+            splitter,
+            report,
+            counter,
+        } = self;
+        let limit = splitter.max_line;
+        with_parser(|parser| {
+            splitter.feed(chunk, |n, line| {
+                handle(parser, counter, report, limit, n, line)
+            });
+        });
+    }
+
+    /// Processes the trailing unterminated line, if any, and returns the totals.
+    pub(crate) fn finish(mut self) -> BatchReport {
+        let Self {
+            splitter,
+            report,
+            counter,
+        } = &mut self;
+        let limit = splitter.max_line;
+        with_parser(|parser| {
+            splitter.finish(|n, line| handle(parser, counter, report, limit, n, line));
+        });
+        self.report
+    }
+
+    /// Totals so far.
+    #[cfg(test)]
+    pub(crate) fn report(&self) -> &BatchReport {
+        &self.report
+    }
+
+    /// Takes the totals so far, consuming the batch.
+    pub(crate) fn into_report(self) -> BatchReport {
+        self.report
+    }
+}
+
+fn handle(
+    parser: &mut LineParser,
+    counter: &UniqueCounter,
+    report: &mut BatchReport,
+    limit: usize,
+    line_no: u64,
+    line: Line<'_>,
+) {
+    match line {
+        Line::Complete(bytes) if is_blank(bytes) => {}
+        Line::Complete(bytes) => report.record(line_no, parser.count_line(bytes, counter)),
+        Line::TooLong => report.record(line_no, Err(LineError::LineTooLong { limit })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Eq)]
+    enum Got {
+        Line(u64, String),
+        TooLong(u64),
+    }
+
+    fn split(chunks: &[&[u8]], max_line: usize) -> Vec<Got> {
+        let mut s = LineSplitter::new(max_line);
+        let mut out = Vec::new();
+        let mut sink = |n: u64, line: Line<'_>| {
+            out.push(match line {
+                Line::Complete(b) => Got::Line(n, String::from_utf8_lossy(b).into_owned()),
+                Line::TooLong => Got::TooLong(n),
+            });
+        };
+        for c in chunks {
+            s.feed(c, &mut sink);
+        }
+        s.finish(&mut sink);
+        out
+    }
+
+    fn line(n: u64, s: &str) -> Got {
+        Got::Line(n, s.to_owned())
+    }
+
+    #[test]
+    fn lines_within_one_chunk() {
+        assert_eq!(
+            split(&[b"a\nb\r\n\nc"], 100),
+            vec![line(1, "a"), line(2, "b"), line(3, ""), line(4, "c")]
+        );
+        assert_eq!(split(&[b"a\n"], 100), vec![line(1, "a")]);
+        assert_eq!(split(&[b""], 100), vec![]);
+    }
+
+    #[test]
+    fn lines_across_chunks() {
+        assert_eq!(
+            split(&[b"ab", b"c\nd", b"", b"e\r", b"\nf"], 100),
+            vec![line(1, "abc"), line(2, "de"), line(3, "f")]
+        );
+        // Every byte its own chunk.
+        let text = b"{\"ip\":\"1\"}\r\n\n{}\n";
+        let chunks: Vec<&[u8]> = text.chunks(1).collect();
+        assert_eq!(
+            split(&chunks, 100),
+            vec![line(1, "{\"ip\":\"1\"}"), line(2, ""), line(3, "{}")]
+        );
+    }
+
+    #[test]
+    fn over_long_lines_are_skipped_not_buffered() {
+        // In one chunk.
+        assert_eq!(
+            split(&[b"12345\n123456\nok"], 5),
+            vec![line(1, "12345"), Got::TooLong(2), line(3, "ok")]
+        );
+        // `\r\n` does not count against the limit.
+        assert_eq!(split(&[b"12345\r\n"], 5), vec![line(1, "12345")]);
+        // Spread over chunks: the carry never exceeds the limit.
+        let mut s = LineSplitter::new(5);
+        let mut out = Vec::new();
+        for c in [&b"123"[..], b"456", b"789", b"0\nok\n"] {
+            s.feed(c, |n, l| out.push((n, matches!(l, Line::TooLong))));
+            assert!(s.carry.len() <= 6);
+        }
+        assert_eq!(out, vec![(1, true), (2, false)]);
+        // Unterminated over-long last line.
+        assert_eq!(
+            split(&[b"ok\n1234", b"567"], 5),
+            vec![line(1, "ok"), Got::TooLong(2)]
+        );
+    }
+
+    #[test]
+    fn blank_detection() {
+        assert!(is_blank(b""));
+        assert!(is_blank(b" \t\r"));
+        assert!(!is_blank(b" {} "));
+    }
+
+    #[test]
+    fn batch_counts_and_reports_first_errors() {
+        let counter = UniqueCounter::new();
+        let mut batch = NdjsonBatch::new(&counter, 1024);
+        batch.feed(b"{\"ip\":\"1.1.1.1\"}\n\nnot json\n{\"ip\":\"1.1.");
+        assert_eq!(batch.report().accepted, 1);
+        batch.feed(b"1.2\"}\n{\"ip\":\"1.1.1.1\"}\r\n");
+        let report = batch.finish();
+        assert_eq!(report.accepted, 3);
+        assert_eq!(report.rejected, 1);
+        assert_eq!(report.errors.len(), 1);
+        assert_eq!(report.errors[0].line, 3);
+        assert_eq!(report.errors[0].error.code(), "invalid_json");
+        assert_eq!(counter.estimate(), 2);
+    }
+
+    #[test]
+    fn batch_keeps_only_the_first_ten_errors() {
+        let counter = UniqueCounter::new();
+        let mut batch = NdjsonBatch::new(&counter, 1024);
+        let body = "{}\n".repeat(25);
+        batch.feed(body.as_bytes());
+        let report = batch.finish();
+        assert_eq!(report.rejected, 25);
+        assert_eq!(report.errors.len(), MAX_REPORTED_ERRORS);
+        assert_eq!(report.errors[9].line, 10);
+        assert!(report
+            .errors
+            .iter()
+            .all(|e| e.error == LineError::MissingIp));
+    }
+}

@@ -1,0 +1,314 @@
+//! The HTTP/1.1 accept loop shared by the ingest and the metrics servers.
+//!
+//! [`serve`] owns a bound listener and runs until `shutdown` resolves, then
+//! drains. What it guarantees, in order of a connection's life:
+//!
+//! 1. **Connection cap**: a semaphore permit is taken *before* `accept`, so
+//!    once [`ServerConfig::max_connections`] are open, further clients wait
+//!    in the kernel's listen backlog instead of being accepted and starved.
+//! 2. **Accept errors** (EMFILE, ENFILE, ECONNABORTED, ...) are logged at
+//!    warn and retried with exponential backoff (10 ms doubling to 1 s); they
+//!    never stop the server.
+//! 3. Each connection gets `TCP_NODELAY` and its own task, running hyper's
+//!    HTTP/1.1 server with keep-alive, a timer, and:
+//!    * `header_read_timeout`: in hyper 1.x this timer is armed whenever the
+//!      connection waits for a request head — right after accept *and* after
+//!      each response on a kept-alive connection — and disarmed once the
+//!      head is parsed. It therefore bounds slow-loris heads **and** idle
+//!      keep-alive time, but not bodies or responses;
+//!    * `max_buf_size`: a request head that does not fit gets hyper's 431;
+//!    * a **body-read timeout**, per chunk, applied by
+//!      [`RequestBody`](crate::request_body::RequestBody), which hyper lacks;
+//!    * an **idle timeout** (see [`crate::connection`]): a connection with no
+//!      request in flight and no bytes moved for `idle_timeout` is closed.
+//!      With the defaults, hyper's shorter header timeout closes idle
+//!      connections first; the idle timeout matters when it is configured
+//!      below the header timeout.
+//! 4. **Shutdown**: the listener is closed (new connections are refused),
+//!    hyper-util's `GracefulShutdown` tells every connection to finish its
+//!    in-flight request and close, and after [`ServerConfig::drain_timeout`]
+//!    the remaining connection tasks are aborted.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Body;
+use hyper::server::conn::http1;
+use hyper::service::Service;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioTimer;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::connection::{serve_connection, ConnectionSettings};
+use crate::request_body::RequestBody;
+
+/// hyper's lower bound for `max_buf_size` (it panics below this).
+pub const MIN_BUF_SIZE: usize = 8192;
+
+/// Connection handling settings for [`serve`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Maximum simultaneously open connections; more wait in the backlog.
+    pub max_connections: usize,
+    /// How long shutdown waits for in-flight requests before dropping
+    /// the remaining connections.
+    pub drain_timeout: Duration,
+    /// Deadline for receiving a complete request head, counted from when the
+    /// connection starts waiting for one (so it also bounds idle keep-alive).
+    pub header_read_timeout: Duration,
+    /// Close a connection with no request in flight after this long without
+    /// any bytes read or written.
+    pub idle_timeout: Duration,
+    /// Longest wait for each next chunk of a request body (408 after).
+    pub body_read_timeout: Duration,
+    /// hyper's per-connection read buffer limit; a request head larger than
+    /// this is answered with 431. At least [`MIN_BUF_SIZE`].
+    pub max_buf_size: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            drain_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            max_buf_size: 64 * 1024,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Checks the values [`serve`] would otherwise reject.
+    ///
+    /// # Errors
+    ///
+    /// A human-readable description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_connections == 0 || self.max_connections > Semaphore::MAX_PERMITS {
+            return Err(format!(
+                "max connections must be between 1 and {}",
+                Semaphore::MAX_PERMITS
+            ));
+        }
+        if self.max_buf_size < MIN_BUF_SIZE {
+            return Err(format!(
+                "max buffer (header) size must be at least {MIN_BUF_SIZE} bytes"
+            ));
+        }
+        for (name, value) in [
+            ("header read timeout", self.header_read_timeout),
+            ("idle timeout", self.idle_timeout),
+            ("body read timeout", self.body_read_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(format!("{name} must be greater than zero"));
+            }
+        }
+        Ok(())
+    }
+
+    fn http1_builder(&self) -> http1::Builder {
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .keep_alive(true)
+            .max_buf_size(self.max_buf_size);
+        builder
+    }
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then drains.
+///
+/// `make_service` is called once per accepted connection with the peer
+/// address and returns the service for that connection. Requests reach it
+/// with a [`RequestBody`] that enforces the body-read timeout.
+///
+/// Works on both the current-thread and the multi-thread tokio runtime
+/// (connections are spawned on the ambient runtime).
+///
+/// # Errors
+///
+/// `InvalidInput` if `config` fails [`ServerConfig::validate`]. Runtime
+/// errors (accept failures, broken connections) are logged, not returned.
+pub async fn serve<M, S, B>(
+    listener: TcpListener,
+    mut make_service: M,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    M: FnMut(SocketAddr) -> S,
+    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    config
+        .validate()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    let local_addr = listener.local_addr()?;
+    let settings = Arc::new(ConnectionSettings {
+        builder: config.http1_builder(),
+        idle_timeout: config.idle_timeout,
+        body_read_timeout: config.body_read_timeout,
+    });
+    let permits = Arc::new(Semaphore::new(config.max_connections));
+    let graceful = GracefulShutdown::new();
+    let mut tasks = JoinSet::new();
+    let mut backoff = Backoff::default();
+    let mut shutdown = std::pin::pin!(shutdown);
+
+    loop {
+        // Take a connection slot *before* accepting: at the cap, clients
+        // queue in the kernel backlog.
+        let permit = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            permit = Arc::clone(&permits).acquire_owned() => match permit {
+                Ok(permit) => permit,
+                // The semaphore is never closed; stop serving if it were.
+                Err(_closed) => break,
+            },
+        };
+        let accepted = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, peer) = match accepted {
+            Ok(conn) => {
+                backoff.reset();
+                conn
+            }
+            Err(error) => {
+                let delay = backoff.next_delay();
+                tracing::warn!(%local_addr, %error, retry_in = ?delay, "accept failed");
+                drop(permit);
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(delay) => continue,
+                }
+            }
+        };
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
+        }
+        reap_finished(&mut tasks);
+        tasks.spawn(serve_connection(
+            stream,
+            peer,
+            make_service(peer),
+            Arc::clone(&settings),
+            graceful.watcher(),
+            permit,
+        ));
+    }
+
+    // Stop accepting: the kernel now refuses new connections.
+    drop(listener);
+    let open = graceful.count();
+    tracing::info!(%local_addr, open_connections = open, drain_timeout = ?config.drain_timeout, "server stopping; draining connections");
+    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+        .await
+        .is_ok()
+    {
+        while let Some(result) = tasks.join_next().await {
+            log_task_result(result);
+        }
+        tracing::debug!(%local_addr, "all connections drained");
+    } else {
+        tracing::warn!(%local_addr, remaining = tasks.len(), "drain deadline passed; closing remaining connections");
+        tasks.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Collects finished connection tasks so the set does not grow unboundedly.
+fn reap_finished(tasks: &mut JoinSet<()>) {
+    while let Some(result) = tasks.try_join_next() {
+        log_task_result(result);
+    }
+}
+
+fn log_task_result(result: Result<(), tokio::task::JoinError>) {
+    if let Err(error) = result {
+        if error.is_panic() {
+            tracing::error!(%error, "connection task panicked");
+        }
+    }
+}
+
+/// Exponential backoff for accept errors: 10 ms, doubling, capped at 1 s.
+#[derive(Debug)]
+struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    const MIN: Duration = Duration::from_millis(10);
+    const MAX: Duration = Duration::from_secs(1);
+
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::MAX);
+        delay
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::MIN;
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self { next: Self::MIN }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_cap_and_resets() {
+        let mut b = Backoff::default();
+        let delays: Vec<_> = (0..9).map(|_| b.next_delay().as_millis()).collect();
+        assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
+        b.reset();
+        assert_eq!(b.next_delay(), Duration::from_millis(10));
+    }
+
+    #[test]
+    fn config_validation() {
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
+        let bad = [
+            ServerConfig {
+                max_connections: 0,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                max_buf_size: 100,
+                ..ServerConfig::default()
+            },
+            ServerConfig {
+                body_read_timeout: Duration::ZERO,
+                ..ServerConfig::default()
+            },
+        ];
+        for config in bad {
+            assert!(config.validate().is_err(), "{config:?}");
+        }
+    }
+}
