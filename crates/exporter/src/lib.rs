@@ -1,1 +1,166 @@
-//! placeholder
+//! Prometheus/OpenMetrics exporter for uniqd: `/metrics`, `/healthz` and
+//! `/readyz` on the metrics port (default 9102).
+//!
+//! # Design
+//!
+//! * **Read at scrape time.** The unique-address estimate and the ingest
+//!   request metrics are not mirrored into prometheus-client metric objects;
+//!   a custom [`Collector`](prometheus_client::collector::Collector)
+//!   ([`collector::UniqdCollector`]) reads them when Prometheus scrapes. The
+//!   ingest hot path thus only touches its own lock-free atomics, and the
+//!   exported values are never stale.
+//! * **A plain [`Registry`]**, so more collectors or metrics can be added by
+//!   the caller before [`run`]; [`registry`] builds the standard one.
+//! * **Same server loop as ingest** ([`uniqd_ingest::server::serve`]):
+//!   connection cap, timeouts, graceful drain.
+//! * **OpenMetrics text** (`application/openmetrics-text; version=1.0.0`),
+//!   ending in `# EOF`. Encoding the whole registry takes microseconds.
+//!
+//! | endpoint   | answer |
+//! |------------|--------|
+//! | `/metrics` | 200, OpenMetrics text |
+//! | `/healthz` | 200 `{"status":"ok"}` while the process serves |
+//! | `/readyz`  | 200 `{"status":"ready",...}`; 503 while starting or draining |
+//! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
+
+#![forbid(unsafe_code)]
+
+pub mod collector;
+pub mod config;
+pub mod readiness;
+mod routes;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use hyper::service::service_fn;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use uniqd_core::UniqueCounter;
+use uniqd_ingest::IngestMetrics;
+
+pub use crate::collector::{BuildInfo, UniqdCollector};
+pub use crate::config::ExporterConfig;
+pub use crate::readiness::{Readiness, ReadyState};
+pub use crate::routes::OPENMETRICS_CONTENT_TYPE;
+
+/// The standard registry: one [`UniqdCollector`] over the counter and the
+/// ingest metrics.
+#[must_use]
+pub fn registry(
+    counter: Arc<UniqueCounter>,
+    ingest: Arc<IngestMetrics>,
+    build: BuildInfo,
+) -> Registry {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(UniqdCollector::new(counter, ingest, build)));
+    registry
+}
+
+/// State shared by all metrics connections.
+#[derive(Debug)]
+struct ExporterState {
+    registry: Arc<Registry>,
+    readiness: Arc<Readiness>,
+    started: Instant,
+    /// Size of the previous scrape, to allocate the next one in one go.
+    last_scrape_len: AtomicUsize,
+}
+
+impl ExporterState {
+    fn scrape_size_hint(&self) -> usize {
+        // Relaxed: only a capacity hint; any recent value will do.
+        self.last_scrape_len.load(Ordering::Relaxed).max(4096) + 256
+    }
+
+    fn record_scrape_size(&self, len: usize) {
+        // Relaxed: only a capacity hint.
+        self.last_scrape_len.store(len, Ordering::Relaxed);
+    }
+}
+
+/// Runs the metrics server on `listener` until `shutdown` resolves, then
+/// drains (see [`uniqd_ingest::server::serve`]).
+///
+/// # Errors
+///
+/// `InvalidInput` if the server configuration is invalid.
+pub async fn run(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    readiness: Arc<Readiness>,
+    config: ExporterConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let state = Arc::new(ExporterState {
+        registry,
+        readiness,
+        started: Instant::now(),
+        last_scrape_len: AtomicUsize::new(0),
+    });
+    let make_service = move |_peer| {
+        let state = Arc::clone(&state);
+        service_fn(move |req| {
+            let response = routes::handle(&state, &req);
+            async move { Ok::<_, Infallible>(response) }
+        })
+    };
+    uniqd_ingest::server::serve(listener, make_service, config.server, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scrape(registry: &Registry) -> String {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).expect("encodes");
+        text
+    }
+
+    #[test]
+    fn exposes_the_contracted_families() {
+        let counter = Arc::new(UniqueCounter::with_threshold(100));
+        let ingest = Arc::new(IngestMetrics::new());
+        for ip in ["1.2.3.4", "::1", "0:0:0:0:0:0:0:1", "::ffff:1.2.3.4"] {
+            counter.insert_str(ip).expect("valid");
+        }
+        ingest.record_request(
+            uniqd_ingest::metrics::RequestOutcome::Accepted,
+            std::time::Duration::from_micros(300),
+        );
+        ingest.record_lines(4, 1);
+        let registry = registry(
+            Arc::clone(&counter),
+            ingest,
+            BuildInfo {
+                version: "1.2.3".to_owned(),
+            },
+        );
+        let text = scrape(&registry);
+        for expected in [
+            "# TYPE unique_ip_addresses gauge\nunique_ip_addresses 2\n",
+            "uniqd_counter_phase{phase=\"exact\"} 1\n",
+            "uniqd_counter_phase{phase=\"sketch\"} 0\n",
+            "uniqd_counter_relative_standard_error 0.0\n",
+            "uniqd_counter_threshold 100\n",
+            "# TYPE uniqd_ingest_requests counter\n",
+            "uniqd_ingest_requests_total{outcome=\"accepted\"} 1\n",
+            "uniqd_ingest_requests_total{outcome=\"payload_too_large\"} 0\n",
+            "uniqd_ingest_lines_total{outcome=\"accepted\"} 4\n",
+            "uniqd_ingest_lines_total{outcome=\"invalid\"} 1\n",
+            "# UNIT uniqd_ingest_request_duration_seconds seconds\n",
+            "uniqd_ingest_request_duration_seconds_count 1\n",
+            "uniqd_ingest_request_duration_seconds_bucket{le=\"0.0005\"} 1\n",
+            "uniqd_ingest_request_duration_seconds_bucket{le=\"+Inf\"} 1\n",
+            "uniqd_build_info{version=\"1.2.3\"} 1\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "{text}");
+    }
+}

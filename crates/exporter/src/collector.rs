@@ -1,0 +1,175 @@
+//! The scrape-time [`Collector`] that turns the counter and the ingest
+//! metrics into OpenMetrics families.
+//!
+//! Nothing is cached: every scrape reads `UniqueCounter::estimate` (≈10 µs)
+//! and the ingest atomics directly, so `/metrics` is always current and the
+//! hot path never does extra work for monitoring. Metric names are a fixed
+//! contract with dashboards and alerts; change them only together.
+
+use std::fmt;
+use std::sync::Arc;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Unit;
+use uniqd_core::{Phase, UniqueCounter};
+use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
+use uniqd_ingest::IngestMetrics;
+
+/// `unique_ip_addresses` (gauge, no unit suffix by contract).
+pub const UNIQUE_IP_ADDRESSES: &str = "unique_ip_addresses";
+/// `uniqd_counter_phase{phase="exact"|"sketch"}` (gauge, 1 for the current).
+pub const COUNTER_PHASE: &str = "uniqd_counter_phase";
+/// `uniqd_counter_relative_standard_error` (gauge).
+pub const COUNTER_RELATIVE_STANDARD_ERROR: &str = "uniqd_counter_relative_standard_error";
+/// `uniqd_counter_threshold` (gauge).
+pub const COUNTER_THRESHOLD: &str = "uniqd_counter_threshold";
+/// Family `uniqd_ingest_requests`, samples `uniqd_ingest_requests_total{outcome}`.
+pub const INGEST_REQUESTS: &str = "uniqd_ingest_requests";
+/// Family `uniqd_ingest_lines`, samples `uniqd_ingest_lines_total{outcome}`.
+pub const INGEST_LINES: &str = "uniqd_ingest_lines";
+/// `uniqd_ingest_request_duration_seconds` histogram (name without the unit).
+pub const INGEST_REQUEST_DURATION: &str = "uniqd_ingest_request_duration";
+/// `uniqd_build_info{version}` (gauge, always 1).
+pub const BUILD_INFO: &str = "uniqd_build_info";
+
+/// Static facts about the running build, exposed as `uniqd_build_info`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildInfo {
+    /// The `version` label, e.g. `env!("CARGO_PKG_VERSION")`.
+    pub version: String,
+}
+
+/// Reads the counter and the ingest metrics on every scrape.
+pub struct UniqdCollector {
+    counter: Arc<UniqueCounter>,
+    ingest: Arc<IngestMetrics>,
+    build: BuildInfo,
+}
+
+impl UniqdCollector {
+    /// A collector over the shared counter and ingest metrics.
+    #[must_use]
+    pub fn new(counter: Arc<UniqueCounter>, ingest: Arc<IngestMetrics>, build: BuildInfo) -> Self {
+        Self {
+            counter,
+            ingest,
+            build,
+        }
+    }
+
+    fn encode_counter_state(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let estimate = self.counter.estimate();
+        encoder
+            .encode_descriptor(
+                UNIQUE_IP_ADDRESSES,
+                "Distinct client IP addresses seen since start: exact below the threshold, \
+                 a HyperLogLog estimate above it.",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&estimate)?;
+
+        let phase = self.counter.phase();
+        let mut family = encoder.encode_descriptor(
+            COUNTER_PHASE,
+            "Counting phase: 1 for the current phase (exact set or HyperLogLog sketch), 0 otherwise.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for (label, this) in [("exact", Phase::Exact), ("sketch", Phase::Sketch)] {
+            family
+                .encode_family(&[("phase", label)])?
+                .encode_gauge(&i64::from(phase == this))?;
+        }
+
+        encoder
+            .encode_descriptor(
+                COUNTER_RELATIVE_STANDARD_ERROR,
+                "Relative standard error of unique_ip_addresses (0 while exact).",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&self.counter.relative_standard_error())?;
+
+        encoder
+            .encode_descriptor(
+                COUNTER_THRESHOLD,
+                "Distinct addresses counted exactly before switching to the sketch.",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&u64::try_from(self.counter.threshold()).unwrap_or(u64::MAX))
+    }
+
+    fn encode_ingest(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let mut family = encoder.encode_descriptor(
+            INGEST_REQUESTS,
+            "Ingest HTTP requests by outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for outcome in RequestOutcome::ALL {
+            family
+                .encode_family(&[("outcome", outcome.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(&self.ingest.requests(outcome), None)?;
+        }
+
+        let mut family = encoder.encode_descriptor(
+            INGEST_LINES,
+            "Log objects (NDJSON lines or single bodies) by outcome.",
+            None,
+            MetricType::Counter,
+        )?;
+        for outcome in LineOutcome::ALL {
+            family
+                .encode_family(&[("outcome", outcome.as_str())])?
+                .encode_counter::<NoLabelSet, _, u64>(&self.ingest.lines(outcome), None)?;
+        }
+
+        let histogram = self.ingest.request_duration();
+        encoder
+            .encode_descriptor(
+                INGEST_REQUEST_DURATION,
+                "Time from request head to response, per ingest request.",
+                Some(&Unit::Seconds),
+                MetricType::Histogram,
+            )?
+            .encode_histogram::<NoLabelSet>(
+                histogram.sum_seconds,
+                histogram.count,
+                &histogram.buckets,
+                None,
+            )
+    }
+
+    fn encode_build_info(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        encoder
+            .encode_descriptor(
+                BUILD_INFO,
+                "Build information; always 1.",
+                None,
+                MetricType::Gauge,
+            )?
+            .encode_family(&[("version", self.build.version.as_str())])?
+            .encode_gauge(&1_i64)
+    }
+}
+
+impl fmt::Debug for UniqdCollector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UniqdCollector")
+            .field("ingest", &self.ingest)
+            .field("build", &self.build)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Collector for UniqdCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
+        self.encode_counter_state(&mut encoder)?;
+        self.encode_ingest(&mut encoder)?;
+        self.encode_build_info(&mut encoder)
+    }
+}

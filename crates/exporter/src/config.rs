@@ -1,0 +1,13 @@
+//! Configuration of the metrics server.
+
+use uniqd_ingest::ServerConfig;
+
+/// Default metrics port.
+pub const DEFAULT_METRICS_PORT: u16 = 9102;
+
+/// Settings for [`run`](crate::run).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ExporterConfig {
+    /// Connection handling (same loop as the ingest server).
+    pub server: ServerConfig,
+}

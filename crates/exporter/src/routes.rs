@@ -1,0 +1,100 @@
+//! Routing and responses of the metrics server: `/metrics`, `/healthz`,
+//! `/readyz`; anything else is a JSON 404 (or 405 for a wrong method).
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use uniqd_ingest::json::JsonObject;
+
+use crate::readiness::ReadyState;
+use crate::ExporterState;
+
+/// `Content-Type` of `/metrics`.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Serves one request to the metrics port.
+pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Full<Bytes>> {
+    let read = matches!(*req.method(), Method::GET | Method::HEAD);
+    match (read, req.uri().path()) {
+        (true, "/metrics") => metrics(state),
+        (true, "/healthz") => json(
+            StatusCode::OK,
+            JsonObject::new().str("status", "ok").finish(),
+        ),
+        (true, "/readyz") => readyz(state),
+        (false, "/metrics" | "/healthz" | "/readyz") => {
+            let mut response = error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "only GET and HEAD are supported here",
+            );
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            response
+        }
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such endpoint; try /metrics, /healthz or /readyz",
+        ),
+    }
+}
+
+fn metrics(state: &ExporterState) -> Response<Full<Bytes>> {
+    let mut text = String::with_capacity(state.scrape_size_hint());
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
+        tracing::error!(%error, "encoding metrics failed");
+        return error_response_500();
+    }
+    state.record_scrape_size(text.len());
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
+    );
+    response
+}
+
+fn error_response_500() -> Response<Full<Bytes>> {
+    error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "encoding_failed",
+        "metrics could not be encoded",
+    )
+}
+
+fn readyz(state: &ExporterState) -> Response<Full<Bytes>> {
+    let ready = state.readiness.get();
+    let status = if ready == ReadyState::Ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = JsonObject::new()
+        .str("status", ready.as_str())
+        .u64("uptime_seconds", state.started.elapsed().as_secs())
+        .finish();
+    json(status, body)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    json(
+        status,
+        JsonObject::new()
+            .str("error", code)
+            .str("message", message)
+            .finish(),
+    )
+}
+
+fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
