@@ -17,6 +17,7 @@ use crate::estimator;
 use crate::exact::{ExactSet, Inserted};
 use crate::redis_format::{self, RedisHllError};
 use crate::registers::{Registers, M};
+use crate::state::{self, StateError};
 
 /// Default exact threshold: up to this many distinct addresses the count is exact.
 ///
@@ -287,6 +288,50 @@ impl UniqueCounter {
     /// registers always hold every element.
     pub fn to_redis(&self) -> Vec<u8> {
         redis_format::encode_dense(&self.registers.snapshot())
+    }
+
+    /// The counter as a state file (format in the `state` module docs): phase, floor,
+    /// registers as a Redis HLL string, and the exact set's hashes while exact.
+    pub fn to_state(&self) -> Vec<u8> {
+        let guard = epoch::pin();
+        let mut hashes = Vec::new();
+        let exact = match self.exact_set(&guard) {
+            Some(set) => {
+                hashes.reserve(set.len() + 8);
+                set.for_each(|hash| hashes.push(hash));
+                hashes.len() <= self.threshold
+            }
+            None => false,
+        };
+        // Registers after the hashes: every hash read above (Acquire) has its register update
+        // visible, so the snapshot is consistent even while threads insert.
+        let registers = self.registers.snapshot();
+        // Relaxed: the floor only grows; any value read is a valid lower bound.
+        let floor = self.floor.load(Ordering::Relaxed);
+        if exact {
+            state::encode(false, self.threshold as u64, floor, &registers, &hashes)
+        } else {
+            let floor = floor.max(hashes.len() as u64);
+            state::encode(true, self.threshold as u64, floor, &registers, &[])
+        }
+    }
+
+    /// Loads a state written by [`to_state`](Self::to_state), to go on counting with
+    /// `threshold` (the configuration wins over the file: a saved exact set larger than
+    /// `threshold` continues in the sketch phase, with its size as the floor).
+    pub fn from_state(bytes: &[u8], threshold: usize) -> Result<Self, StateError> {
+        let state = state::decode(bytes)?;
+        let counter = Self::with_threshold(threshold);
+        counter.registers.merge_from(&state.registers);
+        let guard = epoch::pin();
+        if state.sketch {
+            counter.retire(usize::try_from(state.floor).unwrap_or(usize::MAX), &guard);
+        } else {
+            for hash in state.hashes {
+                counter.insert_exact(hash, &guard);
+            }
+        }
+        Ok(counter)
     }
 
     /// A copy of the registers, one byte each.

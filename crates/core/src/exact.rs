@@ -69,8 +69,9 @@ impl ExactSet {
     #[inline]
     pub(crate) fn insert(&self, hash: u64) -> Inserted {
         if hash == 0 {
-            // Relaxed: the flag and the count are independent values; `swap` is atomic.
-            return if self.has_zero.swap(true, Ordering::Relaxed) {
+            // AcqRel on the flag: Release as for a slot in the loop below; the count is a lone
+            // value (Relaxed).
+            return if self.has_zero.swap(true, Ordering::AcqRel) {
                 Inserted::Present
             } else {
                 Inserted::New {
@@ -83,15 +84,17 @@ impl ExactSet {
         let mut index = ((u128::from(hash) * capacity as u128) >> 64) as usize;
         for _ in 0..capacity {
             let slot = &self.slots[index];
-            // Relaxed everywhere here: a slot's value *is* the data (no other memory is
-            // published through it), and a compare-and-swap on one location is atomic at any
-            // ordering, so two inserters can never both claim a slot or drop a hash.
+            // Relaxed loads: a slot's value *is* the data, and a compare-and-swap on one
+            // location is atomic at any ordering, so two inserters can never both claim a slot
+            // or drop a hash. The successful CAS is Release so that a reader who Acquire-loads
+            // the hash (`for_each`, used by snapshots) also sees the register update the
+            // inserter made before it: a saved state never holds a hash without its register.
             let current = slot.load(Ordering::Relaxed);
             if current == hash {
                 return Inserted::Present;
             }
             if current == 0 {
-                match slot.compare_exchange(0, hash, Ordering::Relaxed, Ordering::Relaxed) {
+                match slot.compare_exchange(0, hash, Ordering::Release, Ordering::Relaxed) {
                     Ok(_) => {
                         return Inserted::New {
                             len: self.len.fetch_add(1, Ordering::Relaxed) + 1,
@@ -111,12 +114,12 @@ impl ExactSet {
 
     /// Calls `f` with every hash in the set.
     pub(crate) fn for_each(&self, mut f: impl FnMut(u64)) {
-        // Relaxed: see `insert`.
-        if self.has_zero.load(Ordering::Relaxed) {
+        // Acquire: pairs with the Release in `insert` (and on `has_zero`), see there.
+        if self.has_zero.load(Ordering::Acquire) {
             f(0);
         }
         for slot in self.slots.iter() {
-            let hash = slot.load(Ordering::Relaxed);
+            let hash = slot.load(Ordering::Acquire);
             if hash != 0 {
                 f(hash);
             }

@@ -135,9 +135,11 @@ mod exact;
 mod murmur;
 mod redis_format;
 mod registers;
+mod state;
 
 pub use counter::{Phase, UniqueCounter, DEFAULT_THRESHOLD, SKETCH_RELATIVE_STANDARD_ERROR};
 pub use element::{hash_ip, hash_ip_str, InvalidAddress};
 pub use murmur::{hash_element, murmur64a, REDIS_HLL_SEED};
 pub use redis_format::{RedisHllError, DENSE_LEN as REDIS_DENSE_LEN};
 pub use registers::{index_and_rank, M as REGISTERS, P as PRECISION};
+pub use state::{StateError, STATE_VERSION};

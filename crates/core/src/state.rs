@@ -1,0 +1,236 @@
+//! The state file format: a counter saved to disk and loaded back, phase and all.
+//!
+//! ```text
+//! offset  size    field
+//! 0       8       magic "UNIQDSTA"
+//! 8       4       format version, u32 little-endian (1)
+//! 12      1       phase: 0 exact, 1 sketch
+//! 13      3       zero
+//! 16      8       exact threshold the counter ran with, u64 LE (for inspection; the
+//!                 loading configuration decides the threshold)
+//! 24      8       floor (exact count at the swap), u64 LE
+//! 32      12,304  the registers as a Redis dense HLL string ("HYLL" ...)
+//! 12,336  8       number of exact hashes that follow, u64 LE (0 in the sketch phase)
+//! 12,344  8 × k   the exact set's 64-bit element hashes, u64 LE
+//! end-4   4       CRC-32 (IEEE) of every byte before it, u32 LE
+//! ```
+//!
+//! The registers sit at a fixed offset as a Redis string, so the state can be inspected with
+//! Redis itself: `tail -c +33 state | head -c 12304 | redis-cli -x SET k` then `PFCOUNT k`.
+//! Loading checks the magic, version, lengths, checksum, register values, and that every
+//! exact hash's register update is present in the registers, and says which check failed.
+
+#![forbid(unsafe_code)]
+
+use std::fmt;
+
+use crate::redis_format::{self, RedisHllError, DENSE_LEN};
+use crate::registers::{index_and_rank, M};
+
+const MAGIC: &[u8; 8] = b"UNIQDSTA";
+/// Current state format version.
+pub const STATE_VERSION: u32 = 1;
+const HEADER_LEN: usize = 32;
+const HASHES_AT: usize = HEADER_LEN + DENSE_LEN;
+const MIN_LEN: usize = HASHES_AT + 8 + 4;
+
+/// Why bytes are not a state this version can load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StateError {
+    /// Not a uniqd state file (wrong magic).
+    NotAState,
+    /// Written by an unknown format version.
+    Version(u32),
+    /// Too short or a length field that does not match the file's size.
+    Truncated {
+        /// Bytes expected.
+        expected: usize,
+        /// Bytes found.
+        found: usize,
+    },
+    /// The checksum does not match: the file is corrupt.
+    Checksum {
+        /// CRC stored in the file.
+        stored: u32,
+        /// CRC of the bytes read.
+        computed: u32,
+    },
+    /// The embedded HLL string is invalid.
+    Registers(RedisHllError),
+    /// A phase byte other than 0 or 1.
+    Phase(u8),
+    /// An exact hash whose register update is missing: registers and set disagree.
+    Inconsistent,
+}
+
+impl fmt::Display for StateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotAState => f.write_str("not a uniqd state file (magic UNIQDSTA missing)"),
+            Self::Version(v) => write!(
+                f,
+                "state format version {v} is not supported (this build reads {STATE_VERSION})"
+            ),
+            Self::Truncated { expected, found } => {
+                write!(
+                    f,
+                    "state file truncated: expected {expected} bytes, found {found}"
+                )
+            }
+            Self::Checksum { stored, computed } => {
+                write!(
+                    f,
+                    "state file corrupt: CRC-32 {computed:08x} does not match stored {stored:08x}"
+                )
+            }
+            Self::Registers(e) => write!(f, "state file registers invalid: {e}"),
+            Self::Phase(p) => write!(
+                f,
+                "state file phase byte {p} is neither 0 (exact) nor 1 (sketch)"
+            ),
+            Self::Inconsistent => {
+                f.write_str("state file inconsistent: an exact hash is missing from the registers")
+            }
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+/// A counter's state, decoded and checked.
+pub(crate) struct State {
+    pub(crate) sketch: bool,
+    pub(crate) floor: u64,
+    pub(crate) registers: Box<[u8; M]>,
+    pub(crate) hashes: Vec<u64>,
+}
+
+/// Encodes a state.
+pub(crate) fn encode(
+    sketch: bool,
+    threshold: u64,
+    floor: u64,
+    registers: &[u8; M],
+    hashes: &[u64],
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(MIN_LEN + hashes.len() * 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&STATE_VERSION.to_le_bytes());
+    out.extend_from_slice(&[u8::from(sketch), 0, 0, 0]);
+    out.extend_from_slice(&threshold.to_le_bytes());
+    out.extend_from_slice(&floor.to_le_bytes());
+    out.extend_from_slice(&redis_format::encode_dense(registers));
+    out.extend_from_slice(&(hashes.len() as u64).to_le_bytes());
+    for hash in hashes {
+        out.extend_from_slice(&hash.to_le_bytes());
+    }
+    let crc = crc32(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+fn u64_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Decodes and checks a state.
+pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
+    if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(StateError::NotAState);
+    }
+    if bytes.len() < 12 {
+        return Err(StateError::Truncated {
+            expected: MIN_LEN,
+            found: bytes.len(),
+        });
+    }
+    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+    if version != STATE_VERSION {
+        return Err(StateError::Version(version));
+    }
+    if bytes.len() < MIN_LEN {
+        return Err(StateError::Truncated {
+            expected: MIN_LEN,
+            found: bytes.len(),
+        });
+    }
+    let count = u64_at(bytes, HASHES_AT);
+    let expected = count
+        .checked_mul(8)
+        .and_then(|n| usize::try_from(n).ok())
+        .and_then(|n| n.checked_add(MIN_LEN))
+        .unwrap_or(usize::MAX);
+    if bytes.len() != expected {
+        return Err(StateError::Truncated {
+            expected,
+            found: bytes.len(),
+        });
+    }
+    let (body, stored) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([stored[0], stored[1], stored[2], stored[3]]);
+    let computed = crc32(body);
+    if stored != computed {
+        return Err(StateError::Checksum { stored, computed });
+    }
+    let sketch = match bytes[12] {
+        0 => false,
+        1 => true,
+        other => return Err(StateError::Phase(other)),
+    };
+    let registers =
+        redis_format::decode(&bytes[HEADER_LEN..HASHES_AT]).map_err(StateError::Registers)?;
+    let hashes: Vec<u64> = (0..count as usize)
+        .map(|i| u64_at(bytes, HASHES_AT + 8 + 8 * i))
+        .collect();
+    if hashes.iter().any(|&h| {
+        let (index, rank) = index_and_rank(h);
+        registers[index] < rank
+    }) {
+        return Err(StateError::Inconsistent);
+    }
+    Ok(State {
+        sketch,
+        floor: u64_at(bytes, 24),
+        registers,
+        hashes,
+    })
+}
+
+/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
+fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut c = i as u32;
+            let mut k = 0;
+            while k < 8 {
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
+                k += 1;
+            }
+            table[i] = c;
+            i += 1;
+        }
+        table
+    };
+    !bytes.iter().fold(!0u32, |crc, &b| {
+        TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32_matches_zlib() {
+        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
+        assert_eq!(crc32(b""), 0);
+    }
+}
