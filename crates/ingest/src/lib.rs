@@ -4,13 +4,13 @@
 //! # Design
 //!
 //! * **Raw hyper 1.x, no framework.** There is one endpoint; routing is a
-//!   `match` on method and path ([`routes`]), and every error is a variant of
+//!   `match` on method and path (`routes.rs`), and every error is a variant of
 //!   one enum ([`error::IngestError`]) turned into status + JSON body in one
 //!   place. That keeps the hot path free of boxing and middleware layers.
 //! * **Parse only what is needed.** Each object is parsed with simd-json into
 //!   a flat tape and only the top-level `ip` member is extracted
 //!   ([`parse`]); other members are skipped by node count, without recursion.
-//!   Parser buffers are per-thread and reused ([`line_parser`]), so a
+//!   Parser buffers are per-thread and reused (`line_parser.rs`), so a
 //!   single-object request allocates nothing on the parsing path once warm,
 //!   and nothing takes a lock (the counter and the metrics are lock-free).
 //! * **Bounded memory.** Body limits are enforced from `Content-Length` before

@@ -1,7 +1,7 @@
 //! Incremental NDJSON processing: split body chunks into lines as they
 //! arrive and count each line immediately.
 //!
-//! Only a line that straddles two chunks is buffered (in [`LineSplitter`]'s
+//! Only a line that straddles two chunks is buffered (in the splitter's
 //! carry buffer), so memory per request is bounded by the longest allowed
 //! line (the single-object size limit), not by the batch size. A line longer
 //! than that is not buffered at all: its bytes are skipped up to the next

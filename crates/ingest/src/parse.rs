@@ -235,6 +235,11 @@ fn json_error(e: &simd_json::Error) -> LineError {
             offset: e.index(),
             reason: "unexpected end of input".to_owned(),
         },
+        // simd-json reports some plain syntax errors as "InternalError".
+        simd_json::ErrorType::InternalError => LineError::InvalidJson {
+            offset: e.index(),
+            reason: "syntax error".to_owned(),
+        },
         other => LineError::InvalidJson {
             offset: e.index(),
             reason: format!("{other:?}"),

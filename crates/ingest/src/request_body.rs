@@ -83,15 +83,21 @@ impl RequestBody {
     /// The next non-empty chunk of data, `None` at the end of the body.
     /// Trailers are skipped.
     ///
+    /// Same timeout semantics as the [`Body`] impl, but the timer lives in
+    /// this future instead of a heap-allocated `Sleep`: the request
+    /// handlers' hot path uses this.
+    ///
     /// # Errors
     ///
     /// [`BodyError::Timeout`] if no frame arrives within the timeout,
     /// [`BodyError::Read`] if hyper fails to read the body.
     pub async fn data(&mut self) -> Option<Result<Bytes, BodyError>> {
         loop {
-            let frame = match self.frame().await? {
-                Ok(frame) => frame,
-                Err(e) => return Some(Err(e)),
+            let frame = match tokio::time::timeout(self.frame_timeout, self.inner.frame()).await {
+                Err(_elapsed) => return Some(Err(BodyError::Timeout)),
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => return Some(Err(BodyError::Read(e))),
+                Ok(Some(Ok(frame))) => frame,
             };
             if let Ok(data) = frame.into_data() {
                 if !data.is_empty() {

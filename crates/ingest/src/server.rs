@@ -18,8 +18,8 @@
 //!      keep-alive time, but not bodies or responses;
 //!    * `max_buf_size`: a request head that does not fit gets hyper's 431;
 //!    * a **body-read timeout**, per chunk, applied by
-//!      [`RequestBody`](crate::request_body::RequestBody), which hyper lacks;
-//!    * an **idle timeout** (see [`crate::connection`]): a connection with no
+//!      [`RequestBody`], which hyper lacks;
+//!    * an **idle timeout** (see `connection.rs`): a connection with no
 //!      request in flight and no bytes moved for `idle_timeout` is closed.
 //!      With the defaults, hyper's shorter header timeout closes idle
 //!      connections first; the idle timeout matters when it is configured
