@@ -1,1 +1,38 @@
-fn main() {}
+//! The `uniqd` binary: parse flags, set up logging and the runtime, run
+//! [`uniqd::run`] until SIGTERM/SIGINT, exit 0 after a clean drain.
+
+#![forbid(unsafe_code)]
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use uniqd::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(message) = uniqd::logging::init(cli.log_format, cli.log_level.as_deref()) {
+        // No subscriber means no logs: report on stderr directly.
+        let _ = writeln!(std::io::stderr(), "uniqd: {message}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(cli.worker_threads())
+        .thread_name("uniqd-worker")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the tokio runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(uniqd::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "uniqd stopped with an error");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! Wiring: one counter, the ingest server and the metrics server, started
+//! together and shut down in order.
+//!
+//! Shutdown sequence once the `shutdown` future resolves:
+//! 1. `/readyz` turns 503 (`draining`) so load balancers stop routing here;
+//! 2. the ingest server stops accepting and drains in-flight requests (up to
+//!    its drain timeout);
+//! 3. only then does the metrics server stop, so the final counts stay
+//!    scrapable while ingest drains (its own drain is quick: scrapers hold
+//!    idle keep-alive connections, which close at once).
+
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use uniqd_core::UniqueCounter;
+use uniqd_exporter::{BuildInfo, Readiness, ReadyState};
+use uniqd_ingest::IngestMetrics;
+
+use crate::config::{AppConfig, Cli};
+
+/// The crate version, exported as `uniqd_build_info{version}`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Runs the whole service on already-bound listeners until `shutdown`
+/// resolves, then drains both servers and returns.
+///
+/// This is what the binary runs; tests call it directly with listeners on
+/// `127.0.0.1:0`. It logs one info line, `uniqd listening`, with the fields
+/// `ingest_addr` and `metrics_addr`.
+///
+/// # Errors
+///
+/// `InvalidInput` for an invalid `config`; I/O errors reading the
+/// listeners' local addresses.
+pub async fn serve(
+    config: AppConfig,
+    ingest_listener: TcpListener,
+    metrics_listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    config
+        .validate()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    let ingest_addr = ingest_listener.local_addr()?;
+    let metrics_addr = metrics_listener.local_addr()?;
+
+    let counter = Arc::new(UniqueCounter::with_threshold(config.exact_threshold));
+    let ingest_metrics = Arc::new(IngestMetrics::new());
+    let readiness = Arc::new(Readiness::new());
+    let registry = Arc::new(uniqd_exporter::registry(
+        Arc::clone(&counter),
+        Arc::clone(&ingest_metrics),
+        BuildInfo {
+            version: VERSION.to_owned(),
+        },
+    ));
+
+    let (stop_exporter, exporter_stop) = tokio::sync::oneshot::channel::<()>();
+    let ingest_shutdown = {
+        let readiness = Arc::clone(&readiness);
+        async move {
+            shutdown.await;
+            readiness.set(ReadyState::Draining);
+        }
+    };
+    let ingest = async move {
+        let result = uniqd_ingest::run(
+            ingest_listener,
+            counter,
+            ingest_metrics,
+            config.ingest,
+            ingest_shutdown,
+        )
+        .await;
+        // Ingest has drained (or failed): now stop the metrics server. A
+        // send error only means the exporter already stopped.
+        let _ = stop_exporter.send(());
+        result
+    };
+    let exporter = uniqd_exporter::run(
+        metrics_listener,
+        registry,
+        Arc::clone(&readiness),
+        config.exporter,
+        async move {
+            // Resolves on send or when the sender is dropped; both mean stop.
+            let _ = exporter_stop.await;
+        },
+    );
+
+    readiness.set(ReadyState::Ready);
+    tracing::info!(
+        %ingest_addr,
+        %metrics_addr,
+        exact_threshold = config.exact_threshold,
+        version = VERSION,
+        "uniqd listening"
+    );
+    let (ingest_result, exporter_result) = tokio::join!(ingest, exporter);
+    ingest_result?;
+    exporter_result?;
+    tracing::info!("shutdown complete");
+    Ok(())
+}
+
+/// The binary's body: bind the flags' addresses, install signal handlers,
+/// and [`serve`] until SIGTERM/SIGINT.
+///
+/// # Errors
+///
+/// Invalid configuration, an address that cannot be bound, or signal
+/// handlers that cannot be installed.
+pub async fn run(cli: Cli) -> io::Result<()> {
+    let config = cli.app_config();
+    config
+        .validate()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    let ingest_listener = bind(cli.listen).await?;
+    let metrics_listener = bind(cli.metrics_listen).await?;
+    let shutdown = crate::signal::shutdown_signal()?;
+    serve(config, ingest_listener, metrics_listener, shutdown).await
+}
+
+async fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}

@@ -1,0 +1,255 @@
+//! Command-line flags (each also settable as a `UNIQD_*` environment
+//! variable) and the resolved [`AppConfig`] they produce.
+
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use uniqd_exporter::ExporterConfig;
+use uniqd_ingest::{IngestConfig, ServerConfig};
+
+use crate::units::{parse_byte_size, parse_duration};
+
+/// Largest accepted `--exact-threshold`: bounds the exact set's memory.
+pub const MAX_EXACT_THRESHOLD: usize = 1 << 24;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, fields at the top level.
+    Json,
+}
+
+/// uniqd counts distinct client IP addresses posted as JSON logs and
+/// exports the count to Prometheus.
+///
+/// Logs are POSTed to /logs on --listen (one JSON object, or NDJSON with
+/// Content-Type: application/x-ndjson); the count is served as
+/// `unique_ip_addresses` on --metrics-listen at /metrics, next to /healthz and
+/// /readyz. SIGTERM or SIGINT stops accepting, drains in-flight requests and
+/// exits 0.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "uniqd", version, about, long_about)]
+pub struct Cli {
+    /// Address for the ingest server (POST /logs).
+    #[arg(long, env = "UNIQD_LISTEN", default_value = "0.0.0.0:5000")]
+    pub listen: SocketAddr,
+
+    /// Address for the metrics server (/metrics, /healthz, /readyz).
+    #[arg(long, env = "UNIQD_METRICS_LISTEN", default_value = "0.0.0.0:9102")]
+    pub metrics_listen: SocketAddr,
+
+    /// Distinct addresses counted exactly before switching to the
+    /// HyperLogLog sketch (0 = sketch from the start; at most 16777216).
+    #[arg(long, env = "UNIQD_EXACT_THRESHOLD", default_value_t = uniqd_core::DEFAULT_THRESHOLD,
+          value_parser = parse_threshold)]
+    pub exact_threshold: usize,
+
+    /// Largest single-object request body, which is also the longest
+    /// accepted NDJSON line (e.g. 1MiB, 512KiB, 1048576).
+    #[arg(long, env = "UNIQD_MAX_OBJECT_SIZE", default_value = "1MiB", value_parser = parse_byte_size)]
+    pub max_object_size: usize,
+
+    /// Largest NDJSON batch request body (e.g. 64MiB).
+    #[arg(long, env = "UNIQD_MAX_BATCH_SIZE", default_value = "64MiB", value_parser = parse_byte_size)]
+    pub max_batch_size: usize,
+
+    /// Largest request head (request line + headers); larger heads get 431.
+    /// At least 8KiB.
+    #[arg(long, env = "UNIQD_MAX_HEADER_SIZE", default_value = "64KiB", value_parser = parse_byte_size)]
+    pub max_header_size: usize,
+
+    /// Deadline for a complete request head, counted from when a connection
+    /// starts waiting for one (also bounds idle keep-alive connections).
+    #[arg(long, env = "UNIQD_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// Longest wait for each next chunk of a request body (then 408).
+    #[arg(long, env = "UNIQD_BODY_READ_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Close connections with no request in flight and no traffic for this
+    /// long.
+    #[arg(long, env = "UNIQD_IDLE_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// On shutdown, how long to let in-flight requests finish before
+    /// dropping the remaining connections.
+    #[arg(long, env = "UNIQD_DRAIN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
+
+    /// Maximum open connections per server; further clients wait in the
+    /// kernel's listen backlog.
+    #[arg(long, env = "UNIQD_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Tokio worker threads [default: available parallelism].
+    #[arg(long, env = "UNIQD_WORKERS")]
+    pub workers: Option<NonZeroUsize>,
+
+    /// Log format.
+    #[arg(long, env = "UNIQD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Log filter, e.g. `info` or `uniqd=debug,info` [default: RUST_LOG,
+    /// else info].
+    #[arg(long, env = "UNIQD_LOG_LEVEL")]
+    pub log_level: Option<String>,
+}
+
+fn parse_threshold(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid threshold {text:?}: expected a whole number"))?;
+    if value > MAX_EXACT_THRESHOLD {
+        return Err(format!("threshold must be at most {MAX_EXACT_THRESHOLD}"));
+    }
+    Ok(value)
+}
+
+impl Cli {
+    /// Worker threads to start: `--workers`, else the available parallelism.
+    #[must_use]
+    pub fn worker_threads(&self) -> usize {
+        self.workers
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, NonZeroUsize::get)
+    }
+
+    /// The service configuration these flags describe.
+    #[must_use]
+    pub fn app_config(&self) -> AppConfig {
+        let server = ServerConfig {
+            max_connections: self.max_connections,
+            drain_timeout: self.drain_timeout,
+            header_read_timeout: self.header_read_timeout,
+            idle_timeout: self.idle_timeout,
+            body_read_timeout: self.body_read_timeout,
+            max_buf_size: self.max_header_size,
+        };
+        AppConfig {
+            exact_threshold: self.exact_threshold,
+            ingest: IngestConfig {
+                server: server.clone(),
+                max_object_bytes: self.max_object_size,
+                max_batch_bytes: self.max_batch_size,
+            },
+            exporter: ExporterConfig { server },
+        }
+    }
+}
+
+/// Everything [`serve`](crate::serve) needs besides listeners and a
+/// shutdown signal. `Default` gives the documented defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppConfig {
+    /// Distinct addresses counted exactly before the sketch takes over.
+    pub exact_threshold: usize,
+    /// Ingest server settings.
+    pub ingest: IngestConfig,
+    /// Metrics server settings.
+    pub exporter: ExporterConfig,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            exact_threshold: uniqd_core::DEFAULT_THRESHOLD,
+            ingest: IngestConfig::default(),
+            exporter: ExporterConfig::default(),
+        }
+    }
+}
+
+impl AppConfig {
+    /// Checks every setting before anything starts.
+    ///
+    /// # Errors
+    ///
+    /// A human-readable description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.exact_threshold > MAX_EXACT_THRESHOLD {
+            return Err(format!(
+                "exact threshold must be at most {MAX_EXACT_THRESHOLD}"
+            ));
+        }
+        self.ingest.validate()?;
+        self.exporter.server.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults_match_the_library_defaults() {
+        let cli = Cli::try_parse_from(["uniqd"]).expect("defaults parse");
+        assert_eq!(cli.listen, "0.0.0.0:5000".parse().expect("addr"));
+        assert_eq!(cli.metrics_listen, "0.0.0.0:9102".parse().expect("addr"));
+        assert_eq!(cli.app_config(), AppConfig::default());
+        assert_eq!(cli.log_format, LogFormat::Text);
+        assert!(cli.worker_threads() >= 1);
+    }
+
+    #[test]
+    fn flags_are_applied() {
+        let cli = Cli::try_parse_from([
+            "uniqd",
+            "--listen",
+            "127.0.0.1:0",
+            "--exact-threshold",
+            "10",
+            "--max-object-size",
+            "2KiB",
+            "--max-batch-size",
+            "1MB",
+            "--body-read-timeout",
+            "500ms",
+            "--max-connections",
+            "5",
+            "--workers",
+            "3",
+            "--log-format",
+            "json",
+        ])
+        .expect("parses");
+        let config = cli.app_config();
+        assert_eq!(config.exact_threshold, 10);
+        assert_eq!(config.ingest.max_object_bytes, 2048);
+        assert_eq!(config.ingest.max_batch_bytes, 1_000_000);
+        assert_eq!(
+            config.ingest.server.body_read_timeout,
+            Duration::from_millis(500)
+        );
+        assert_eq!(config.exporter.server.max_connections, 5);
+        assert_eq!(cli.worker_threads(), 3);
+        assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_values_are_rejected() {
+        for args in [
+            &["uniqd", "--exact-threshold", "99999999999"][..],
+            &["uniqd", "--max-object-size", "lots"],
+            &["uniqd", "--drain-timeout", "soon"],
+            &["uniqd", "--workers", "0"],
+            &["uniqd", "--log-format", "xml"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        let cli = Cli::try_parse_from(["uniqd", "--max-header-size", "1KiB"]).expect("parses");
+        assert!(cli.app_config().validate().is_err());
+    }
+}

@@ -1,0 +1,40 @@
+//! The uniqd service: counts distinct client IP addresses from HTTP logs and
+//! exports the count to Prometheus.
+//!
+//! # Design
+//!
+//! The binary is a thin shell over this library so that tests can run the
+//! whole service in-process: [`serve`] takes already-bound listeners and a
+//! shutdown future, which makes port-0 binding and deterministic shutdown
+//! trivial, and keeps flag parsing ([`config`]), logging ([`logging`]) and
+//! signals ([`signal`]) out of the reusable crates (`uniqd-ingest`,
+//! `uniqd-exporter`), which never bind sockets or read flags themselves.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use tokio::net::TcpListener;
+//! let ingest = TcpListener::bind("127.0.0.1:0").await?;
+//! let metrics = TcpListener::bind("127.0.0.1:0").await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let service = tokio::spawn(uniqd::serve(
+//!     uniqd::AppConfig::default(),
+//!     ingest,
+//!     metrics,
+//!     async move { let _ = stopped.await; },
+//! ));
+//! // ... talk to the listeners' local_addr() ...
+//! let _ = stop.send(());
+//! service.await??;
+//! # Ok(()) }
+//! ```
+
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod config;
+pub mod logging;
+pub mod signal;
+pub mod units;
+
+pub use crate::app::{run, serve, VERSION};
+pub use crate::config::{AppConfig, Cli, LogFormat};

@@ -1,0 +1,112 @@
+//! The metrics port: OpenMetrics validity (checked by Python's strict
+//! parser), the contracted metric names, `/healthz`, `/readyz`, 404s.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+
+#[tokio::test]
+async fn exposition_is_strict_openmetrics_with_the_contracted_names() {
+    let service = TestService::start().await;
+    // Exercise every family first: accepted, rejected lines, 404, 413.
+    post_ndjson(service.ingest, &format!("{}\nnope\n", log_line("9.9.9.9"))).await;
+    post_json(service.ingest, &log_line("::1")).await;
+    get(service.ingest, "/nope").await;
+
+    let text = service.scrape().await;
+    assert_valid_openmetrics(&text);
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    for expected in [
+        "# TYPE unique_ip_addresses gauge\n",
+        "\nunique_ip_addresses 2\n",
+        "# HELP unique_ip_addresses ",
+        "uniqd_counter_phase{phase=\"exact\"} 1\n",
+        "uniqd_counter_phase{phase=\"sketch\"} 0\n",
+        "# TYPE uniqd_counter_relative_standard_error gauge\n",
+        "uniqd_counter_threshold 4096\n",
+        "# TYPE uniqd_ingest_requests counter\n",
+        "uniqd_ingest_requests_total{outcome=\"accepted\"} 1\n",
+        "uniqd_ingest_requests_total{outcome=\"bad_request\"} 1\n",
+        "uniqd_ingest_requests_total{outcome=\"not_found\"} 1\n",
+        "uniqd_ingest_requests_total{outcome=\"payload_too_large\"} 0\n",
+        "uniqd_ingest_requests_total{outcome=\"unsupported_media_type\"} 0\n",
+        "uniqd_ingest_requests_total{outcome=\"method_not_allowed\"} 0\n",
+        "# TYPE uniqd_ingest_lines counter\n",
+        "uniqd_ingest_lines_total{outcome=\"accepted\"} 2\n",
+        "uniqd_ingest_lines_total{outcome=\"invalid\"} 1\n",
+        "# TYPE uniqd_ingest_request_duration_seconds histogram\n",
+        "uniqd_ingest_request_duration_seconds_bucket{le=\"+Inf\"} 3\n",
+        "uniqd_ingest_request_duration_seconds_count 3\n",
+        "# TYPE uniqd_build_info gauge\n",
+        &format!("uniqd_build_info{{version=\"{}\"}} 1\n", uniqd::VERSION),
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn sketch_phase_exposition_is_valid_too() {
+    let config = uniqd::AppConfig {
+        exact_threshold: 10,
+        ..uniqd::AppConfig::default()
+    };
+    let service = TestService::start_with(config).await;
+    let body: String = (0..100).map(|i| log_line(&distinct_ip(i)) + "\n").collect();
+    assert_eq!(post_ndjson(service.ingest, &body).await.status, 202);
+    let text = service.scrape().await;
+    assert_valid_openmetrics(&text);
+    assert!(
+        text.contains("uniqd_counter_phase{phase=\"sketch\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("uniqd_counter_threshold 10\n"), "{text}");
+    let rse = sample_value(&text, "uniqd_counter_relative_standard_error").unwrap();
+    assert!(rse > 0.0 && rse < 0.01, "{rse}");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn scrape_is_fast() {
+    let service = TestService::start().await;
+    // Warm up the connection path, then time the server side of a scrape:
+    // the whole round trip over loopback, which bounds it from above.
+    service.scrape().await;
+    let mut best = std::time::Duration::MAX;
+    for _ in 0..20 {
+        let started = Instant::now();
+        service.scrape().await;
+        best = best.min(started.elapsed());
+    }
+    // Generous for a debug build on a shared machine; release is ~100 µs.
+    assert!(best.as_millis() < 50, "fastest scrape took {best:?}");
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn health_readiness_and_unknown_paths() {
+    let service = TestService::start().await;
+    let r = get(service.metrics, "/healthz").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json(), serde_json::json!({"status": "ok"}));
+
+    let r = get(service.metrics, "/readyz").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["status"], "ready");
+
+    get(service.metrics, "/nope")
+        .await
+        .expect_error(404, "not_found");
+    let r = send_raw(
+        service.metrics,
+        request_bytes("POST", "/metrics", &[("Content-Length", "0")], b""),
+    )
+    .await;
+    r.expect_error(405, "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    service.stop().await;
+}
