@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use uniqd_exporter::ExporterConfig;
 use uniqd_ingest::{IngestConfig, ServerConfig};
 
@@ -34,6 +34,10 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Parser)]
 #[command(name = "uniqd", version, about, long_about)]
 pub struct Cli {
+    /// Without a command, uniqd runs the service.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address for the ingest server (POST /logs).
     #[arg(long, env = "UNIQD_LISTEN", default_value = "0.0.0.0:5000")]
     pub listen: SocketAddr,
@@ -98,6 +102,21 @@ pub struct Cli {
     /// else info].
     #[arg(long, env = "UNIQD_LOG_LEVEL")]
     pub log_level: Option<String>,
+}
+
+/// Auxiliary commands.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: the container
+    /// health check (the runtime image has no shell or curl).
+    Healthcheck {
+        /// URL to probe (http:// only).
+        #[arg(long, default_value = "http://127.0.0.1:9102/healthz")]
+        url: String,
+        /// Give up after this long.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
 }
 
 fn parse_threshold(text: &str) -> Result<usize, String> {
@@ -200,6 +219,25 @@ mod tests {
         assert_eq!(cli.app_config(), AppConfig::default());
         assert_eq!(cli.log_format, LogFormat::Text);
         assert!(cli.worker_threads() >= 1);
+        assert_eq!(cli.command, None);
+    }
+
+    #[test]
+    fn healthcheck_subcommand() {
+        let cli = Cli::try_parse_from([
+            "uniqd",
+            "healthcheck",
+            "--url",
+            "http://127.0.0.1:1/healthz",
+        ])
+        .expect("parses");
+        assert_eq!(
+            cli.command,
+            Some(Command::Healthcheck {
+                url: "http://127.0.0.1:1/healthz".to_owned(),
+                timeout: Duration::from_secs(2),
+            })
+        );
     }
 
     #[test]

@@ -32,9 +32,10 @@
 
 pub mod app;
 pub mod config;
+pub mod healthcheck;
 pub mod logging;
 pub mod signal;
 pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
-pub use crate::config::{AppConfig, Cli, LogFormat};
+pub use crate::config::{AppConfig, Cli, Command, LogFormat};

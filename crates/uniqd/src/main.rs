@@ -1,5 +1,6 @@
 //! The `uniqd` binary: parse flags, set up logging and the runtime, run
 //! [`uniqd::run`] until SIGTERM/SIGINT, exit 0 after a clean drain.
+//! `uniqd healthcheck` probes a URL instead (container health checks).
 
 #![forbid(unsafe_code)]
 
@@ -7,10 +8,17 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use uniqd::Cli;
+use uniqd::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Command::Healthcheck { url, timeout }) = &cli.command {
+        return if uniqd::healthcheck::run(url, *timeout) {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     if let Err(message) = uniqd::logging::init(cli.log_format, cli.log_level.as_deref()) {
         // No subscriber means no logs: report on stderr directly.
         let _ = writeln!(std::io::stderr(), "uniqd: {message}");

@@ -139,6 +139,26 @@ async fn serves_counts_and_exits_zero_on_sigterm() {
     assert_eq!(sample_value(&text, "uniqd_counter_threshold"), Some(1000.0));
     assert_eq!(get(process.metrics, "/healthz").await.status, 200);
 
+    // The container health check, as the Dockerfile runs it.
+    let healthcheck = |path: &str| {
+        Command::new(BIN)
+            .args([
+                "healthcheck",
+                "--url",
+                &format!("http://{}{path}", process.metrics),
+            ])
+            .output()
+            .unwrap()
+    };
+    let healthy = healthcheck("/healthz");
+    assert!(healthy.status.success(), "{healthy:?}");
+    let missing = healthcheck("/nope");
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("404"),
+        "{missing:?}"
+    );
+
     process.signal("TERM");
     let (status, log) = process.wait();
     assert!(status.success(), "exit status {status:?}; log: {log:#?}");
