@@ -41,41 +41,49 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `redis-server` with persistence off; fails the test with a clear message if the
     /// binary is missing (CI installs Debian's `redis-server`).
+    ///
+    /// The port comes from binding port 0 and closing it, so a parallel test can pick the
+    /// same one; the server that answers is therefore checked to be our own child (by
+    /// `INFO server`'s `process_id`), and another port is tried if it is not.
     pub fn start() -> Self {
+        for _ in 0..10 {
+            if let Some(server) = Self::try_start() {
+                return server;
+            }
+        }
+        panic!("could not start a redis-server of our own on a free port in 10 attempts");
+    }
+
+    fn try_start() -> Option<Self> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--protected-mode",
-                "yes",
-            ])
+            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}); install it: apt-get install redis-server")
             });
-        let server = Self { child, port };
+        let mut server = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = server.child.try_wait() {
+                return None; // Exited: most likely the port was taken.
+            }
             if let Ok(mut conn) = server.try_connect() {
-                if conn.cmd(&[b"PING"]) == Reply::Status("PONG".into()) {
-                    return server;
+                if let Reply::Bulk(Some(info)) = conn.cmd(&[b"INFO", b"server"]) {
+                    let ours = format!("process_id:{}\r\n", server.child.id());
+                    let info = String::from_utf8_lossy(&info);
+                    return info.contains(&ours).then_some(server);
                 }
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not answer PING within 10 s"
-            );
             std::thread::sleep(Duration::from_millis(20));
         }
+        panic!("redis-server did not answer within 10 s");
     }
 
     fn try_connect(&self) -> std::io::Result<Conn> {
@@ -126,6 +134,7 @@ impl Conn {
     pub fn read(&mut self) -> Reply {
         let mut line = String::new();
         self.reader.read_line(&mut line).expect("read from redis");
+        assert!(!line.is_empty(), "redis-server closed the connection");
         let line = line.trim_end_matches("\r\n");
         let (kind, rest) = line.split_at(1);
         match kind {
