@@ -22,6 +22,11 @@
 //! | `/healthz` | 200 `{"status":"ok"}` while the process serves |
 //! | `/readyz`  | 200 `{"status":"ready",...}`; 503 while starting or draining |
 //! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
+//!
+//! With [`ExporterConfig::metrics_auth`] set, `/metrics` needs
+//! `Authorization: Bearer <token>` (Prometheus: `authorization` in the scrape
+//! config) and answers 401 JSON with `WWW-Authenticate: Bearer` otherwise;
+//! the probes stay open.
 
 #![forbid(unsafe_code)]
 
@@ -41,7 +46,7 @@ use hyper::service::service_fn;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use uniqd_core::UniqueCounter;
-use uniqd_ingest::IngestMetrics;
+use uniqd_ingest::{BearerTokens, IngestMetrics};
 
 pub use crate::collector::{BuildInfo, UniqdCollector};
 pub use crate::config::ExporterConfig;
@@ -66,6 +71,8 @@ pub fn registry(
 struct ExporterState {
     registry: Arc<Registry>,
     readiness: Arc<Readiness>,
+    /// Tokens `/metrics` requires, if any.
+    metrics_auth: Option<BearerTokens>,
     started: Instant,
     /// Size of the previous scrape, to allocate the next one in one go.
     last_scrape_len: AtomicUsize,
@@ -99,6 +106,7 @@ pub async fn run(
     let state = Arc::new(ExporterState {
         registry,
         readiness,
+        metrics_auth: config.metrics_auth,
         started: Instant::now(),
         last_scrape_len: AtomicUsize::new(0),
     });
