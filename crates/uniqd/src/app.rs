@@ -1,13 +1,16 @@
-//! Wiring: one counter, the ingest server and the metrics server, started
-//! together and shut down in order.
+//! Wiring: one counter (loaded from the state file, if configured), the
+//! ingest server, the metrics server and the state saver, started together
+//! and shut down in order.
 //!
 //! Shutdown sequence once the `shutdown` future resolves:
 //! 1. `/readyz` turns 503 (`draining`) so load balancers stop routing here;
 //! 2. the ingest server stops accepting and drains in-flight requests (up to
 //!    its drain timeout);
-//! 3. only then does the metrics server stop, so the final counts stay
-//!    scrapable while ingest drains (its own drain is quick: scrapers hold
-//!    idle keep-alive connections, which close at once).
+//! 3. only then is the state file written a last time (nothing can change
+//!    the count any more, so every request answered 202 is in it) and does
+//!    the metrics server stop, so the final counts stay scrapable while
+//!    ingest drains (its own drain is quick: scrapers hold idle keep-alive
+//!    connections, which close at once).
 
 use std::future::Future;
 use std::io;
@@ -19,6 +22,7 @@ use uniqd_exporter::{BuildInfo, Readiness, ReadyState};
 use uniqd_ingest::IngestMetrics;
 
 use crate::config::{AppConfig, Cli};
+use crate::persistence::{self, Saver};
 
 /// The crate version, exported as `uniqd_build_info{version}`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -33,7 +37,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// # Errors
 ///
 /// `InvalidInput` for an invalid `config`; I/O errors reading the
-/// listeners' local addresses.
+/// listeners' local addresses; a state file that cannot be loaded (see
+/// [`persistence::load`]), before anything is served; a failed final save
+/// of the state file, after everything stopped.
 pub async fn serve(
     config: AppConfig,
     ingest_listener: TcpListener,
@@ -46,7 +52,29 @@ pub async fn serve(
     let ingest_addr = ingest_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
 
-    let counter = Arc::new(UniqueCounter::with_threshold(config.exact_threshold));
+    let counter = Arc::new(match &config.state {
+        Some(state) => persistence::load(state, config.exact_threshold)?,
+        None => UniqueCounter::with_threshold(config.exact_threshold),
+    });
+    let mut saver = config.state.as_ref().map(|state| {
+        (
+            Saver::new(Arc::clone(&counter), state.path.clone()),
+            state.interval,
+        )
+    });
+    if let Some((saver, _)) = &mut saver {
+        // Write once before serving: a path that cannot be written fails the
+        // start, not the first save ten seconds later.
+        saver.save().await.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot write the state file: {e}; refusing to start"),
+            )
+        })?;
+    }
+    let state_file = config.state.as_ref().map(|s| s.path.display().to_string());
+    let ingest_auth = config.ingest.auth.is_some();
+    let metrics_auth = config.exporter.metrics_auth.is_some();
     let ingest_metrics = Arc::new(IngestMetrics::new());
     let readiness = Arc::new(Readiness::new());
     let registry = Arc::new(uniqd_exporter::registry(
@@ -58,6 +86,7 @@ pub async fn serve(
     ));
 
     let (stop_exporter, exporter_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_saver, saver_stop) = tokio::sync::oneshot::channel::<()>();
     let ingest_shutdown = {
         let readiness = Arc::clone(&readiness);
         async move {
@@ -74,10 +103,24 @@ pub async fn serve(
             ingest_shutdown,
         )
         .await;
-        // Ingest has drained (or failed): now stop the metrics server. A
-        // send error only means the exporter already stopped.
+        // Ingest has drained (or failed): the count is final. Write the
+        // state file a last time and stop the metrics server. Send errors
+        // only mean the receiver already stopped.
+        let _ = stop_saver.send(());
         let _ = stop_exporter.send(());
         result
+    };
+    let saver = async move {
+        match saver {
+            Some((saver, interval)) => {
+                saver
+                    .run(interval, async move {
+                        let _ = saver_stop.await;
+                    })
+                    .await
+            }
+            None => Ok(()),
+        }
     };
     let exporter = uniqd_exporter::run(
         metrics_listener,
@@ -95,12 +138,16 @@ pub async fn serve(
         %ingest_addr,
         %metrics_addr,
         exact_threshold = config.exact_threshold,
+        state_file = state_file.as_deref().unwrap_or("off"),
+        ingest_auth,
+        metrics_auth,
         version = VERSION,
         "uniqd listening"
     );
-    let (ingest_result, exporter_result) = tokio::join!(ingest, exporter);
+    let (ingest_result, exporter_result, saver_result) = tokio::join!(ingest, exporter, saver);
     ingest_result?;
     exporter_result?;
+    saver_result?;
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -113,7 +160,9 @@ pub async fn serve(
 /// Invalid configuration, an address that cannot be bound, or signal
 /// handlers that cannot be installed.
 pub async fn run(cli: Cli) -> io::Result<()> {
-    let config = cli.app_config();
+    let config = cli
+        .app_config()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     config
         .validate()
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;

@@ -34,6 +34,7 @@ pub mod app;
 pub mod config;
 pub mod healthcheck;
 pub mod logging;
+pub mod persistence;
 pub mod signal;
 pub mod units;
 
