@@ -411,7 +411,11 @@ mod tests {
 
         for (url, key, interval) in [
             ("not a url", DEFAULT_REDIS_KEY, Duration::from_secs(1)),
-            ("redis://:secret@10.0.0.5:port", DEFAULT_REDIS_KEY, Duration::from_secs(1)),
+            (
+                "redis://:secret@10.0.0.5:port",
+                DEFAULT_REDIS_KEY,
+                Duration::from_secs(1),
+            ),
             ("http://10.0.0.5", DEFAULT_REDIS_KEY, Duration::from_secs(1)),
             ("redis://10.0.0.5", "a}b", Duration::from_secs(1)),
             ("redis://10.0.0.5", DEFAULT_REDIS_KEY, Duration::ZERO),
