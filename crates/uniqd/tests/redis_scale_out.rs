@@ -200,6 +200,56 @@ async fn a_redis_outage_and_restart_loses_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_delays_only_the_sync() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connect();
+    let timeout = Duration::from_millis(300);
+    let mut config = replica_config(&redis, DEFAULT_REDIS_KEY, INTERVAL);
+    if let Some(redis) = &mut config.redis {
+        redis.timeout = timeout;
+    }
+    let replica = TestService::start_with(config).await;
+    eventually("first sync", async || {
+        replica.metric("uniqd_redis_up").await == 1.0
+    })
+    .await;
+
+    // Redis stops answering any client for 3 s (slow, not down: connections stay open).
+    conn.cmd(&[b"CLIENT", b"PAUSE", b"3000", b"ALL"]);
+    let paused = Instant::now();
+    let ips = addresses(0..2_000);
+    let mut posted = 0;
+    eventually("uniqd_redis_up 0 after a round timed out", async || {
+        if posted < ips.len() {
+            let started = Instant::now();
+            post_addresses(&replica, &ips[posted..posted + 100]).await;
+            posted += 100;
+            assert!(
+                started.elapsed() < Duration::from_secs(1),
+                "ingest waited {:?} while redis was paused",
+                started.elapsed()
+            );
+        }
+        replica.metric("uniqd_redis_up").await == 0.0
+    })
+    .await;
+    assert!(
+        paused.elapsed() < Duration::from_secs(3),
+        "noticed during the pause"
+    );
+    post_addresses(&replica, &ips[posted..]).await;
+
+    let mut check = redis.connect(); // waits out the pause
+    let expected = pfcount_of(&mut check, "check", &ips);
+    eventually("synced after the pause", async || {
+        all_report(std::slice::from_ref(&replica), expected).await
+    })
+    .await;
+    assert_eq!(conn.pfcount(DEFAULT_REDIS_KEY), expected);
+    replica.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nothing_is_written_while_nothing_changes_and_a_lost_key_is_restored() {
     let redis = RedisServer::start();
     let mut conn = redis.connect();
