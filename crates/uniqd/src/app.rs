@@ -52,13 +52,12 @@ pub async fn serve(
 
     let counter = Arc::new(UniqueCounter::with_threshold(config.exact_threshold));
     let ingest_metrics = Arc::new(IngestMetrics::new());
-    let redis_sync = match &config.redis {
-        Some(redis) => Some(
-            RedisSync::new(redis, Arc::clone(&counter))
-                .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?,
-        ),
-        None => None,
-    };
+    let redis_sync = config
+        .redis
+        .as_ref()
+        .map(|redis| RedisSync::new(redis, Arc::clone(&counter)))
+        .transpose()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let mut readiness = Readiness::new();
     let mut collector = UniqdCollector::new(
         Arc::clone(&counter),

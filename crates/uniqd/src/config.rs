@@ -437,10 +437,17 @@ mod tests {
     }
 
     #[test]
-    fn redis_url_stays_out_of_help() {
-        let help = Cli::command().render_long_help().to_string();
-        assert!(help.contains("UNIQD_REDIS_URL"), "{help}");
-        assert!(help.contains("--redis-sync-interval"), "{help}");
+    fn redis_url_value_is_hidden_from_help() {
+        let command = Cli::command();
+        let url = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "redis_url")
+            .expect("--redis-url exists");
+        assert_eq!(url.get_env(), Some(std::ffi::OsStr::new("UNIQD_REDIS_URL")));
+        assert!(
+            url.is_hide_env_values_set(),
+            "a password in the URL would show"
+        );
     }
 
     #[test]

@@ -100,7 +100,7 @@ impl RedisSync {
             keys,
             interval: config.sync_interval,
             timeout: config.timeout,
-            marker_ttl_ms: u64::try_from(marker_ttl.as_millis()).unwrap_or(u64::MAX),
+            marker_ttl_ms: millis(marker_ttl),
             counter,
             status,
             last_sent: None,
@@ -130,7 +130,7 @@ impl RedisSync {
             redis_addr = %self.client.get_connection_info().addr(),
             key = %self.keys.shared,
             replica = %self.status.replica(),
-            interval_ms = u64::try_from(self.interval.as_millis()).unwrap_or(u64::MAX),
+            interval_ms = millis(self.interval),
             "sharing the count through redis"
         );
         let mut outage = Outage::default();
@@ -184,7 +184,7 @@ impl RedisSync {
         } else {
             tracing::debug!(
                 %error,
-                retry_in_ms = u64::try_from(retry.after.as_millis()).unwrap_or(u64::MAX),
+                retry_in_ms = millis(retry.after),
                 "redis still unavailable"
             );
         }
@@ -244,4 +244,9 @@ impl RedisSync {
         self.last_sent = Some(payload);
         Ok(())
     }
+}
+
+/// `duration` in whole milliseconds, saturating (as Redis's `PX` and the logs want them).
+pub(crate) fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

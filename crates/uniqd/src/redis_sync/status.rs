@@ -10,6 +10,8 @@ use uniqd_core::UniqueCounter;
 use uniqd_exporter::{ReadyDetail, SharedCount};
 use uniqd_ingest::json::JsonObject;
 
+use super::millis;
+
 /// State of the Redis sync, shared between the sync task (writer) and the exporter (readers).
 ///
 /// Every field is an independent value (no reader needs two of them to agree), so all
@@ -43,14 +45,10 @@ impl RedisStatus {
 
     /// Records a successful sync that read `global` from `PFCOUNT`.
     pub fn synced(&self, global: u64) {
-        let millis = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| {
-                u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-            });
         // Relaxed: independent values, see the type docs.
         self.global.store(global, Ordering::Relaxed);
-        self.last_sync_millis.store(millis, Ordering::Relaxed);
+        self.last_sync_millis
+            .store(millis(since_epoch()), Ordering::Relaxed);
         self.up.store(true, Ordering::Relaxed);
     }
 
@@ -85,6 +83,13 @@ impl RedisStatus {
     }
 }
 
+/// Time since the Unix epoch (0 if the clock is set before it).
+fn since_epoch() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
 impl SharedCount for RedisStatus {
     /// `PFCOUNT` of the shared key at the last sync, but never below the local count: the
     /// union holds this replica's addresses, so its count is at least ours, and the local
@@ -112,10 +117,8 @@ impl ReadyDetail for RedisStatus {
         let object = if last == 0 {
             object.raw("last_sync_age_seconds", "null")
         } else {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs());
-            object.u64("last_sync_age_seconds", now.saturating_sub(last / 1000))
+            let age = millis(since_epoch()).saturating_sub(last) / 1000;
+            object.u64("last_sync_age_seconds", age)
         };
         object
             .str(
