@@ -1,16 +1,18 @@
 //! Wiring: one counter (loaded from the state file, if configured), the
-//! ingest server, the metrics server and the state saver, started together
-//! and shut down in order.
+//! ingest server, the metrics server, the state saver and (with
+//! `--redis-url`) the Redis sync task, started together and shut down in
+//! order.
 //!
 //! Shutdown sequence once the `shutdown` future resolves:
 //! 1. `/readyz` turns 503 (`draining`) so load balancers stop routing here;
 //! 2. the ingest server stops accepting and drains in-flight requests (up to
 //!    its drain timeout);
-//! 3. only then is the state file written a last time (nothing can change
-//!    the count any more, so every request answered 202 is in it) and does
-//!    the metrics server stop, so the final counts stay scrapable while
-//!    ingest drains (its own drain is quick: scrapers hold idle keep-alive
-//!    connections, which close at once).
+//! 3. the count is now final: the state file is written a last time (so
+//!    every request answered 202 is in it) and the Redis sync task merges
+//!    what the last interval counted (bounded by `--redis-timeout`) and stops;
+//! 4. only then does the metrics server stop, so the final counts stay
+//!    scrapable while ingest drains (its own drain is quick: scrapers hold
+//!    idle keep-alive connections, which close at once).
 
 use std::future::Future;
 use std::io;
@@ -18,11 +20,13 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use uniqd_core::UniqueCounter;
-use uniqd_exporter::{BuildInfo, Readiness, ReadyState};
+use uniqd_exporter::{BuildInfo, Readiness, ReadyState, UniqdCollector};
 use uniqd_ingest::IngestMetrics;
 
 use crate::config::{AppConfig, Cli};
 use crate::persistence::{self, Saver};
+use crate::redis_sync::metrics::RedisCollector;
+use crate::redis_sync::RedisSync;
 
 /// The crate version, exported as `uniqd_build_info{version}`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -76,17 +80,37 @@ pub async fn serve(
     let ingest_auth = config.ingest.auth.is_some();
     let metrics_auth = config.exporter.metrics_auth.is_some();
     let ingest_metrics = Arc::new(IngestMetrics::new());
-    let readiness = Arc::new(Readiness::new());
-    let registry = Arc::new(uniqd_exporter::registry(
+    let redis_sync = config
+        .redis
+        .as_ref()
+        .map(|redis| RedisSync::new(redis, Arc::clone(&counter)))
+        .transpose()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    let mut readiness = Readiness::new();
+    let mut collector = UniqdCollector::new(
         Arc::clone(&counter),
         Arc::clone(&ingest_metrics),
         BuildInfo {
             version: VERSION.to_owned(),
         },
-    ));
+    );
+    let mut redis_collector = None;
+    if let Some(sync) = &redis_sync {
+        let status = sync.status();
+        readiness = readiness.with_detail(status.clone());
+        collector = collector.with_shared_count(status.clone());
+        redis_collector = Some(RedisCollector(status));
+    }
+    let readiness = Arc::new(readiness);
+    let mut registry = uniqd_exporter::registry_with(collector);
+    if let Some(redis_collector) = redis_collector {
+        registry.register_collector(Box::new(redis_collector));
+    }
+    let registry = Arc::new(registry);
 
     let (stop_exporter, exporter_stop) = tokio::sync::oneshot::channel::<()>();
     let (stop_saver, saver_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_sync, sync_stop) = tokio::sync::oneshot::channel::<()>();
     let ingest_shutdown = {
         let readiness = Arc::clone(&readiness);
         async move {
@@ -103,10 +127,28 @@ pub async fn serve(
             ingest_shutdown,
         )
         .await;
-        // Ingest has drained (or failed): the count is final. Write the
-        // state file a last time and stop the metrics server. Send errors
-        // only mean the receiver already stopped.
+        // Ingest has drained (or failed): the count is final. The state file
+        // is written a last time and the sync task makes its last merge. Send
+        // errors only mean the receiver is not running.
         let _ = stop_saver.send(());
+        let _ = stop_sync.send(());
+        result
+    };
+    let sync = async move {
+        if let Some(sync) = redis_sync {
+            let stopped = async move {
+                // Resolves on send or when the sender is dropped; both mean stop.
+                let _ = sync_stop.await;
+            };
+            if let Err(error) = sync.run(stopped).await {
+                tracing::error!(%error, "the redis sync task could not start");
+            }
+        }
+    };
+    let ingest_and_sync = async move {
+        let (result, ()) = tokio::join!(ingest, sync);
+        // Now stop the metrics server. A send error only means the exporter
+        // already stopped.
         let _ = stop_exporter.send(());
         result
     };
@@ -144,7 +186,8 @@ pub async fn serve(
         version = VERSION,
         "uniqd listening"
     );
-    let (ingest_result, exporter_result, saver_result) = tokio::join!(ingest, exporter, saver);
+    let (ingest_result, exporter_result, saver_result) =
+        tokio::join!(ingest_and_sync, exporter, saver);
     ingest_result?;
     exporter_result?;
     saver_result?;

@@ -40,8 +40,9 @@ pub mod config;
 pub mod healthcheck;
 pub mod logging;
 pub mod persistence;
+pub mod redis_sync;
 pub mod signal;
 pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
-pub use crate::config::{AppConfig, Cli, Command, LogFormat};
+pub use crate::config::{AppConfig, Cli, Command, LogFormat, RedisConfig};
