@@ -19,12 +19,11 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use uniqd_core::UniqueCounter;
 use uniqd_exporter::{BuildInfo, Readiness, ReadyState, UniqdCollector};
 use uniqd_ingest::IngestMetrics;
 
 use crate::config::{AppConfig, Cli};
-use crate::persistence::{self, Saver};
+use crate::persistence;
 use crate::redis_sync::metrics::RedisCollector;
 use crate::redis_sync::RedisSync;
 
@@ -56,26 +55,7 @@ pub async fn serve(
     let ingest_addr = ingest_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
 
-    let counter = Arc::new(match &config.state {
-        Some(state) => persistence::load(state, config.exact_threshold)?,
-        None => UniqueCounter::with_threshold(config.exact_threshold),
-    });
-    let mut saver = config.state.as_ref().map(|state| {
-        (
-            Saver::new(Arc::clone(&counter), state.path.clone()),
-            state.interval,
-        )
-    });
-    if let Some((saver, _)) = &mut saver {
-        // Write once before serving: a path that cannot be written fails the
-        // start, not the first save ten seconds later.
-        saver.save().await.map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot write the state file: {e}; refusing to start"),
-            )
-        })?;
-    }
+    let (counter, saver) = persistence::open(config.state.as_ref(), config.exact_threshold).await?;
     let state_file = config.state.as_ref().map(|s| s.path.display().to_string());
     let ingest_auth = config.ingest.auth.is_some();
     let metrics_auth = config.exporter.metrics_auth.is_some();
@@ -154,9 +134,10 @@ pub async fn serve(
     };
     let saver = async move {
         match saver {
-            Some((saver, interval)) => {
+            // Resolves on send or when the sender is dropped; both mean stop.
+            Some(saver) => {
                 saver
-                    .run(interval, async move {
+                    .run(async move {
                         let _ = saver_stop.await;
                     })
                     .await

@@ -46,6 +46,34 @@ pub struct StateConfig {
     pub reset_on_error: bool,
 }
 
+/// The service's counter: loaded from the state file if one is configured
+/// (then also written once, so a path that cannot be written fails the start
+/// rather than the first save), else empty; plus the [`Saver`] to run.
+///
+/// # Errors
+///
+/// See [`load`]; or the first write failed.
+pub async fn open(
+    config: Option<&StateConfig>,
+    threshold: usize,
+) -> io::Result<(Arc<UniqueCounter>, Option<Saver>)> {
+    let Some(config) = config else {
+        return Ok((Arc::new(UniqueCounter::with_threshold(threshold)), None));
+    };
+    let counter = Arc::new(load(config, threshold)?);
+    let mut saver = Saver::new(Arc::clone(&counter), config);
+    saver.save().await.map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!(
+                "cannot write the state file {}: {e}; refusing to start",
+                config.path.display()
+            ),
+        )
+    })?;
+    Ok((counter, Some(saver)))
+}
+
 /// Loads the counter from `config.path`, or an empty one if there is no
 /// file yet.
 ///
@@ -163,21 +191,25 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Saves `counter` to `path` when its state differs from the last save.
+/// Saves `counter` to the state file when its state differs from the last
+/// save.
 #[derive(Debug)]
 pub struct Saver {
     counter: Arc<UniqueCounter>,
     path: PathBuf,
+    interval: Duration,
     last: Option<Vec<u8>>,
 }
 
 impl Saver {
-    /// A saver for `counter`; the first [`save`](Self::save) always writes.
+    /// A saver for `counter` per `config`; the first [`save`](Self::save)
+    /// always writes.
     #[must_use]
-    pub fn new(counter: Arc<UniqueCounter>, path: PathBuf) -> Self {
+    pub fn new(counter: Arc<UniqueCounter>, config: &StateConfig) -> Self {
         Self {
             counter,
-            path,
+            path: config.path.clone(),
+            interval: config.interval,
             last: None,
         }
     }
@@ -203,18 +235,15 @@ impl Saver {
         Ok(true)
     }
 
-    /// Saves every `interval` until `stop` resolves, then once more (the
+    /// Saves every interval until `stop` resolves, then once more (the
     /// final save, after the ingest drain). Periodic failures are logged and
     /// retried at the next tick.
     ///
     /// # Errors
     ///
     /// The final save failed: the count since the last good save is lost.
-    pub async fn run(
-        mut self,
-        interval: Duration,
-        stop: impl Future<Output = ()>,
-    ) -> io::Result<()> {
+    pub async fn run(mut self, stop: impl Future<Output = ()>) -> io::Result<()> {
+        let interval = self.interval;
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stop = std::pin::pin!(stop);
@@ -325,7 +354,7 @@ mod tests {
         let dir = temp_dir("saver");
         let path = dir.join("state");
         let counter = Arc::new(UniqueCounter::with_threshold(100));
-        let mut saver = Saver::new(Arc::clone(&counter), path.clone());
+        let mut saver = Saver::new(Arc::clone(&counter), &config(path.clone(), false));
         assert!(saver.save().await.expect("first save writes"));
         assert!(!saver.save().await.expect("unchanged"));
         counter.insert_str("10.0.0.1").expect("valid");
