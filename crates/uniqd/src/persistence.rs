@@ -21,8 +21,8 @@
 //! at info). Any other failure (unreadable, not a state file, truncated, bad
 //! checksum, unknown version) stops the start with a message naming the file
 //! and the check that failed, unless `reset_on_error` is set; then the bad
-//! file is renamed to `<file>.corrupt-<unix seconds>` (kept for inspection,
-//! never overwritten) and the service starts empty, logging an error.
+//! file is renamed to `<file>.corrupt-<unix seconds>` (kept for inspection)
+//! and the service starts empty, logging an error.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
