@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use uniqd_core::UniqueCounter;
-use uniqd_exporter::{BuildInfo, Readiness, ReadyState};
+use uniqd_exporter::{BuildInfo, Readiness, ReadyState, StatusSource};
 use uniqd_ingest::IngestMetrics;
 
 use crate::config::{AppConfig, Cli};
@@ -49,13 +49,15 @@ pub async fn serve(
     let counter = Arc::new(UniqueCounter::with_threshold(config.exact_threshold));
     let ingest_metrics = Arc::new(IngestMetrics::new());
     let readiness = Arc::new(Readiness::new());
+    let build = BuildInfo {
+        version: VERSION.to_owned(),
+    };
     let registry = Arc::new(uniqd_exporter::registry(
         Arc::clone(&counter),
         Arc::clone(&ingest_metrics),
-        BuildInfo {
-            version: VERSION.to_owned(),
-        },
+        build.clone(),
     ));
+    let status = StatusSource::new(Arc::clone(&counter), Arc::clone(&ingest_metrics), build);
 
     let (stop_exporter, exporter_stop) = tokio::sync::oneshot::channel::<()>();
     let ingest_shutdown = {
@@ -82,6 +84,7 @@ pub async fn serve(
     let exporter = uniqd_exporter::run(
         metrics_listener,
         registry,
+        status,
         Arc::clone(&readiness),
         config.exporter,
         async move {
