@@ -175,7 +175,7 @@ fn cases(spec: &Json) -> Vec<Case> {
                 let Some(content) = response.get("content").and_then(Json::as_object) else {
                     continue;
                 };
-                let const_headers = const_headers(&response);
+                let const_headers = const_headers(response);
                 for (media_type, media) in content {
                     let examples = media["examples"].as_object();
                     assert!(
