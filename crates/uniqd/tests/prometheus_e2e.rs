@@ -308,9 +308,7 @@ fn shipped_rule_files() -> Vec<PathBuf> {
 fn rule_names(files: &[PathBuf]) -> BTreeSet<String> {
     let mut names = BTreeSet::new();
     for file in files {
-        let text = std::fs::read_to_string(file).unwrap();
-        let parsed: Json = serde_norway::from_str(&text).unwrap();
-        for rule in rules(&parsed) {
+        for rule in rules(&read_yaml(file)) {
             let name = rule.get("alert").or_else(|| rule.get("record"));
             names.insert(name.and_then(Json::as_str).unwrap().to_owned());
         }

@@ -452,8 +452,8 @@ pub async fn expect_continue(stream: &mut TcpStream) {
     assert!(text.starts_with("HTTP/1.1 100 Continue\r\n"), "{text}");
 }
 
-/// A path relative to the repository root.
-pub fn repo_path(relative: &str) -> PathBuf {
+/// A path relative to the repository root (an absolute path stays as it is).
+pub fn repo_path(relative: impl AsRef<Path>) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
         .join(relative)
@@ -461,11 +461,12 @@ pub fn repo_path(relative: &str) -> PathBuf {
 
 /// Reads a YAML file of the repository (e.g. `docs/openapi.yaml`) as JSON
 /// values. Mapping keys must be strings (quote numeric keys such as `'200'`).
-pub fn read_yaml(relative: &str) -> serde_json::Value {
+pub fn read_yaml(relative: impl AsRef<Path>) -> serde_json::Value {
     let path = repo_path(relative);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    serde_norway::from_str(&text).unwrap_or_else(|e| panic!("{relative} is not valid YAML: {e}"))
+    serde_norway::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
 }
 
 /// Percent-encodes `text` for a URL query parameter (RFC 3986 unreserved
