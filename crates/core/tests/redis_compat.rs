@@ -2,10 +2,8 @@
 //! `UniqueCounter` give the same registers and the same `PFCOUNT`, and our dense export is a
 //! valid Redis HLL for `PFCOUNT` and `PFMERGE`.
 
-mod support;
-
-use support::redis::{Conn, RedisServer, Reply};
 use uniqd_core::{Phase, UniqueCounter, DEFAULT_THRESHOLD};
+use uniqd_testkit::redis::{RedisServer, Reply};
 
 /// The n-th test address as canonical text (what `PFADD` must receive to count the same
 /// element): IPv4 mostly, every 7th an IPv6 address.
@@ -27,10 +25,6 @@ fn address(n: u64) -> String {
         let v = (n as u32).wrapping_mul(2_654_435_761);
         std::net::Ipv4Addr::from(v).to_string()
     }
-}
-
-fn pfcount(conn: &mut Conn, key: &str) -> u64 {
-    conn.cmd(&[b"PFCOUNT" as &[u8], key.as_bytes()]).int() as u64
 }
 
 /// Fails naming the first few registers that differ (never prints 16,384 values).
@@ -77,14 +71,14 @@ fn same_elements_same_registers_and_count_as_redis() {
             assert!(matches!(conn.read(), Reply::Int(_)));
         }
 
-        let theirs = pfcount(&mut conn, "theirs");
+        let theirs = conn.pfcount("theirs");
         let ours_bytes = counter.to_redis();
         assert_eq!(
             conn.cmd(&[b"SET" as &[u8], b"ours", &ours_bytes]),
             Reply::Status("OK".into())
         );
         assert_eq!(
-            pfcount(&mut conn, "ours"),
+            conn.pfcount("ours"),
             theirs,
             "PFCOUNT of our export at n = {target}"
         );
@@ -104,11 +98,7 @@ fn same_elements_same_registers_and_count_as_redis() {
             conn.cmd(&[b"PFMERGE" as &[u8], b"merged", b"ours", b"theirs"]),
             Reply::Status("OK".into())
         );
-        assert_eq!(
-            pfcount(&mut conn, "merged"),
-            theirs,
-            "PFMERGE at n = {target}"
-        );
+        assert_eq!(conn.pfcount("merged"), theirs, "PFMERGE at n = {target}");
 
         if target <= DEFAULT_THRESHOLD as u64 {
             assert_eq!(counter.phase(), Phase::Exact);
@@ -133,15 +123,11 @@ fn our_export_merges_with_other_redis_keys_as_a_union() {
         ours.insert_str(&address(n)).expect("valid");
     }
     // Redis holds an overlapping range: 10,000..30,000.
-    for chunk in (10_000..30_000u64).collect::<Vec<_>>().chunks(1_000) {
-        let texts: Vec<String> = chunk.iter().map(|&n| address(n)).collect();
-        let mut args: Vec<&[u8]> = vec![b"PFADD", b"theirs"];
-        args.extend(texts.iter().map(|s| s.as_bytes()));
-        conn.cmd(&args);
-    }
+    let their_addresses: Vec<String> = (10_000..30_000u64).map(address).collect();
+    conn.pfadd_all("theirs", &their_addresses);
     conn.cmd(&[b"SET" as &[u8], b"ours", &ours.to_redis()]);
     conn.cmd(&[b"PFMERGE" as &[u8], b"union", b"ours", b"theirs"]);
-    let union = pfcount(&mut conn, "union");
+    let union = conn.pfcount("union");
 
     // The same union computed locally: import Redis's key and merge.
     let theirs = UniqueCounter::from_redis(&conn.cmd(&[b"GET" as &[u8], b"theirs"]).bytes())

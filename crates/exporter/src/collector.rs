@@ -5,6 +5,10 @@
 //! and the ingest atomics directly, so `/metrics` is always current and the
 //! hot path never does extra work for monitoring. Metric names are a fixed
 //! contract with dashboards and alerts; change them only together.
+//!
+//! With a [`SharedCount`] (replicas sharing one count, e.g. through Redis),
+//! `unique_ip_addresses` is the shared count and this replica's own count moves
+//! to `uniqd_local_unique_ip_addresses`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,8 +21,13 @@ use uniqd_core::{Phase, UniqueCounter};
 use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
 use uniqd_ingest::IngestMetrics;
 
+use crate::shared_count::SharedCount;
+
 /// `unique_ip_addresses` (gauge, no unit suffix by contract).
 pub const UNIQUE_IP_ADDRESSES: &str = "unique_ip_addresses";
+/// `uniqd_local_unique_ip_addresses` (gauge): this replica's own count, exported only when a
+/// [`SharedCount`] answers `unique_ip_addresses`.
+pub const LOCAL_UNIQUE_IP_ADDRESSES: &str = "uniqd_local_unique_ip_addresses";
 /// `uniqd_counter_phase{phase="exact"|"sketch"}` (gauge, 1 for the current).
 pub const COUNTER_PHASE: &str = "uniqd_counter_phase";
 /// `uniqd_counter_relative_standard_error` (gauge).
@@ -46,6 +55,7 @@ pub struct UniqdCollector {
     counter: Arc<UniqueCounter>,
     ingest: Arc<IngestMetrics>,
     build: BuildInfo,
+    shared: Option<Arc<dyn SharedCount>>,
 }
 
 impl UniqdCollector {
@@ -56,20 +66,49 @@ impl UniqdCollector {
             counter,
             ingest,
             build,
+            shared: None,
         }
     }
 
+    /// Exports `shared` as `unique_ip_addresses` and the local counter as
+    /// `uniqd_local_unique_ip_addresses`.
+    #[must_use]
+    pub fn with_shared_count(mut self, shared: Arc<dyn SharedCount>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
     fn encode_counter_state(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
-        let estimate = self.counter.estimate();
-        encoder
-            .encode_descriptor(
-                UNIQUE_IP_ADDRESSES,
-                "Distinct client IP addresses seen since start: exact below the threshold, \
-                 a HyperLogLog estimate above it.",
-                None,
-                MetricType::Gauge,
-            )?
-            .encode_gauge(&estimate)?;
+        let local = self.counter.estimate();
+        if let Some(shared) = &self.shared {
+            encoder
+                .encode_descriptor(
+                    UNIQUE_IP_ADDRESSES,
+                    "Distinct client IP addresses seen by all replicas sharing the count \
+                     (the same value on every replica: aggregate with max, not sum).",
+                    None,
+                    MetricType::Gauge,
+                )?
+                .encode_gauge(&shared.global_estimate())?;
+            encoder
+                .encode_descriptor(
+                    LOCAL_UNIQUE_IP_ADDRESSES,
+                    "Distinct client IP addresses seen by this replica since start.",
+                    None,
+                    MetricType::Gauge,
+                )?
+                .encode_gauge(&local)?;
+        } else {
+            encoder
+                .encode_descriptor(
+                    UNIQUE_IP_ADDRESSES,
+                    "Distinct client IP addresses seen since start: exact below the threshold, \
+                     a HyperLogLog estimate above it.",
+                    None,
+                    MetricType::Gauge,
+                )?
+                .encode_gauge(&local)?;
+        }
 
         let phase = self.counter.phase();
         let mut family = encoder.encode_descriptor(
@@ -162,6 +201,7 @@ impl fmt::Debug for UniqdCollector {
         f.debug_struct("UniqdCollector")
             .field("ingest", &self.ingest)
             .field("build", &self.build)
+            .field("shared", &self.shared)
             .finish_non_exhaustive()
     }
 }

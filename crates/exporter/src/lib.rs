@@ -13,6 +13,10 @@
 //!   the caller before [`run`]; [`registry`] builds the standard one.
 //! * **Same server loop as ingest** ([`uniqd_ingest::server::serve`]):
 //!   connection cap, timeouts, graceful drain.
+//! * **Replicas sharing a count.** A [`SharedCount`] given to the collector
+//!   answers `unique_ip_addresses`; the local count is then exported as
+//!   `uniqd_local_unique_ip_addresses`. How the count is shared is the
+//!   application's business (uniqd's Redis sync).
 //! * **OpenMetrics text** (`application/openmetrics-text; version=1.0.0`),
 //!   ending in `# EOF`. Encoding the whole registry takes microseconds.
 //! * **A status page for people** ([`status`]): one self-contained HTML page
@@ -24,7 +28,7 @@
 //! |------------|--------|
 //! | `/metrics` | 200, OpenMetrics text |
 //! | `/healthz` | 200 `{"status":"ok"}` while the process serves |
-//! | `/readyz`  | 200 `{"status":"ready",...}`; 503 while starting or draining |
+//! | `/readyz`  | 200 `{"status":"ready",...}`; 503 while starting or draining; [`ReadyDetail`]s add fields |
 //! | `/`        | 200, the status page (HTML) |
 //! | `/status.json` | 200, count, phase, error bound and ingest counters (JSON) |
 //! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
@@ -35,6 +39,7 @@ pub mod collector;
 pub mod config;
 pub mod readiness;
 mod routes;
+pub mod shared_count;
 pub mod status;
 
 use std::convert::Infallible;
@@ -54,6 +59,7 @@ pub use crate::collector::{BuildInfo, UniqdCollector};
 pub use crate::config::ExporterConfig;
 pub use crate::readiness::{Readiness, ReadyState};
 pub use crate::routes::OPENMETRICS_CONTENT_TYPE;
+pub use crate::shared_count::{ReadyDetail, SharedCount};
 pub use crate::status::StatusSource;
 
 /// The standard registry: one [`UniqdCollector`] over the counter and the
@@ -64,8 +70,16 @@ pub fn registry(
     ingest: Arc<IngestMetrics>,
     build: BuildInfo,
 ) -> Registry {
+    registry_with(UniqdCollector::new(counter, ingest, build))
+}
+
+/// A registry holding `collector` (e.g. one
+/// [`with_shared_count`](UniqdCollector::with_shared_count)); register more
+/// collectors on it before [`run`].
+#[must_use]
+pub fn registry_with(collector: UniqdCollector) -> Registry {
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(UniqdCollector::new(counter, ingest, build)));
+    registry.register_collector(Box::new(collector));
     registry
 }
 
@@ -174,5 +188,40 @@ mod tests {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
+        assert!(!text.contains("uniqd_local_unique_ip_addresses"), "{text}");
+    }
+
+    #[derive(Debug)]
+    struct FixedCount(u64);
+
+    impl SharedCount for FixedCount {
+        fn global_estimate(&self) -> u64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_shared_count_answers_unique_ip_addresses() {
+        let counter = Arc::new(UniqueCounter::new());
+        counter.insert_str("1.2.3.4").expect("valid");
+        let collector = UniqdCollector::new(
+            counter,
+            Arc::new(IngestMetrics::new()),
+            BuildInfo {
+                version: "1".to_owned(),
+            },
+        )
+        .with_shared_count(Arc::new(FixedCount(12_345)));
+        let text = scrape(&registry_with(collector));
+        assert!(
+            text.contains("# TYPE unique_ip_addresses gauge\nunique_ip_addresses 12345\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "# TYPE uniqd_local_unique_ip_addresses gauge\nuniqd_local_unique_ip_addresses 1\n"
+            ),
+            "{text}"
+        );
     }
 }

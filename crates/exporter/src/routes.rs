@@ -105,11 +105,13 @@ fn readyz(state: &ExporterState) -> Response<Full<Bytes>> {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = JsonObject::new()
+    let mut body = JsonObject::new()
         .str("status", ready.as_str())
-        .u64("uptime_seconds", state.started.elapsed().as_secs())
-        .finish();
-    json(status, body)
+        .u64("uptime_seconds", state.started.elapsed().as_secs());
+    for detail in state.readiness.details() {
+        body = body.raw(detail.key(), &detail.to_json());
+    }
+    json(status, body.finish())
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {

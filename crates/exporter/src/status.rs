@@ -10,7 +10,10 @@
 //! not skew the rate).
 //!
 //! Like `/metrics`, `status.json` reads the counter and the ingest atomics
-//! when asked; nothing is cached or updated on the ingest path.
+//! when asked; nothing is cached or updated on the ingest path. With a
+//! [`SharedCount`] (replicas sharing one count) it reports the shared count as
+//! `unique_ip_addresses`, as `/metrics` does, and this replica's own as
+//! `local_unique_ip_addresses`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -21,6 +24,7 @@ use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
 use uniqd_ingest::IngestMetrics;
 
 use crate::collector::BuildInfo;
+use crate::shared_count::SharedCount;
 
 /// The status page (HTML with inline CSS and JavaScript).
 pub const STATUS_PAGE: &str = include_str!("status.html");
@@ -38,6 +42,7 @@ pub struct StatusSource {
     counter: Arc<UniqueCounter>,
     ingest: Arc<IngestMetrics>,
     build: BuildInfo,
+    shared: Option<Arc<dyn SharedCount>>,
 }
 
 impl StatusSource {
@@ -49,7 +54,17 @@ impl StatusSource {
             counter,
             ingest,
             build,
+            shared: None,
         }
+    }
+
+    /// Reports `shared` as `unique_ip_addresses` and the local counter as
+    /// `local_unique_ip_addresses` (like
+    /// [`UniqdCollector::with_shared_count`](crate::UniqdCollector::with_shared_count)).
+    #[must_use]
+    pub fn with_shared_count(mut self, shared: Arc<dyn SharedCount>) -> Self {
+        self.shared = Some(shared);
+        self
     }
 
     /// The `status.json` body; `started` is when the metrics server started.
@@ -60,9 +75,15 @@ impl StatusSource {
             .map(|&outcome| self.ingest.requests(outcome))
             .sum();
         let uptime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        JsonObject::with_capacity(320)
-            .u64("unique_ip_addresses", self.counter.estimate())
-            .str("phase", self.counter.phase().as_str())
+        let local = self.counter.estimate();
+        let mut json = JsonObject::with_capacity(320);
+        json = match &self.shared {
+            Some(shared) => json
+                .u64("unique_ip_addresses", shared.global_estimate())
+                .u64("local_unique_ip_addresses", local),
+            None => json.u64("unique_ip_addresses", local),
+        };
+        json.str("phase", self.counter.phase().as_str())
             .f64(
                 "relative_standard_error",
                 self.counter.relative_standard_error(),
@@ -129,6 +150,36 @@ mod tests {
         ] {
             assert!(json.contains(expected), "missing {expected} in {json}");
         }
+    }
+
+    #[derive(Debug)]
+    struct Global(u64);
+
+    impl SharedCount for Global {
+        fn global_estimate(&self) -> u64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_shared_count_is_the_count_and_the_local_one_is_added() {
+        let counter = Arc::new(UniqueCounter::new());
+        counter.insert_str("1.1.1.1").expect("valid");
+        let source = StatusSource::new(
+            counter,
+            Arc::new(IngestMetrics::new()),
+            BuildInfo {
+                version: "1".to_owned(),
+            },
+        )
+        .with_shared_count(Arc::new(Global(42)));
+        let json = source.to_json(Instant::now());
+        assert!(
+            json.starts_with(
+                r#"{"unique_ip_addresses":42,"local_unique_ip_addresses":1,"phase":"exact","#
+            ),
+            "{json}"
+        );
     }
 
     #[test]

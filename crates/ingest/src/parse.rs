@@ -1,4 +1,5 @@
-//! Extracting the `ip` field from one JSON log object, without building a DOM.
+//! Extracting the `ip` field (and `url`, `timestamp`) from one JSON log object, without
+//! building a DOM.
 //!
 //! [`parse_line`] is a pure function (input bytes + reusable [`Scratch`] in,
 //! borrowed `&str` or [`LineError`] out) so it can be wrapped directly by a
@@ -169,6 +170,17 @@ impl fmt::Display for LineError {
 
 impl std::error::Error for LineError {}
 
+/// The top-level fields of one log object that uniqd reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogFields<'a> {
+    /// The `ip` string (not yet checked to be an address).
+    pub ip: &'a str,
+    /// The `url` string, if present and a string (other types are ignored).
+    pub url: Option<&'a str>,
+    /// The `timestamp` string, if present and a string (other types are ignored).
+    pub timestamp: Option<&'a str>,
+}
+
 /// Parses one JSON object and returns its top-level `ip` string.
 ///
 /// `buf` is modified in place (simd-json decodes string escapes into it); the
@@ -182,39 +194,66 @@ impl std::error::Error for LineError {}
 /// [`LineError::NotAnObject`], [`LineError::MissingIp`] or
 /// [`LineError::IpNotString`].
 pub fn parse_line<'a>(buf: &'a mut [u8], scratch: &mut Scratch) -> Result<&'a str, LineError> {
+    parse_fields(buf, scratch).map(|fields| fields.ip)
+}
+
+/// Parses one JSON object and returns its top-level `ip`, `url` and
+/// `timestamp` in one walk of the tape; errors as [`parse_line`]. For `url`
+/// and `timestamp`, as for `ip`, the last duplicate wins.
+///
+/// # Errors
+///
+/// As [`parse_line`].
+pub fn parse_fields<'a>(
+    buf: &'a mut [u8],
+    scratch: &mut Scratch,
+) -> Result<LogFields<'a>, LineError> {
     // The stored vector is empty, so re-lifetiming it to `'a` is free.
     let mut tape: Tape<'a> = Tape(std::mem::take(&mut scratch.nodes)).reset();
     let result = match simd_json::fill_tape(buf, &mut scratch.buffers, &mut tape) {
-        Ok(()) => find_ip(&tape.0),
+        Ok(()) => find_fields(&tape.0),
         Err(e) => Err(json_error(&e)),
     };
-    // Hand the (cleared) allocation back for the next call. `result` holds a
-    // `&'a str` into `buf`, not into the tape, so this is fine.
+    // Hand the (cleared) allocation back for the next call. `result` holds
+    // `&'a str`s into `buf`, not into the tape, so this is fine.
     scratch.nodes = tape.reset().0;
     result
 }
 
-/// Walks the top level of a parsed tape looking for the last `ip` member.
-fn find_ip<'a>(nodes: &[Node<'a>]) -> Result<&'a str, LineError> {
+/// Walks the top level of a parsed tape for the last `ip`, `url` and `timestamp` members.
+fn find_fields<'a>(nodes: &[Node<'a>]) -> Result<LogFields<'a>, LineError> {
     let Some(&Node::Object { len, .. }) = nodes.first() else {
         return Err(LineError::NotAnObject);
     };
     let mut idx = 1;
-    let mut ip: Option<Node<'a>> = None;
+    let (mut ip, mut url, mut timestamp): (Option<Node<'a>>, Option<Node<'a>>, Option<Node<'a>>) =
+        (None, None, None);
     for _ in 0..len {
         // A tape built by simd-json always has a string key followed by a
         // value here; a malformed one is reported rather than panicking.
         let (Some(&Node::String(key)), Some(&value)) = (nodes.get(idx), nodes.get(idx + 1)) else {
             return Err(malformed_tape(idx));
         };
-        if key == "ip" {
-            ip = Some(value); // keep going: the last duplicate wins
+        // Keep going after a match: the last duplicate wins.
+        match key {
+            "ip" => ip = Some(value),
+            "url" => url = Some(value),
+            "timestamp" => timestamp = Some(value),
+            _ => {}
         }
         idx += 1 + node_span(&value);
     }
+    let as_str = |node: Option<Node<'a>>| match node {
+        Some(Node::String(s)) => Some(s),
+        _ => None,
+    };
     match ip {
         None => Err(LineError::MissingIp),
-        Some(Node::String(s)) => Ok(s),
+        Some(Node::String(ip)) => Ok(LogFields {
+            ip,
+            url: as_str(url),
+            timestamp: as_str(timestamp),
+        }),
         Some(_) => Err(LineError::IpNotString),
     }
 }
@@ -263,6 +302,25 @@ mod tests {
         let mut scratch = Scratch::new();
         let mut buf = s.to_vec();
         parse_line(&mut buf, &mut scratch).map(str::to_owned)
+    }
+
+    #[test]
+    fn fields_are_read_in_one_walk() {
+        let mut scratch = Scratch::new();
+        let mut line =
+            br#"{"url":1,"timestamp":"t0","ip":"1.2.3.4","url":"/a","x":{"url":"/n"}}"#.to_vec();
+        let fields = parse_fields(&mut line, &mut scratch).expect("valid line");
+        assert_eq!(
+            fields,
+            LogFields {
+                ip: "1.2.3.4",
+                url: Some("/a"),
+                timestamp: Some("t0")
+            }
+        );
+        let mut line = br#"{"ip":"::1","url":null}"#.to_vec();
+        let fields = parse_fields(&mut line, &mut scratch).expect("valid line");
+        assert_eq!((fields.url, fields.timestamp), (None, None));
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! Wiring: one counter, the ingest server and the metrics server, started
-//! together and shut down in order.
+//! Wiring: one counter, the ingest server, the metrics server and (with
+//! `--redis-url`) the Redis sync task, started together and shut down in order.
 //!
 //! Shutdown sequence once the `shutdown` future resolves:
 //! 1. `/readyz` turns 503 (`draining`) so load balancers stop routing here;
 //! 2. the ingest server stops accepting and drains in-flight requests (up to
 //!    its drain timeout);
-//! 3. only then does the metrics server stop, so the final counts stay
+//! 3. the Redis sync task merges what the last interval counted (bounded by
+//!    `--redis-timeout`) and stops;
+//! 4. only then does the metrics server stop, so the final counts stay
 //!    scrapable while ingest drains (its own drain is quick: scrapers hold
 //!    idle keep-alive connections, which close at once).
 
@@ -15,10 +17,12 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use uniqd_core::UniqueCounter;
-use uniqd_exporter::{BuildInfo, Readiness, ReadyState, StatusSource};
+use uniqd_exporter::{BuildInfo, Readiness, ReadyState, StatusSource, UniqdCollector};
 use uniqd_ingest::IngestMetrics;
 
 use crate::config::{AppConfig, Cli};
+use crate::redis_sync::metrics::RedisCollector;
+use crate::redis_sync::RedisSync;
 
 /// The crate version, exported as `uniqd_build_info{version}`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -48,18 +52,39 @@ pub async fn serve(
 
     let counter = Arc::new(UniqueCounter::with_threshold(config.exact_threshold));
     let ingest_metrics = Arc::new(IngestMetrics::new());
-    let readiness = Arc::new(Readiness::new());
+    let redis_sync = config
+        .redis
+        .as_ref()
+        .map(|redis| RedisSync::new(redis, Arc::clone(&counter)))
+        .transpose()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let build = BuildInfo {
         version: VERSION.to_owned(),
     };
-    let registry = Arc::new(uniqd_exporter::registry(
+    let mut readiness = Readiness::new();
+    let mut collector = UniqdCollector::new(
         Arc::clone(&counter),
         Arc::clone(&ingest_metrics),
         build.clone(),
-    ));
-    let status = StatusSource::new(Arc::clone(&counter), Arc::clone(&ingest_metrics), build);
+    );
+    let mut status = StatusSource::new(Arc::clone(&counter), Arc::clone(&ingest_metrics), build);
+    let mut redis_collector = None;
+    if let Some(sync) = &redis_sync {
+        let sync_status = sync.status();
+        readiness = readiness.with_detail(sync_status.clone());
+        collector = collector.with_shared_count(sync_status.clone());
+        status = status.with_shared_count(sync_status.clone());
+        redis_collector = Some(RedisCollector(sync_status));
+    }
+    let readiness = Arc::new(readiness);
+    let mut registry = uniqd_exporter::registry_with(collector);
+    if let Some(redis_collector) = redis_collector {
+        registry.register_collector(Box::new(redis_collector));
+    }
+    let registry = Arc::new(registry);
 
     let (stop_exporter, exporter_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_sync, sync_stop) = tokio::sync::oneshot::channel::<()>();
     let ingest_shutdown = {
         let readiness = Arc::clone(&readiness);
         async move {
@@ -76,8 +101,26 @@ pub async fn serve(
             ingest_shutdown,
         )
         .await;
-        // Ingest has drained (or failed): now stop the metrics server. A
-        // send error only means the exporter already stopped.
+        // Ingest has drained (or failed): the sync task makes its last merge.
+        // A send error only means it is not running.
+        let _ = stop_sync.send(());
+        result
+    };
+    let sync = async move {
+        if let Some(sync) = redis_sync {
+            let stopped = async move {
+                // Resolves on send or when the sender is dropped; both mean stop.
+                let _ = sync_stop.await;
+            };
+            if let Err(error) = sync.run(stopped).await {
+                tracing::error!(%error, "the redis sync task could not start");
+            }
+        }
+    };
+    let ingest_and_sync = async move {
+        let (result, ()) = tokio::join!(ingest, sync);
+        // Now stop the metrics server. A send error only means the exporter
+        // already stopped.
         let _ = stop_exporter.send(());
         result
     };
@@ -101,7 +144,7 @@ pub async fn serve(
         version = VERSION,
         "uniqd listening"
     );
-    let (ingest_result, exporter_result) = tokio::join!(ingest, exporter);
+    let (ingest_result, exporter_result) = tokio::join!(ingest_and_sync, exporter);
     ingest_result?;
     exporter_result?;
     tracing::info!("shutdown complete");

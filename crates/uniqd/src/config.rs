@@ -14,6 +14,9 @@ use crate::units::{parse_byte_size, parse_duration};
 /// Largest accepted `--exact-threshold`: bounds the exact set's memory.
 pub const MAX_EXACT_THRESHOLD: usize = 1 << 24;
 
+/// Default `--redis-key`.
+pub const DEFAULT_REDIS_KEY: &str = "uniqd:unique_ip_addresses";
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -103,6 +106,29 @@ pub struct Cli {
     /// else info].
     #[arg(long, env = "UNIQD_LOG_LEVEL")]
     pub log_level: Option<String>,
+
+    /// Share one global count between replicas through this Redis or Valkey
+    /// server: redis://[user:password@]host:port[/db] (off when unset). With
+    /// it, `unique_ip_addresses` is the count of all replicas together (the
+    /// same on each) and `uniqd_local_unique_ip_addresses` this replica's own;
+    /// ingest never waits on Redis.
+    #[arg(long, env = "UNIQD_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// Redis key of the shared HyperLogLog (replicas with the same key share
+    /// a count).
+    #[arg(long, env = "UNIQD_REDIS_KEY", default_value = DEFAULT_REDIS_KEY)]
+    pub redis_key: String,
+
+    /// How often each replica merges its registers into the shared key (only
+    /// when they changed) and reads the global count.
+    #[arg(long, env = "UNIQD_REDIS_SYNC_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub redis_sync_interval: Duration,
+
+    /// Deadline for one sync with Redis (connecting included); a slower
+    /// Redis counts as unavailable.
+    #[arg(long, env = "UNIQD_REDIS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    pub redis_timeout: Duration,
 }
 
 /// Auxiliary commands.
@@ -159,6 +185,12 @@ impl Cli {
                 max_batch_bytes: self.max_batch_size,
             },
             exporter: ExporterConfig { server },
+            redis: self.redis_url.as_ref().map(|url| RedisConfig {
+                url: url.clone(),
+                key: self.redis_key.clone(),
+                sync_interval: self.redis_sync_interval,
+                timeout: self.redis_timeout,
+            }),
         }
     }
 }
@@ -173,6 +205,80 @@ pub struct AppConfig {
     pub ingest: IngestConfig,
     /// Metrics server settings.
     pub exporter: ExporterConfig,
+    /// Scale-out through Redis; `None` (the default): a standalone count.
+    pub redis: Option<RedisConfig>,
+}
+
+/// Where and how often a replica shares its count (see [`crate::redis_sync`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://` URL, credentials included (never logged).
+    pub url: String,
+    /// The shared HyperLogLog key.
+    pub key: String,
+    /// Time between two syncs.
+    pub sync_interval: Duration,
+    /// Deadline for one sync.
+    pub timeout: Duration,
+}
+
+impl RedisConfig {
+    /// Settings for `url` with the default key, a 1 s interval and a 2 s timeout.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            key: DEFAULT_REDIS_KEY.to_owned(),
+            sync_interval: Duration::from_secs(1),
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// The client for [`url`](Self::url) (no connection is made).
+    ///
+    /// # Errors
+    ///
+    /// A URL the client cannot use, without repeating it (it may hold a password).
+    pub fn client(&self) -> Result<redis::Client, String> {
+        let scheme = self.url.split_once("://").map_or("", |(scheme, _)| scheme);
+        let tls = ["rediss", "valkeys"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(scheme));
+        if tls && !cfg!(feature = "redis-tls") {
+            return Err(format!(
+                "--redis-url: {scheme}:// (TLS) needs a build with the `redis-tls` feature \
+                 (cargo build --release --features redis-tls); see docs/scale-out.md"
+            ));
+        }
+        redis::Client::open(self.url.as_str()).map_err(|e| {
+            format!("invalid --redis-url (expected redis://[user:password@]host:port[/db]): {e}")
+        })
+    }
+
+    /// Checks the URL, the key and the durations.
+    ///
+    /// # Errors
+    ///
+    /// A description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        self.client()?;
+        crate::redis_sync::keys::SyncKeys::new(&self.key, "check")?;
+        if self.sync_interval.is_zero() || self.timeout.is_zero() {
+            return Err("--redis-sync-interval and --redis-timeout must be positive".to_owned());
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisConfig")
+            .field("url", &"<redacted>")
+            .field("key", &self.key)
+            .field("sync_interval", &self.sync_interval)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 impl Default for AppConfig {
@@ -181,6 +287,7 @@ impl Default for AppConfig {
             exact_threshold: uniqd_core::DEFAULT_THRESHOLD,
             ingest: IngestConfig::default(),
             exporter: ExporterConfig::default(),
+            redis: None,
         }
     }
 }
@@ -198,6 +305,9 @@ impl AppConfig {
             ));
         }
         self.ingest.validate()?;
+        if let Some(redis) = &self.redis {
+            redis.validate()?;
+        }
         self.exporter.server.validate()
     }
 }
@@ -274,7 +384,71 @@ mod tests {
         assert_eq!(config.exporter.server.max_connections, 5);
         assert_eq!(cli.worker_threads(), 3);
         assert_eq!(cli.log_format, LogFormat::Json);
+        assert_eq!(config.redis, None);
         assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn redis_flags() {
+        let cli = Cli::try_parse_from([
+            "uniqd",
+            "--redis-url",
+            "redis://:secret@10.0.0.5:6380/2",
+            "--redis-sync-interval",
+            "250ms",
+        ])
+        .expect("parses");
+        let config = cli.app_config();
+        let redis = config.redis.clone().expect("redis on");
+        assert_eq!(redis.url, "redis://:secret@10.0.0.5:6380/2");
+        assert_eq!(redis.key, DEFAULT_REDIS_KEY);
+        assert_eq!(redis.sync_interval, Duration::from_millis(250));
+        assert_eq!(redis.timeout, Duration::from_secs(2));
+        assert_eq!(config.validate(), Ok(()));
+        assert!(
+            !format!("{config:?}").contains("secret"),
+            "the password must not reach logs"
+        );
+
+        for (url, key, interval) in [
+            ("not a url", DEFAULT_REDIS_KEY, Duration::from_secs(1)),
+            (
+                "redis://:secret@10.0.0.5:port",
+                DEFAULT_REDIS_KEY,
+                Duration::from_secs(1),
+            ),
+            ("http://10.0.0.5", DEFAULT_REDIS_KEY, Duration::from_secs(1)),
+            ("redis://10.0.0.5", "a}b", Duration::from_secs(1)),
+            ("redis://10.0.0.5", DEFAULT_REDIS_KEY, Duration::ZERO),
+        ] {
+            let redis = RedisConfig {
+                key: key.to_owned(),
+                sync_interval: interval,
+                ..RedisConfig::new(url)
+            };
+            let error = redis.validate().expect_err(url);
+            assert!(!error.is_empty() && !error.contains("secret"), "{error}");
+        }
+        let tls = RedisConfig::new("rediss://10.0.0.5:6380").validate();
+        if cfg!(feature = "redis-tls") {
+            assert_eq!(tls, Ok(()));
+        } else {
+            assert!(tls.is_err_and(|e| e.contains("redis-tls")));
+        }
+    }
+
+    #[test]
+    fn redis_url_value_is_hidden_from_help() {
+        let command = Cli::command();
+        let url = command
+            .get_arguments()
+            .find(|arg| arg.get_id() == "redis_url")
+            .expect("--redis-url exists");
+        assert_eq!(url.get_env(), Some(std::ffi::OsStr::new("UNIQD_REDIS_URL")));
+        assert!(
+            url.is_hide_env_values_set(),
+            "a password in the URL would show"
+        );
     }
 
     #[test]

@@ -34,8 +34,9 @@ pub mod app;
 pub mod config;
 pub mod healthcheck;
 pub mod logging;
+pub mod redis_sync;
 pub mod signal;
 pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
-pub use crate::config::{AppConfig, Cli, Command, LogFormat};
+pub use crate::config::{AppConfig, Cli, Command, LogFormat, RedisConfig};

@@ -1,2 +1,0 @@
-//! Test support shared by the integration tests of uniqd-core.
-pub mod redis;
