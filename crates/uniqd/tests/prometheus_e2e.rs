@@ -4,6 +4,10 @@
 //! dashboard and the alert rules, as `deploy/extract_promql.py` lists them,
 //! parses and returns what it should under a known mix of traffic.
 //!
+//! uniqd shares its count through a real `redis-server` (`--redis-url`), so
+//! the dashboard's scale-out panels have data too; with one replica the
+//! global count is the local one.
+//!
 //! Prometheus runs on a free loopback port with a generated config (scrape
 //! and rule evaluation every second, the rule files of the shipped
 //! `deploy/prometheus/prometheus.yml`) and its own storage directory; it is
@@ -28,6 +32,8 @@ use common::*;
 use expectations::{expectations, Expect, Expected};
 use serde_json::Value as Json;
 use server::{one_value, Prometheus};
+use uniqd::RedisConfig;
+use uniqd_testkit::redis::RedisServer;
 
 /// The body-read timeout of the service under test, short so that a
 /// stalled request (outcome `request_timeout`) is quick to produce.
@@ -35,7 +41,11 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_millis(200);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_uniqd_and_evaluates_the_dashboard_and_rules() {
-    let mut config = uniqd::AppConfig::default();
+    let redis = RedisServer::start();
+    let mut config = uniqd::AppConfig {
+        redis: Some(RedisConfig::new(redis.url())),
+        ..uniqd::AppConfig::default()
+    };
     config.ingest.server.body_read_timeout = BODY_READ_TIMEOUT;
     let threshold = config.exact_threshold;
     let service = TestService::start_with(config).await;
@@ -119,6 +129,7 @@ async fn a_real_prometheus_scrapes_uniqd_and_evaluates_the_dashboard_and_rules()
 
     drop(prometheus);
     service.stop().await;
+    drop(redis);
 }
 
 /// What the test sent to `/logs`.

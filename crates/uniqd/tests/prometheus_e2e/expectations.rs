@@ -20,6 +20,8 @@ pub enum Want {
     Eq(f64),
     /// Any finite value above zero.
     Positive,
+    /// A value in this closed range.
+    Within(f64, f64),
 }
 
 impl Want {
@@ -27,6 +29,7 @@ impl Want {
         let ok = match self {
             Self::Eq(want) => (value - want).abs() <= 1e-9 * want.abs().max(1.0),
             Self::Positive => value.is_finite() && value > 0.0,
+            Self::Within(low, high) => (low..=high).contains(&value),
         };
         ok.then_some(())
     }
@@ -68,7 +71,7 @@ impl Expect {
 /// `deploy/extract_promql.py`.
 pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
     use Expect::{By, Empty, One};
-    use Want::{Eq, Positive};
+    use Want::{Eq, Positive, Within};
     let each = |label, values: &[&str], want| {
         By(
             label,
@@ -127,10 +130,25 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             "sum(rate(uniqd_ingest_request_duration_seconds_sum{job=~\"uniqd\"}[1m])) / (sum(rate(uniqd_ingest_request_duration_seconds_count{job=~\"uniqd\"}[1m])) > 0)".to_owned(),
             One(Positive),
         ),
+        // Scale-out row: one replica, in sync with a healthy Redis.
+        (
+            "uniqd_local_unique_ip_addresses{job=~\"uniqd\"}".to_owned(),
+            One(Eq(x.distinct)),
+        ),
+        ("uniqd_redis_up{job=~\"uniqd\"}".to_owned(), One(Eq(1.0))),
+        (
+            "sum(rate(uniqd_redis_sync_errors_total{job=~\"uniqd\"}[1m]))".to_owned(),
+            One(Eq(0.0)),
+        ),
+        (
+            "time() - uniqd_redis_last_sync_timestamp_seconds{job=~\"uniqd\"}".to_owned(),
+            One(Within(0.0, 30.0)),
+        ),
         // Availability alerts: a healthy, present, fast target.
         ("up{job=\"uniqd\"} == 0".to_owned(), Empty),
         ("absent(up{job=\"uniqd\"})".to_owned(), Empty),
         ("scrape_duration_seconds{job=\"uniqd\"} > 0.5".to_owned(), Empty),
+        ("uniqd_redis_up{job=\"uniqd\"} == 0".to_owned(), Empty),
         // Ingest errors: the recording rule, and its alert, which holds (the
         // traffic has more than 5 % errors).
         (
