@@ -99,7 +99,17 @@ impl Process {
             .recv_timeout(DEADLINE)
             .expect("uniqd did not exit in time")
             .expect("wait for uniqd");
-        let lines = log.try_iter().collect();
+        // The process is gone, but the reader thread may still be forwarding its last
+        // lines: read until it reaches end of file and drops its sender.
+        let deadline = std::time::Instant::now() + DEADLINE;
+        let mut lines = Vec::new();
+        loop {
+            match log.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+                Ok(line) => lines.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("stderr still open after exit"),
+            }
+        }
         (status, lines)
     }
 }
