@@ -1,5 +1,5 @@
-//! Prometheus/OpenMetrics exporter for uniqd: `/metrics`, `/healthz` and
-//! `/readyz` on the metrics port (default 9102).
+//! Prometheus/OpenMetrics exporter for uniqd: `/metrics`, `/healthz`,
+//! `/readyz` and a status page on the metrics port (default 9102).
 //!
 //! # Design
 //!
@@ -19,12 +19,18 @@
 //!   application's business (uniqd's Redis sync).
 //! * **OpenMetrics text** (`application/openmetrics-text; version=1.0.0`),
 //!   ending in `# EOF`. Encoding the whole registry takes microseconds.
+//! * **A status page for people** ([`status`]): one self-contained HTML page
+//!   compiled into the binary (no asset to ship, nothing to load from
+//!   elsewhere) that polls `/status.json`, a small JSON read at request time
+//!   like `/metrics`.
 //!
 //! | endpoint   | answer |
 //! |------------|--------|
 //! | `/metrics` | 200, OpenMetrics text |
 //! | `/healthz` | 200 `{"status":"ok"}` while the process serves |
 //! | `/readyz`  | 200 `{"status":"ready",...}`; 503 while starting or draining; [`ReadyDetail`]s add fields |
+//! | `/`        | 200, the status page (HTML) |
+//! | `/status.json` | 200, count, phase, error bound and ingest counters (JSON) |
 //! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
 //!
 //! With [`ExporterConfig::metrics_auth`] set, `/metrics` needs
@@ -39,6 +45,7 @@ pub mod config;
 pub mod readiness;
 mod routes;
 pub mod shared_count;
+pub mod status;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -58,6 +65,7 @@ pub use crate::config::ExporterConfig;
 pub use crate::readiness::{Readiness, ReadyState};
 pub use crate::routes::OPENMETRICS_CONTENT_TYPE;
 pub use crate::shared_count::{ReadyDetail, SharedCount};
+pub use crate::status::StatusSource;
 
 /// The standard registry: one [`UniqdCollector`] over the counter and the
 /// ingest metrics.
@@ -84,6 +92,7 @@ pub fn registry_with(collector: UniqdCollector) -> Registry {
 #[derive(Debug)]
 struct ExporterState {
     registry: Arc<Registry>,
+    status: StatusSource,
     readiness: Arc<Readiness>,
     /// Tokens `/metrics` requires, if any.
     metrics_auth: Option<BearerTokens>,
@@ -105,7 +114,8 @@ impl ExporterState {
 }
 
 /// Runs the metrics server on `listener` until `shutdown` resolves, then
-/// drains (see [`uniqd_ingest::server::serve`]).
+/// drains (see [`uniqd_ingest::server::serve`]). `/metrics` encodes
+/// `registry`; the status page reads `status`.
 ///
 /// # Errors
 ///
@@ -113,12 +123,14 @@ impl ExporterState {
 pub async fn run(
     listener: TcpListener,
     registry: Arc<Registry>,
+    status: StatusSource,
     readiness: Arc<Readiness>,
     config: ExporterConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let state = Arc::new(ExporterState {
         registry,
+        status,
         readiness,
         metrics_auth: config.metrics_auth,
         started: Instant::now(),

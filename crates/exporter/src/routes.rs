@@ -1,16 +1,20 @@
 //! Routing and responses of the metrics server: `/metrics`, `/healthz`,
-//! `/readyz`; anything else is a JSON 404 (or 405 for a wrong method), and
-//! `/metrics` without a valid bearer token (when tokens are configured) a
-//! JSON 401.
+//! `/readyz`, the status page `/` and its `/status.json`; anything else is a
+//! JSON 404 (or 405 for a wrong method), and `/metrics` without a valid
+//! bearer token (when tokens are configured) a JSON 401.
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, AUTHORIZATION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use uniqd_ingest::auth::WWW_AUTHENTICATE_BEARER;
 use uniqd_ingest::json::JsonObject;
 
 use crate::readiness::ReadyState;
+use crate::status::{STATUS_PAGE, STATUS_PAGE_CSP};
 use crate::ExporterState;
 
 /// `Content-Type` of `/metrics`.
@@ -38,7 +42,11 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
             JsonObject::new().str("status", "ok").finish(),
         ),
         (true, "/readyz") => readyz(state),
-        (false, "/metrics" | "/healthz" | "/readyz") => {
+        (true, "/") => status_page(),
+        (true, "/status.json") => {
+            no_store(json(StatusCode::OK, state.status.to_json(state.started)))
+        }
+        (false, "/metrics" | "/healthz" | "/readyz" | "/" | "/status.json") => {
             let mut response = error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -52,7 +60,7 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
-            "no such endpoint; try /metrics, /healthz or /readyz",
+            "no such endpoint; try /metrics, /healthz, /readyz, / or /status.json",
         ),
     }
 }
@@ -77,6 +85,29 @@ fn metrics(state: &ExporterState) -> Response<Full<Bytes>> {
         CONTENT_TYPE,
         HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
     );
+    response
+}
+
+fn status_page() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(STATUS_PAGE.as_bytes())));
+    let headers = response.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(STATUS_PAGE_CSP),
+    );
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    no_store(response)
+}
+
+/// Marks a live answer as not cacheable.
+fn no_store(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 

@@ -54,6 +54,22 @@ impl JsonObject {
         self
     }
 
+    /// Adds `"key": number`; a NaN or infinite value (not representable in
+    /// JSON) is written as `null`.
+    #[must_use]
+    pub fn f64(mut self, key: &str, value: f64) -> Self {
+        self.key(key);
+        if value.is_finite() {
+            // Writing to a String cannot fail. `Display` of an `f64` is the
+            // shortest text that reads back as the same value, and never uses
+            // an exponent, so it is a valid JSON number.
+            let _ = write!(self.out, "{value}");
+        } else {
+            self.out.push_str("null");
+        }
+        self
+    }
+
     /// Adds `"key": <already-serialised JSON>`; `raw` must be valid JSON.
     #[must_use]
     pub fn raw(mut self, key: &str, raw: &str) -> Self {
@@ -107,8 +123,14 @@ mod tests {
             .str("a", "x")
             .u64("n", 42)
             .raw("r", "[1,2]")
+            .f64("f", 0.008_125)
+            .f64("z", 0.0)
+            .f64("nan", f64::NAN)
             .finish();
-        assert_eq!(s, r#"{"a":"x","n":42,"r":[1,2]}"#);
+        assert_eq!(
+            s,
+            r#"{"a":"x","n":42,"r":[1,2],"f":0.008125,"z":0,"nan":null}"#
+        );
     }
 
     #[test]

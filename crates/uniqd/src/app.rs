@@ -19,7 +19,7 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use uniqd_exporter::{BuildInfo, Readiness, ReadyState, UniqdCollector};
+use uniqd_exporter::{BuildInfo, Readiness, ReadyState, StatusSource, UniqdCollector};
 use uniqd_ingest::IngestMetrics;
 
 use crate::config::{AppConfig, Cli};
@@ -66,20 +66,23 @@ pub async fn serve(
         .map(|redis| RedisSync::new(redis, Arc::clone(&counter)))
         .transpose()
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    let build = BuildInfo {
+        version: VERSION.to_owned(),
+    };
     let mut readiness = Readiness::new();
     let mut collector = UniqdCollector::new(
         Arc::clone(&counter),
         Arc::clone(&ingest_metrics),
-        BuildInfo {
-            version: VERSION.to_owned(),
-        },
+        build.clone(),
     );
+    let mut status = StatusSource::new(Arc::clone(&counter), Arc::clone(&ingest_metrics), build);
     let mut redis_collector = None;
     if let Some(sync) = &redis_sync {
-        let status = sync.status();
-        readiness = readiness.with_detail(status.clone());
-        collector = collector.with_shared_count(status.clone());
-        redis_collector = Some(RedisCollector(status));
+        let sync_status = sync.status();
+        readiness = readiness.with_detail(sync_status.clone());
+        collector = collector.with_shared_count(sync_status.clone());
+        status = status.with_shared_count(sync_status.clone());
+        redis_collector = Some(RedisCollector(sync_status));
     }
     let readiness = Arc::new(readiness);
     let mut registry = uniqd_exporter::registry_with(collector);
@@ -148,6 +151,7 @@ pub async fn serve(
     let exporter = uniqd_exporter::run(
         metrics_listener,
         registry,
+        status,
         Arc::clone(&readiness),
         config.exporter,
         async move {

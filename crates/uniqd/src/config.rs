@@ -35,9 +35,9 @@ pub enum LogFormat {
 ///
 /// Logs are POSTed to /logs on --listen (one JSON object, or NDJSON with
 /// Content-Type: application/x-ndjson); the count is served as
-/// `unique_ip_addresses` on --metrics-listen at /metrics, next to /healthz and
-/// /readyz. SIGTERM or SIGINT stops accepting, drains in-flight requests and
-/// exits 0.
+/// `unique_ip_addresses` on --metrics-listen at /metrics, next to /healthz,
+/// /readyz and a status page for people at /. SIGTERM or SIGINT stops
+/// accepting, drains in-flight requests and exits 0.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "uniqd", version, about, long_about)]
 pub struct Cli {
@@ -49,7 +49,8 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_LISTEN", default_value = "0.0.0.0:5000")]
     pub listen: SocketAddr,
 
-    /// Address for the metrics server (/metrics, /healthz, /readyz).
+    /// Address for the metrics server (/metrics, /healthz, /readyz, and the
+    /// status page / with /status.json).
     #[arg(long, env = "UNIQD_METRICS_LISTEN", default_value = "0.0.0.0:9102")]
     pub metrics_listen: SocketAddr,
 
@@ -154,7 +155,7 @@ pub struct Cli {
 
     /// Require `Authorization: Bearer <token>` on POST /logs. Several
     /// tokens may be given, comma-separated or by repeating the flag.
-    /// [default: no authentication]
+    /// [default: off]
     #[arg(
         long,
         env = "UNIQD_INGEST_TOKEN",
@@ -169,8 +170,7 @@ pub struct Cli {
     pub ingest_token_file: Option<PathBuf>,
 
     /// Require `Authorization: Bearer <token>` on /metrics (comma-separated
-    /// or repeated); /healthz and /readyz stay open. [default: no
-    /// authentication]
+    /// or repeated); /healthz and /readyz stay open. [default: off]
     #[arg(
         long,
         env = "UNIQD_METRICS_TOKEN",

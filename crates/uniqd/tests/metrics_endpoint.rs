@@ -110,3 +110,48 @@ async fn health_readiness_and_unknown_paths() {
     assert_eq!(r.header("allow"), Some("GET, HEAD"));
     service.stop().await;
 }
+
+#[tokio::test]
+async fn status_page_and_its_json() {
+    let service = TestService::start().await;
+    let body: String = ["1.2.3.4", "::1", "0:0:0:0:0:0:0:1", "bad"]
+        .iter()
+        .map(|ip| log_line(ip) + "\n")
+        .collect();
+    post_ndjson(service.ingest, &body)
+        .await
+        .expect_error(400, "invalid_lines");
+    post_json(service.ingest, &log_line("5.6.7.8")).await;
+
+    let page = get(service.metrics, "/").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(csp.starts_with("default-src 'none';"), "{csp}");
+    assert!(page.text().contains("<title>uniqd status</title>"));
+
+    let status = get(service.metrics, "/status.json").await;
+    assert_eq!(status.header("cache-control"), Some("no-store"));
+    let json = status.json();
+    assert_eq!(json["unique_ip_addresses"], 3, "{json}");
+    assert_eq!(json["phase"], "exact");
+    assert_eq!(json["relative_standard_error"], 0);
+    assert_eq!(json["threshold"], 4096);
+    assert_eq!(json["ingest_requests_total"], 2);
+    assert_eq!(json["ingest_requests_accepted_total"], 1);
+    assert_eq!(json["ingest_lines_accepted_total"], 4);
+    assert_eq!(json["ingest_lines_invalid_total"], 1);
+    assert_eq!(json["version"], uniqd::VERSION);
+    assert!(json["uptime_ms"].is_u64(), "{json}");
+
+    let r = send_raw(
+        service.metrics,
+        request_bytes("DELETE", "/status.json", &[], b""),
+    )
+    .await;
+    r.expect_error(405, "method_not_allowed");
+    service.stop().await;
+}

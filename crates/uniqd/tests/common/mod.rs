@@ -1,7 +1,8 @@
 //! Shared helpers for the integration tests: an in-process service on
 //! `127.0.0.1:0`, a tiny raw-TCP HTTP/1.1 client (so tests can also send
-//! malformed, chunked, stalled or oversized requests), metric lookup, and the
-//! strict OpenMetrics check through Python's `prometheus_client`.
+//! malformed, chunked, stalled or oversized requests), metric lookup, the
+//! strict OpenMetrics check through Python's `prometheus_client`, and reading
+//! the repository's YAML files (docs, deploy).
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,6 +10,7 @@ pub mod process;
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -490,4 +492,35 @@ pub async fn poll_until<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> 
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A path relative to the repository root (an absolute path stays as it is).
+pub fn repo_path(relative: impl AsRef<Path>) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(relative)
+}
+
+/// Reads a YAML file of the repository (e.g. `docs/openapi.yaml`) as JSON
+/// values. Mapping keys must be strings (quote numeric keys such as `'200'`).
+pub fn read_yaml(relative: impl AsRef<Path>) -> serde_json::Value {
+    let path = repo_path(relative);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    serde_norway::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
+}
+
+/// Percent-encodes `text` for a URL query parameter (RFC 3986 unreserved
+/// characters stay as they are).
+pub fn query_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }

@@ -1,0 +1,197 @@
+//! The status page at `GET /` and the JSON it polls, `GET /status.json`.
+//!
+//! The page (`status.html`, compiled into the binary) is self-contained:
+//! inline CSS and JavaScript, no external asset, and a
+//! `Content-Security-Policy` that forbids loading any (it may only fetch
+//! from its own origin). Every second it fetches `status.json` and shows the
+//! count, the phase, the error bound and the ingest rate, which it computes
+//! from the difference of two successive request counters over the
+//! difference of the server's uptime (server time, so network jitter does
+//! not skew the rate).
+//!
+//! Like `/metrics`, `status.json` reads the counter and the ingest atomics
+//! when asked; nothing is cached or updated on the ingest path. With a
+//! [`SharedCount`] (replicas sharing one count) it reports the shared count as
+//! `unique_ip_addresses`, as `/metrics` does, and this replica's own as
+//! `local_unique_ip_addresses`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use uniqd_core::UniqueCounter;
+use uniqd_ingest::json::JsonObject;
+use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
+use uniqd_ingest::IngestMetrics;
+
+use crate::collector::BuildInfo;
+use crate::shared_count::SharedCount;
+
+/// The status page (HTML with inline CSS and JavaScript).
+pub const STATUS_PAGE: &str = include_str!("status.html");
+
+/// `Content-Security-Policy` of the status page: nothing but its own inline
+/// style and script, and fetches from its own origin.
+pub const STATUS_PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// What `status.json` reports: the counter, the ingest counters and the
+/// build, read at request time.
+#[derive(Debug, Clone)]
+pub struct StatusSource {
+    counter: Arc<UniqueCounter>,
+    ingest: Arc<IngestMetrics>,
+    build: BuildInfo,
+    shared: Option<Arc<dyn SharedCount>>,
+}
+
+impl StatusSource {
+    /// A source over the shared counter and ingest metrics (the same ones
+    /// the registry's collector reads).
+    #[must_use]
+    pub fn new(counter: Arc<UniqueCounter>, ingest: Arc<IngestMetrics>, build: BuildInfo) -> Self {
+        Self {
+            counter,
+            ingest,
+            build,
+            shared: None,
+        }
+    }
+
+    /// Reports `shared` as `unique_ip_addresses` and the local counter as
+    /// `local_unique_ip_addresses` (like
+    /// [`UniqdCollector::with_shared_count`](crate::UniqdCollector::with_shared_count)).
+    #[must_use]
+    pub fn with_shared_count(mut self, shared: Arc<dyn SharedCount>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// The `status.json` body; `started` is when the metrics server started.
+    #[must_use]
+    pub fn to_json(&self, started: Instant) -> String {
+        let requests: u64 = RequestOutcome::ALL
+            .iter()
+            .map(|&outcome| self.ingest.requests(outcome))
+            .sum();
+        let uptime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let local = self.counter.estimate();
+        let mut json = JsonObject::with_capacity(320);
+        json = match &self.shared {
+            Some(shared) => json
+                .u64("unique_ip_addresses", shared.global_estimate())
+                .u64("local_unique_ip_addresses", local),
+            None => json.u64("unique_ip_addresses", local),
+        };
+        json.str("phase", self.counter.phase().as_str())
+            .f64(
+                "relative_standard_error",
+                self.counter.relative_standard_error(),
+            )
+            .u64(
+                "threshold",
+                u64::try_from(self.counter.threshold()).unwrap_or(u64::MAX),
+            )
+            .u64("ingest_requests_total", requests)
+            .u64(
+                "ingest_requests_accepted_total",
+                self.ingest.requests(RequestOutcome::Accepted),
+            )
+            .u64(
+                "ingest_lines_accepted_total",
+                self.ingest.lines(LineOutcome::Accepted),
+            )
+            .u64(
+                "ingest_lines_invalid_total",
+                self.ingest.lines(LineOutcome::Invalid),
+            )
+            .u64("uptime_ms", uptime_ms)
+            .str("version", &self.build.version)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn reports_the_counter_and_the_ingest_counters() {
+        let counter = Arc::new(UniqueCounter::with_threshold(2));
+        let ingest = Arc::new(IngestMetrics::new());
+        let source = StatusSource::new(
+            Arc::clone(&counter),
+            Arc::clone(&ingest),
+            BuildInfo {
+                version: "9.8.7".to_owned(),
+            },
+        );
+        let json = source.to_json(Instant::now());
+        assert!(
+            json.starts_with(
+                r#"{"unique_ip_addresses":0,"phase":"exact","relative_standard_error":0,"threshold":2,"ingest_requests_total":0,"#
+            ),
+            "{json}"
+        );
+
+        for ip in ["1.1.1.1", "2.2.2.2", "3.3.3.3"] {
+            counter.insert_str(ip).expect("valid");
+        }
+        ingest.record_request(RequestOutcome::Accepted, Duration::from_micros(5));
+        ingest.record_request(RequestOutcome::BadRequest, Duration::from_micros(5));
+        ingest.record_lines(3, 1);
+        let json = source.to_json(Instant::now());
+        for expected in [
+            r#""unique_ip_addresses":3,"phase":"sketch","relative_standard_error":0.008125,"#,
+            r#""ingest_requests_total":2,"ingest_requests_accepted_total":1,"#,
+            r#""ingest_lines_accepted_total":3,"ingest_lines_invalid_total":1,"#,
+            r#""version":"9.8.7"}"#,
+        ] {
+            assert!(json.contains(expected), "missing {expected} in {json}");
+        }
+    }
+
+    #[derive(Debug)]
+    struct Global(u64);
+
+    impl SharedCount for Global {
+        fn global_estimate(&self) -> u64 {
+            self.0
+        }
+    }
+
+    #[test]
+    fn a_shared_count_is_the_count_and_the_local_one_is_added() {
+        let counter = Arc::new(UniqueCounter::new());
+        counter.insert_str("1.1.1.1").expect("valid");
+        let source = StatusSource::new(
+            counter,
+            Arc::new(IngestMetrics::new()),
+            BuildInfo {
+                version: "1".to_owned(),
+            },
+        )
+        .with_shared_count(Arc::new(Global(42)));
+        let json = source.to_json(Instant::now());
+        assert!(
+            json.starts_with(
+                r#"{"unique_ip_addresses":42,"local_unique_ip_addresses":1,"phase":"exact","#
+            ),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn the_page_is_self_contained() {
+        assert!(STATUS_PAGE.starts_with("<!DOCTYPE html>"));
+        for external in ["http://", "https://", "src=", "<link", "@import", "url("] {
+            let found = STATUS_PAGE
+                .lines()
+                .filter(|line| !line.trim_start().starts_with("//"))
+                .any(|line| line.contains(external));
+            assert!(!found, "the status page references {external:?}");
+        }
+        assert!(STATUS_PAGE.contains("fetch(\"status.json\""));
+    }
+}
