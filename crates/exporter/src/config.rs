@@ -1,6 +1,6 @@
 //! Configuration of the metrics server.
 
-use uniqd_ingest::ServerConfig;
+use uniqd_ingest::{BearerTokens, ServerConfig};
 
 /// Default metrics port.
 pub const DEFAULT_METRICS_PORT: u16 = 9102;
@@ -10,4 +10,7 @@ pub const DEFAULT_METRICS_PORT: u16 = 9102;
 pub struct ExporterConfig {
     /// Connection handling (same loop as the ingest server).
     pub server: ServerConfig,
+    /// Bearer tokens `/metrics` requires (`None`, the default: open).
+    /// `/healthz` and `/readyz` stay open for probes either way.
+    pub metrics_auth: Option<BearerTokens>,
 }

@@ -32,6 +32,11 @@
 //! | `/`        | 200, the status page (HTML) |
 //! | `/status.json` | 200, count, phase, error bound and ingest counters (JSON) |
 //! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
+//!
+//! With [`ExporterConfig::metrics_auth`] set, `/metrics` needs
+//! `Authorization: Bearer <token>` (Prometheus: `authorization` in the scrape
+//! config) and answers 401 JSON with `WWW-Authenticate: Bearer` otherwise;
+//! the probes stay open.
 
 #![forbid(unsafe_code)]
 
@@ -53,7 +58,7 @@ use hyper::service::service_fn;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use uniqd_core::UniqueCounter;
-use uniqd_ingest::IngestMetrics;
+use uniqd_ingest::{BearerTokens, IngestMetrics};
 
 pub use crate::collector::{BuildInfo, UniqdCollector};
 pub use crate::config::ExporterConfig;
@@ -89,6 +94,8 @@ struct ExporterState {
     registry: Arc<Registry>,
     status: StatusSource,
     readiness: Arc<Readiness>,
+    /// Tokens `/metrics` requires, if any.
+    metrics_auth: Option<BearerTokens>,
     started: Instant,
     /// Size of the previous scrape, to allocate the next one in one go.
     last_scrape_len: AtomicUsize,
@@ -125,6 +132,7 @@ pub async fn run(
         registry,
         status,
         readiness,
+        metrics_auth: config.metrics_auth,
         started: Instant::now(),
         last_scrape_len: AtomicUsize::new(0),
     });

@@ -1,14 +1,16 @@
 //! Routing and responses of the metrics server: `/metrics`, `/healthz`,
 //! `/readyz`, the status page `/` and its `/status.json`; anything else is a
-//! JSON 404 (or 405 for a wrong method).
+//! JSON 404 (or 405 for a wrong method), and `/metrics` without a valid
+//! bearer token (when tokens are configured) a JSON 401.
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
-    X_CONTENT_TYPE_OPTIONS,
+    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
+    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
+use uniqd_ingest::auth::WWW_AUTHENTICATE_BEARER;
 use uniqd_ingest::json::JsonObject;
 
 use crate::readiness::ReadyState;
@@ -23,6 +25,17 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Full<Bytes>> {
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     match (read, req.uri().path()) {
+        (true, "/metrics") if !authorized(state, req) => {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or invalid bearer token; send the header Authorization: Bearer <token>",
+            );
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
+            response
+        }
         (true, "/metrics") => metrics(state),
         (true, "/healthz") => json(
             StatusCode::OK,
@@ -50,6 +63,14 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
             "no such endpoint; try /metrics, /healthz, /readyz, / or /status.json",
         ),
     }
+}
+
+/// Whether `/metrics` may be served: no tokens configured, or a valid one sent.
+fn authorized<B>(state: &ExporterState, req: &Request<B>) -> bool {
+    state
+        .metrics_auth
+        .as_ref()
+        .is_none_or(|tokens| tokens.verify(req.headers().get(AUTHORIZATION)))
 }
 
 fn metrics(state: &ExporterState) -> Response<Full<Bytes>> {

@@ -1,5 +1,6 @@
 //! Configuration of the ingest server.
 
+use crate::auth::BearerTokens;
 use crate::server::ServerConfig;
 
 /// Default size limit for a single-object body, and the longest NDJSON line:
@@ -20,6 +21,9 @@ pub struct IngestConfig {
     pub max_object_bytes: usize,
     /// Largest accepted NDJSON batch body, in bytes.
     pub max_batch_bytes: usize,
+    /// Bearer tokens `POST /logs` requires; `None` (the default) leaves it
+    /// open.
+    pub auth: Option<BearerTokens>,
 }
 
 impl Default for IngestConfig {
@@ -28,6 +32,7 @@ impl Default for IngestConfig {
             server: ServerConfig::default(),
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            auth: None,
         }
     }
 }

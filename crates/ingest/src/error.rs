@@ -16,9 +16,10 @@
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 
+use crate::auth::WWW_AUTHENTICATE_BEARER;
 use crate::json::JsonObject;
 use crate::metrics::RequestOutcome;
 use crate::ndjson::BatchReport;
@@ -38,6 +39,8 @@ pub enum IngestError {
     NotFound,
     /// 405: `/logs` with a method other than POST.
     MethodNotAllowed,
+    /// 401: authentication is on and the request has no valid bearer token.
+    Unauthorized,
     /// 415: a `Content-Type` other than JSON / NDJSON.
     UnsupportedMediaType {
         /// The header as received (lossy, truncated).
@@ -88,6 +91,7 @@ impl IngestError {
         match self {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
@@ -104,6 +108,7 @@ impl IngestError {
         match self {
             Self::NotFound => RequestOutcome::NotFound,
             Self::MethodNotAllowed => RequestOutcome::MethodNotAllowed,
+            Self::Unauthorized => RequestOutcome::Unauthorized,
             Self::UnsupportedMediaType { .. } => RequestOutcome::UnsupportedMediaType,
             Self::PayloadTooLarge { .. } => RequestOutcome::PayloadTooLarge,
             Self::BodyTimeout { .. } => RequestOutcome::RequestTimeout,
@@ -120,6 +125,7 @@ impl IngestError {
         match self {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::Unauthorized => "unauthorized",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
             Self::EmptyBody => "empty_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
@@ -144,6 +150,7 @@ impl IngestError {
                 .map_or((0, 0), |p| (p.accepted, p.rejected)),
             Self::NotFound
             | Self::MethodNotAllowed
+            | Self::Unauthorized
             | Self::UnsupportedMediaType { .. }
             | Self::EmptyBody => (0, 0),
         }
@@ -154,7 +161,10 @@ impl IngestError {
     fn closes_connection(&self) -> bool {
         matches!(
             self,
-            Self::PayloadTooLarge { .. } | Self::BodyTimeout { .. } | Self::BodyRead { .. }
+            Self::PayloadTooLarge { .. }
+                | Self::BodyTimeout { .. }
+                | Self::BodyRead { .. }
+                | Self::Unauthorized
         )
     }
 
@@ -162,6 +172,9 @@ impl IngestError {
         match self {
             Self::NotFound => "no such endpoint; logs are posted to /logs".to_owned(),
             Self::MethodNotAllowed => "/logs only accepts POST".to_owned(),
+            Self::Unauthorized => "missing or invalid bearer token; send the header \
+                                   Authorization: Bearer <token>"
+                .to_owned(),
             Self::UnsupportedMediaType { content_type } => format!(
                 "unsupported Content-Type {content_type:?}; send application/json (one object) \
                  or application/x-ndjson (one object per line)"
@@ -232,8 +245,14 @@ impl IngestError {
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
         headers.insert(CONTENT_TYPE, APPLICATION_JSON);
-        if matches!(self, Self::MethodNotAllowed) {
-            headers.insert(ALLOW, HeaderValue::from_static("POST"));
+        match self {
+            Self::MethodNotAllowed => {
+                headers.insert(ALLOW, HeaderValue::from_static("POST"));
+            }
+            Self::Unauthorized => {
+                headers.insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
+            }
+            _ => {}
         }
         if self.closes_connection() {
             headers.insert(CONNECTION, HeaderValue::from_static("close"));

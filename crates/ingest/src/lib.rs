@@ -37,6 +37,10 @@
 //!   ignored, at most [`IngestConfig::max_batch_bytes`] (default 64 MiB) in
 //!   total and `max_object_bytes` per line.
 //!
+//! When [`IngestConfig::auth`] holds tokens, a request without
+//! `Authorization: Bearer <token>` naming one of them gets `401` (see
+//! [`auth`]) before anything else is looked at.
+//!
 //! Answers `202 {"accepted": n}`; `400` for invalid JSON / missing or invalid
 //! `ip` / empty body (for a batch: the valid lines are still counted and the
 //! body lists `accepted`, `rejected` and the first 10 `errors` with their
@@ -46,6 +50,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod auth;
 pub mod config;
 mod connection;
 pub mod content_type;
@@ -69,6 +74,7 @@ use hyper::service::service_fn;
 use tokio::net::TcpListener;
 use uniqd_core::UniqueCounter;
 
+pub use crate::auth::BearerTokens;
 pub use crate::config::IngestConfig;
 pub use crate::metrics::IngestMetrics;
 pub use crate::server::ServerConfig;

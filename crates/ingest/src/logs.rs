@@ -8,13 +8,15 @@
 //!   [`crate::ndjson`]), so memory stays bounded by the object limit however
 //!   large the batch.
 //!
+//! With authentication on, the bearer token is checked first (401).
+//!
 //! Limits are enforced twice: up front from `Content-Length` (413 without
 //! reading anything), and while streaming for chunked bodies (413 as soon as
 //! the running total passes the limit; reading stops there).
 
 use bytes::Bytes;
 use hyper::body::Body as _;
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::Request;
 
 use crate::config::IngestConfig;
@@ -30,6 +32,13 @@ pub(crate) async fn post_logs(
     state: &IngestState,
     req: Request<RequestBody>,
 ) -> Result<u64, IngestError> {
+    // Before anything else: an unauthenticated client learns nothing about
+    // the body rules and costs no body reading.
+    if let Some(tokens) = &state.config.auth {
+        if !tokens.verify(req.headers().get(AUTHORIZATION)) {
+            return Err(IngestError::Unauthorized);
+        }
+    }
     let format = classify(req.headers().get(CONTENT_TYPE))?;
     let limit = limit_for(&state.config, format);
     let mut body = req.into_body();

@@ -38,11 +38,13 @@ pub enum RequestOutcome {
     MethodNotAllowed,
     /// 408: the client stopped sending the body.
     RequestTimeout,
+    /// 401: bearer token missing or wrong (only with authentication on).
+    Unauthorized,
 }
 
 impl RequestOutcome {
     /// Every outcome, in exposition order.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::Accepted,
         Self::BadRequest,
         Self::PayloadTooLarge,
@@ -50,6 +52,7 @@ impl RequestOutcome {
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::RequestTimeout,
+        Self::Unauthorized,
     ];
 
     /// The label value.
@@ -63,6 +66,7 @@ impl RequestOutcome {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
+            Self::Unauthorized => "unauthorized",
         }
     }
 

@@ -152,8 +152,25 @@ fn is_blank(line: &[u8]) -> bool {
 }
 
 /// Counts the lines of one NDJSON request as its chunks arrive.
+///
+/// Public so that the fuzz targets (`crates/fuzz`) can drive it with
+/// arbitrary chunk boundaries; the server uses it through `POST /logs`.
+///
+/// ```
+/// use uniqd_core::UniqueCounter;
+/// use uniqd_ingest::ndjson::NdjsonBatch;
+///
+/// let counter = UniqueCounter::new();
+/// let mut batch = NdjsonBatch::new(&counter, 1024);
+/// batch.feed(b"{\"ip\":\"1.2.3.4\"}\n{\"ip\":\"1.2");
+/// batch.feed(b".3.5\"}\nnot json\n");
+/// let report = batch.finish();
+/// assert_eq!((report.accepted, report.rejected), (2, 1));
+/// assert_eq!(report.errors[0].line, 3);
+/// assert_eq!(counter.estimate(), 2);
+/// ```
 #[derive(Debug)]
-pub(crate) struct NdjsonBatch<'c> {
+pub struct NdjsonBatch<'c> {
     splitter: LineSplitter,
     report: BatchReport,
     counter: &'c UniqueCounter,
@@ -161,7 +178,8 @@ pub(crate) struct NdjsonBatch<'c> {
 
 impl<'c> NdjsonBatch<'c> {
     /// `max_line` is the longest accepted line in bytes (excluding `\r\n`).
-    pub(crate) fn new(counter: &'c UniqueCounter, max_line: usize) -> Self {
+    #[must_use]
+    pub fn new(counter: &'c UniqueCounter, max_line: usize) -> Self {
         Self {
             splitter: LineSplitter::new(max_line),
             report: BatchReport::default(),
@@ -170,7 +188,7 @@ impl<'c> NdjsonBatch<'c> {
     }
 
     /// Processes every line completed by `chunk`.
-    pub(crate) fn feed(&mut self, chunk: &[u8]) {
+    pub fn feed(&mut self, chunk: &[u8]) {
         let Self {
             splitter,
             report,
@@ -185,7 +203,8 @@ impl<'c> NdjsonBatch<'c> {
     }
 
     /// Processes the trailing unterminated line, if any, and returns the totals.
-    pub(crate) fn finish(mut self) -> BatchReport {
+    #[must_use]
+    pub fn finish(mut self) -> BatchReport {
         let Self {
             splitter,
             report,
@@ -205,7 +224,8 @@ impl<'c> NdjsonBatch<'c> {
     }
 
     /// Takes the totals so far, consuming the batch.
-    pub(crate) fn into_report(self) -> BatchReport {
+    #[must_use]
+    pub fn into_report(self) -> BatchReport {
         self.report
     }
 }

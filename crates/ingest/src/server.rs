@@ -121,6 +121,11 @@ impl ServerConfig {
             .timer(TokioTimer::new())
             .header_read_timeout(self.header_read_timeout)
             .keep_alive(true)
+            // `max_buf_size` alone only stops a head that is still incomplete
+            // when the buffer fills, and a single read can bring in more
+            // than that; `max_header_size` also rejects complete heads that
+            // are too large.
+            .max_header_size(self.max_buf_size)
             .max_buf_size(self.max_buf_size);
         builder
     }

@@ -1,12 +1,15 @@
-//! Wiring: one counter, the ingest server, the metrics server and (with
-//! `--redis-url`) the Redis sync task, started together and shut down in order.
+//! Wiring: one counter (loaded from the state file, if configured), the
+//! ingest server, the metrics server, the state saver and (with
+//! `--redis-url`) the Redis sync task, started together and shut down in
+//! order.
 //!
 //! Shutdown sequence once the `shutdown` future resolves:
 //! 1. `/readyz` turns 503 (`draining`) so load balancers stop routing here;
 //! 2. the ingest server stops accepting and drains in-flight requests (up to
 //!    its drain timeout);
-//! 3. the Redis sync task merges what the last interval counted (bounded by
-//!    `--redis-timeout`) and stops;
+//! 3. the count is now final: the state file is written a last time (so
+//!    every request answered 202 is in it) and the Redis sync task merges
+//!    what the last interval counted (bounded by `--redis-timeout`) and stops;
 //! 4. only then does the metrics server stop, so the final counts stay
 //!    scrapable while ingest drains (its own drain is quick: scrapers hold
 //!    idle keep-alive connections, which close at once).
@@ -16,11 +19,11 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use uniqd_core::UniqueCounter;
 use uniqd_exporter::{BuildInfo, Readiness, ReadyState, StatusSource, UniqdCollector};
 use uniqd_ingest::IngestMetrics;
 
 use crate::config::{AppConfig, Cli};
+use crate::persistence;
 use crate::redis_sync::metrics::RedisCollector;
 use crate::redis_sync::RedisSync;
 
@@ -37,7 +40,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// # Errors
 ///
 /// `InvalidInput` for an invalid `config`; I/O errors reading the
-/// listeners' local addresses.
+/// listeners' local addresses; a state file that cannot be loaded (see
+/// [`persistence::load`]), before anything is served; a failed final save
+/// of the state file, after everything stopped.
 pub async fn serve(
     config: AppConfig,
     ingest_listener: TcpListener,
@@ -50,7 +55,10 @@ pub async fn serve(
     let ingest_addr = ingest_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
 
-    let counter = Arc::new(UniqueCounter::with_threshold(config.exact_threshold));
+    let (counter, saver) = persistence::open(config.state.as_ref(), config.exact_threshold).await?;
+    let state_file = config.state.as_ref().map(|s| s.path.display().to_string());
+    let ingest_auth = config.ingest.auth.is_some();
+    let metrics_auth = config.exporter.metrics_auth.is_some();
     let ingest_metrics = Arc::new(IngestMetrics::new());
     let redis_sync = config
         .redis
@@ -84,6 +92,7 @@ pub async fn serve(
     let registry = Arc::new(registry);
 
     let (stop_exporter, exporter_stop) = tokio::sync::oneshot::channel::<()>();
+    let (stop_saver, saver_stop) = tokio::sync::oneshot::channel::<()>();
     let (stop_sync, sync_stop) = tokio::sync::oneshot::channel::<()>();
     let ingest_shutdown = {
         let readiness = Arc::clone(&readiness);
@@ -101,8 +110,10 @@ pub async fn serve(
             ingest_shutdown,
         )
         .await;
-        // Ingest has drained (or failed): the sync task makes its last merge.
-        // A send error only means it is not running.
+        // Ingest has drained (or failed): the count is final. The state file
+        // is written a last time and the sync task makes its last merge. Send
+        // errors only mean the receiver is not running.
+        let _ = stop_saver.send(());
         let _ = stop_sync.send(());
         result
     };
@@ -124,6 +135,19 @@ pub async fn serve(
         let _ = stop_exporter.send(());
         result
     };
+    let saver = async move {
+        match saver {
+            // Resolves on send or when the sender is dropped; both mean stop.
+            Some(saver) => {
+                saver
+                    .run(async move {
+                        let _ = saver_stop.await;
+                    })
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
     let exporter = uniqd_exporter::run(
         metrics_listener,
         registry,
@@ -141,12 +165,17 @@ pub async fn serve(
         %ingest_addr,
         %metrics_addr,
         exact_threshold = config.exact_threshold,
+        state_file = state_file.as_deref().unwrap_or("off"),
+        ingest_auth,
+        metrics_auth,
         version = VERSION,
         "uniqd listening"
     );
-    let (ingest_result, exporter_result) = tokio::join!(ingest_and_sync, exporter);
+    let (ingest_result, exporter_result, saver_result) =
+        tokio::join!(ingest_and_sync, exporter, saver);
     ingest_result?;
     exporter_result?;
+    saver_result?;
     tracing::info!("shutdown complete");
     Ok(())
 }
@@ -159,7 +188,9 @@ pub async fn serve(
 /// Invalid configuration, an address that cannot be bound, or signal
 /// handlers that cannot be installed.
 pub async fn run(cli: Cli) -> io::Result<()> {
-    let config = cli.app_config();
+    let config = cli
+        .app_config()
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     config
         .validate()
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;

@@ -1,14 +1,18 @@
 //! Command-line flags (each also settable as a `UNIQD_*` environment
 //! variable) and the resolved [`AppConfig`] they produce.
 
+use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use uniqd_exporter::ExporterConfig;
-use uniqd_ingest::{IngestConfig, ServerConfig};
+use uniqd_ingest::{BearerTokens, IngestConfig, ServerConfig};
 
+use crate::persistence::StateConfig;
 use crate::units::{parse_byte_size, parse_duration};
 
 /// Largest accepted `--exact-threshold`: bounds the exact set's memory.
@@ -129,6 +133,82 @@ pub struct Cli {
     /// Redis counts as unavailable.
     #[arg(long, env = "UNIQD_REDIS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub redis_timeout: Duration,
+
+    /// Save the counter to this file every --state-interval and on
+    /// shutdown (atomically: temporary file, fsync, rename), and continue
+    /// from it at start. A missing file is a fresh start; an unreadable,
+    /// corrupt or other-version file stops the start (see
+    /// --state-reset-on-error). [default: off]
+    #[arg(long, env = "UNIQD_STATE_FILE")]
+    pub state_file: Option<PathBuf>,
+
+    /// How often to save the state file (only when the count changed).
+    #[arg(long, env = "UNIQD_STATE_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub state_interval: Duration,
+
+    /// Start empty when the state file cannot be loaded (corrupt,
+    /// truncated, other version) instead of refusing to start; the bad file
+    /// is kept beside it as <file>.corrupt-<unix time> and an error is
+    /// logged.
+    #[arg(long, env = "UNIQD_STATE_RESET_ON_ERROR")]
+    pub state_reset_on_error: bool,
+
+    /// Require `Authorization: Bearer <token>` on POST /logs. Several
+    /// tokens may be given, comma-separated or by repeating the flag.
+    /// [default: off]
+    #[arg(
+        long,
+        env = "UNIQD_INGEST_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub ingest_token: Vec<Secret>,
+
+    /// Read ingest tokens from this file: one per line; blank lines and
+    /// lines starting with # are ignored. Adds to --ingest-token.
+    #[arg(long, env = "UNIQD_INGEST_TOKEN_FILE")]
+    pub ingest_token_file: Option<PathBuf>,
+
+    /// Require `Authorization: Bearer <token>` on /metrics (comma-separated
+    /// or repeated); /healthz and /readyz stay open. [default: off]
+    #[arg(
+        long,
+        env = "UNIQD_METRICS_TOKEN",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub metrics_token: Vec<Secret>,
+
+    /// Read metrics tokens from this file (same format as
+    /// --ingest-token-file). Adds to --metrics-token.
+    #[arg(long, env = "UNIQD_METRICS_TOKEN_FILE")]
+    pub metrics_token_file: Option<PathBuf>,
+}
+
+/// A secret flag value (a bearer token): `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself, for the one place that needs it.
+    #[must_use]
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.trim().to_owned()))
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Auxiliary commands.
@@ -166,9 +246,14 @@ impl Cli {
             .map_or(1, NonZeroUsize::get)
     }
 
-    /// The service configuration these flags describe.
-    #[must_use]
-    pub fn app_config(&self) -> AppConfig {
+    /// The service configuration these flags describe (reading the token
+    /// files, if any).
+    ///
+    /// # Errors
+    ///
+    /// A token file that cannot be read or holds no token, or an invalid
+    /// token (the message never contains a token).
+    pub fn app_config(&self) -> Result<AppConfig, String> {
         let server = ServerConfig {
             max_connections: self.max_connections,
             drain_timeout: self.drain_timeout,
@@ -177,22 +262,74 @@ impl Cli {
             body_read_timeout: self.body_read_timeout,
             max_buf_size: self.max_header_size,
         };
-        AppConfig {
+        Ok(AppConfig {
             exact_threshold: self.exact_threshold,
             ingest: IngestConfig {
                 server: server.clone(),
                 max_object_bytes: self.max_object_size,
                 max_batch_bytes: self.max_batch_size,
+                auth: tokens(
+                    "--ingest-token",
+                    &self.ingest_token,
+                    self.ingest_token_file.as_deref(),
+                )?,
             },
-            exporter: ExporterConfig { server },
+            exporter: ExporterConfig {
+                server,
+                metrics_auth: tokens(
+                    "--metrics-token",
+                    &self.metrics_token,
+                    self.metrics_token_file.as_deref(),
+                )?,
+            },
             redis: self.redis_url.as_ref().map(|url| RedisConfig {
                 url: url.clone(),
                 key: self.redis_key.clone(),
                 sync_interval: self.redis_sync_interval,
                 timeout: self.redis_timeout,
             }),
+            state: self.state_file.clone().map(|path| StateConfig {
+                path,
+                interval: self.state_interval,
+                reset_on_error: self.state_reset_on_error,
+            }),
+        })
+    }
+}
+
+/// The tokens of `--<flag>` and `--<flag>-file` together; `None` if neither
+/// is given.
+fn tokens(
+    flag: &str,
+    inline: &[Secret],
+    file: Option<&std::path::Path>,
+) -> Result<Option<BearerTokens>, String> {
+    let mut all: Vec<String> = inline
+        .iter()
+        .map(|s| s.expose().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if let Some(path) = file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {flag}-file {}: {e}", path.display()))?;
+        let before = all.len();
+        all.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|line| !line.is_empty() && !line.starts_with('#'))
+                .map(str::to_owned),
+        );
+        if all.len() == before {
+            return Err(format!("{flag}-file {} holds no token", path.display()));
         }
     }
+    if all.is_empty() {
+        // `--flag ""` (e.g. an empty environment variable) is no token.
+        return Ok(None);
+    }
+    BearerTokens::new(&all)
+        .map(Some)
+        .map_err(|e| format!("{flag}: {e}"))
 }
 
 /// Everything [`serve`](crate::serve) needs besides listeners and a
@@ -207,6 +344,8 @@ pub struct AppConfig {
     pub exporter: ExporterConfig,
     /// Scale-out through Redis; `None` (the default): a standalone count.
     pub redis: Option<RedisConfig>,
+    /// Where and how often to save the counter (`None`: not saved).
+    pub state: Option<StateConfig>,
 }
 
 /// Where and how often a replica shares its count (see [`crate::redis_sync`]).
@@ -288,6 +427,7 @@ impl Default for AppConfig {
             ingest: IngestConfig::default(),
             exporter: ExporterConfig::default(),
             redis: None,
+            state: None,
         }
     }
 }
@@ -308,7 +448,13 @@ impl AppConfig {
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
-        self.exporter.server.validate()
+        self.exporter.server.validate()?;
+        match &self.state {
+            Some(state) if state.interval.is_zero() => {
+                Err("state interval must be greater than zero".to_owned())
+            }
+            _ => Ok(()),
+        }
     }
 }
 
@@ -327,7 +473,7 @@ mod tests {
         let cli = Cli::try_parse_from(["uniqd"]).expect("defaults parse");
         assert_eq!(cli.listen, "0.0.0.0:5000".parse().expect("addr"));
         assert_eq!(cli.metrics_listen, "0.0.0.0:9102".parse().expect("addr"));
-        assert_eq!(cli.app_config(), AppConfig::default());
+        assert_eq!(cli.app_config(), Ok(AppConfig::default()));
         assert_eq!(cli.log_format, LogFormat::Text);
         assert!(cli.worker_threads() >= 1);
         assert_eq!(cli.command, None);
@@ -373,7 +519,7 @@ mod tests {
             "json",
         ])
         .expect("parses");
-        let config = cli.app_config();
+        let config = cli.app_config().expect("valid");
         assert_eq!(config.exact_threshold, 10);
         assert_eq!(config.ingest.max_object_bytes, 2048);
         assert_eq!(config.ingest.max_batch_bytes, 1_000_000);
@@ -398,7 +544,7 @@ mod tests {
             "250ms",
         ])
         .expect("parses");
-        let config = cli.app_config();
+        let config = cli.app_config().expect("valid");
         let redis = config.redis.clone().expect("redis on");
         assert_eq!(redis.url, "redis://:secret@10.0.0.5:6380/2");
         assert_eq!(redis.key, DEFAULT_REDIS_KEY);
@@ -463,6 +609,60 @@ mod tests {
             assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
         }
         let cli = Cli::try_parse_from(["uniqd", "--max-header-size", "1KiB"]).expect("parses");
-        assert!(cli.app_config().validate().is_err());
+        assert!(cli.app_config().expect("reads").validate().is_err());
+    }
+
+    #[test]
+    fn tokens_are_collected_and_never_printed() {
+        let cli = Cli::try_parse_from([
+            "uniqd",
+            "--ingest-token",
+            "tok-AAA,tok-BBB",
+            "--ingest-token",
+            "tok-CCC",
+            "--metrics-token",
+            "tok-MMM",
+        ])
+        .expect("parses");
+        let config = cli.app_config().expect("valid");
+        assert_eq!(config.ingest.auth.as_ref().map(BearerTokens::len), Some(3));
+        assert_eq!(
+            config.exporter.metrics_auth.as_ref().map(BearerTokens::len),
+            Some(1)
+        );
+        for text in [format!("{cli:?}"), format!("{config:?}")] {
+            assert!(!text.contains("tok-"), "{text}");
+            assert!(text.contains("redacted"), "{text}");
+        }
+        // An empty value (e.g. an empty environment variable) is no token.
+        let cli = Cli::try_parse_from(["uniqd", "--ingest-token", ""]).expect("parses");
+        assert_eq!(cli.app_config().expect("valid").ingest.auth, None);
+    }
+
+    #[test]
+    fn state_flags() {
+        let cli = Cli::try_parse_from(["uniqd"]).expect("parses");
+        assert_eq!(cli.app_config().expect("valid").state, None);
+        let cli = Cli::try_parse_from([
+            "uniqd",
+            "--state-file",
+            "/var/lib/uniqd/state",
+            "--state-interval",
+            "5s",
+            "--state-reset-on-error",
+        ])
+        .expect("parses");
+        let config = cli.app_config().expect("valid");
+        assert_eq!(
+            config.state,
+            Some(StateConfig {
+                path: PathBuf::from("/var/lib/uniqd/state"),
+                interval: Duration::from_secs(5),
+                reset_on_error: true,
+            })
+        );
+        let cli = Cli::try_parse_from(["uniqd", "--state-file", "s", "--state-interval", "0s"])
+            .expect("parses");
+        assert!(cli.app_config().expect("reads").validate().is_err());
     }
 }

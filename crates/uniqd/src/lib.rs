@@ -10,6 +10,11 @@
 //! signals ([`signal`]) out of the reusable crates (`uniqd-ingest`,
 //! `uniqd-exporter`), which never bind sockets or read flags themselves.
 //!
+//! The optional state file ([`persistence`]) lives here too, not in the
+//! counter crate: when to write, how to write atomically and what to do with
+//! a file that does not load are service decisions; `uniqd-core` only
+//! encodes and checks the bytes.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use tokio::net::TcpListener;
@@ -34,6 +39,7 @@ pub mod app;
 pub mod config;
 pub mod healthcheck;
 pub mod logging;
+pub mod persistence;
 pub mod redis_sync;
 pub mod signal;
 pub mod units;

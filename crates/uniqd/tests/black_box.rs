@@ -5,114 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 
+use common::process::{Process, BIN};
 use common::*;
-
-const BIN: &str = env!("CARGO_BIN_EXE_uniqd");
-
-/// A running `uniqd` process with its addresses parsed from the startup log.
-struct Process {
-    child: Child,
-    ingest: SocketAddr,
-    metrics: SocketAddr,
-    /// Every stderr line after startup (collected by a reader thread).
-    log: mpsc::Receiver<String>,
-}
-
-impl Process {
-    fn spawn(extra: &[&str]) -> Self {
-        let mut child = Command::new(BIN)
-            .args([
-                "--listen",
-                "127.0.0.1:0",
-                "--metrics-listen",
-                "127.0.0.1:0",
-                "--log-format",
-                "json",
-                "--workers",
-                "2",
-            ])
-            .args(extra)
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn uniqd");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        // Wait for the structured "uniqd listening" line.
-        let listening = loop {
-            let line = rx
-                .recv_timeout(DEADLINE)
-                .expect("uniqd exited or did not log its addresses in time");
-            let json: serde_json::Value = serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
-            if json["message"] == "uniqd listening" {
-                break json;
-            }
-        };
-        assert_eq!(listening["level"], "INFO", "{listening}");
-        let addr = |field: &str| -> SocketAddr {
-            listening[field]
-                .as_str()
-                .unwrap_or_else(|| panic!("no {field} in {listening}"))
-                .parse()
-                .unwrap()
-        };
-        Self {
-            ingest: addr("ingest_addr"),
-            metrics: addr("metrics_addr"),
-            child,
-            log: rx,
-        }
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([format!("-{name}"), self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    /// Waits for the process to exit (on a helper thread, with a deadline).
-    fn wait(self) -> (ExitStatus, Vec<String>) {
-        let Self { mut child, log, .. } = self;
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let status = rx
-            .recv_timeout(DEADLINE)
-            .expect("uniqd did not exit in time")
-            .expect("wait for uniqd");
-        // The process is gone, but the reader thread may still be forwarding its last
-        // lines: read until it reaches end of file and drops its sender.
-        let deadline = std::time::Instant::now() + DEADLINE;
-        let mut lines = Vec::new();
-        loop {
-            match log.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
-                Ok(line) => lines.push(line),
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Err(mpsc::RecvTimeoutError::Timeout) => panic!("stderr still open after exit"),
-            }
-        }
-        (status, lines)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_counts_and_exits_zero_on_sigterm() {
@@ -218,6 +114,13 @@ fn help_documents_every_flag_with_its_env_var() {
         ("--workers", "UNIQD_WORKERS"),
         ("--log-format", "UNIQD_LOG_FORMAT"),
         ("--log-level", "UNIQD_LOG_LEVEL"),
+        ("--state-file", "UNIQD_STATE_FILE"),
+        ("--state-interval", "UNIQD_STATE_INTERVAL"),
+        ("--state-reset-on-error", "UNIQD_STATE_RESET_ON_ERROR"),
+        ("--ingest-token", "UNIQD_INGEST_TOKEN"),
+        ("--ingest-token-file", "UNIQD_INGEST_TOKEN_FILE"),
+        ("--metrics-token", "UNIQD_METRICS_TOKEN"),
+        ("--metrics-token-file", "UNIQD_METRICS_TOKEN_FILE"),
     ] {
         assert!(help.contains(flag), "{flag} missing from --help:\n{help}");
         assert!(help.contains(env), "{env} missing from --help:\n{help}");

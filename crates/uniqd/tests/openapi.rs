@@ -18,6 +18,10 @@ use tokio::net::TcpStream;
 
 const METHODS: [&str; 7] = ["get", "put", "post", "delete", "options", "head", "patch"];
 
+/// The token the example service requires on `/logs` and `/metrics`; every
+/// example request carries it unless it sets `Authorization` itself.
+const EXAMPLE_TOKEN: &str = "example-token";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_example_gets_the_documented_answer() {
     let spec = read_yaml("docs/openapi.yaml");
@@ -25,12 +29,15 @@ async fn every_documented_example_gets_the_documented_answer() {
     assert_eq!(spec["info"]["version"], uniqd::VERSION, "info.version");
     let cases = cases(&spec);
     let statuses: Vec<u16> = cases.iter().map(|c| c.status).collect();
-    for status in [202, 400, 404, 405, 408, 413, 415, 200, 503] {
+    for status in [202, 400, 401, 404, 405, 408, 413, 415, 200, 503] {
         assert!(statuses.contains(&status), "no example answers {status}");
     }
 
     let mut config = uniqd::AppConfig::default();
     config.ingest.server.body_read_timeout = Duration::from_millis(200);
+    let tokens = uniqd_ingest::BearerTokens::new([EXAMPLE_TOKEN]).unwrap();
+    config.ingest.auth = Some(tokens.clone());
+    config.exporter.metrics_auth = Some(tokens);
     let service = TestService::start_with(config).await;
     for case in cases.iter().filter(|c| !c.draining) {
         let addr = case.port.pick(&service);
@@ -107,6 +114,13 @@ impl Case {
             && (self.method == "POST" || !self.body.is_empty())
         {
             headers.push(("Content-Length", &length));
+        }
+        let authorization = format!("Bearer {EXAMPLE_TOKEN}");
+        if !headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("authorization"))
+        {
+            headers.push(("Authorization", &authorization));
         }
         request_bytes(&self.method, &self.path, &headers, &self.body)
     }
