@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# HTTP load benchmark: uniqd against the bare-hyper baseline (benches/src/bin/bare_hyper.rs),
+# side by side in one run, alternating A B A B, with wrk on the same machine.
+#
+#   benches/load/run.sh                 # all scenarios, 3 rounds of 10 s each
+#   ROUNDS=5 DURATION=20s benches/load/run.sh single
+#
+# Scenarios: single (one ~90-byte JSON log per request, random IPv4, keep-alive, wrk -t1 -c64),
+# batch64k and batch1m (NDJSON bodies of 64 KiB / 1 MiB, 100-byte lines, wrk -t1 -c16). For the
+# batches the baseline runs with --lines: it splits the body into lines and counts them.
+# Prints a table of medians (requests/s, lines/s, p50, p99) and the ratios uniqd / baseline.
+# Needs wrk (apt-get install wrk) and python3.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+WORKERS=${WORKERS:-$(nproc)}
+UNIQD_ARGS=${UNIQD_ARGS:-}
+scenarios=("$@")
+((${#scenarios[@]})) || scenarios=(single batch64k batch1m)
+
+command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
+cargo build --release -q -p uniqd --bin uniqd -p uniqd-benches --bin bare-hyper
+bin=${CARGO_TARGET_DIR:-target}/release
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Polls until 127.0.0.1:$1 accepts connections (deadline 10 s).
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    echo "server on port $1 did not start" >&2
+    return 1
+}
+
+# start_server <bare|uniqd> <scenario>: starts it in the background, sets $pid and $port.
+start_server() {
+    port=$(free_port)
+    case $1 in
+    bare)
+        local lines=()
+        [[ $2 == single ]] || lines=(--lines)
+        "$bin/bare-hyper" --listen "127.0.0.1:$port" --workers "$WORKERS" "${lines[@]}" &
+        ;;
+    uniqd)
+        # shellcheck disable=SC2086  # UNIQD_ARGS is a list of flags
+        "$bin/uniqd" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" \
+            --workers "$WORKERS" --log-level warn $UNIQD_ARGS &
+        ;;
+    esac
+    pid=$!
+    wait_port "$port"
+}
+
+stop_server() {
+    kill -TERM "$pid"
+    wait "$pid" || true
+}
+
+# run_wrk <scenario> <duration>: prints wrk's RESULT line.
+run_wrk() {
+    local url=http://127.0.0.1:$port/logs
+    case $1 in
+    single) wrk -t1 -c64 -d"$2" -s benches/load/single.lua "$url" ;;
+    batch64k) BATCH_BYTES=65536 wrk -t1 -c16 -d"$2" -s benches/load/batch.lua "$url" ;;
+    batch1m) BATCH_BYTES=1048576 wrk -t1 -c16 -d"$2" -s benches/load/batch.lua "$url" ;;
+    *) echo "unknown scenario $1" >&2; return 1 ;;
+    esac | grep '^RESULT'
+}
+
+results=$(mktemp)
+trap 'rm -f "$results"; [[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null; true' EXIT
+echo "machine: $(nproc) cores, $(uname -r); workers=$WORKERS rounds=$ROUNDS duration=$DURATION" >&2
+for scenario in "${scenarios[@]}"; do
+    for round in $(seq "$ROUNDS"); do
+        for server in bare uniqd; do
+            start_server "$server" "$scenario"
+            run_wrk "$scenario" "$WARMUP" >/dev/null
+            line=$(run_wrk "$scenario" "$DURATION")
+            stop_server
+            echo "$scenario round $round $server: $line" >&2
+            echo "$scenario $server $line" >>"$results"
+        done
+    done
+done
+
+python3 - "$results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    scenario, server, _, *fields = line.split()
+    values = dict(f.split("=") for f in fields)
+    rows.setdefault((scenario, server), []).append({k: float(v) for k, v in values.items()})
+def med(scenario, server, key):
+    return statistics.median(r[key] for r in rows[(scenario, server)] if key in r)
+print("| scenario | server | requests/s | lines/s | p50 µs | p99 µs | errors |")
+print("|---|---|---:|---:|---:|---:|---:|")
+scenarios = list(dict.fromkeys(s for s, _ in rows))
+for s in scenarios:
+    for server in ("bare", "uniqd"):
+        lines = med(s, server, "lines_per_s") if "lines_per_s" in rows[(s, server)][0] else med(s, server, "rps")
+        print(f"| {s} | {server} | {med(s, server, 'rps'):,.0f} | {lines:,.0f} | "
+              f"{med(s, server, 'p50_us'):,.0f} | {med(s, server, 'p99_us'):,.0f} | "
+              f"{sum(r['errors'] for r in rows[(s, server)]):.0f} |")
+print()
+print("| scenario | throughput uniqd / bare (median of rounds) | p99 uniqd / bare | per-round throughput ratios |")
+print("|---|---:|---:|---|")
+for s in scenarios:
+    key = "lines_per_s" if "lines_per_s" in rows[(s, "bare")][0] else "rps"
+    per_round = [u[key] / b[key] for b, u in zip(rows[(s, "bare")], rows[(s, "uniqd")])]
+    print(f"| {s} | {statistics.median(per_round):.3f} | "
+          f"{med(s, 'uniqd', 'p99_us') / med(s, 'bare', 'p99_us'):.2f} | "
+          f"{', '.join(f'{r:.3f}' for r in per_round)} |")
+PY
