@@ -306,9 +306,10 @@ def check_compose() -> None:
     t = svcs.get("traffic", {})
     cmd = [str(x) for x in t.get("command", [])]
     expect(t.get("profiles") == ["traffic"], "traffic service is in profile 'traffic'")
-    expect(cmd[:1] == ["loadgen"] and "http://uniqd:5000" in cmd
+    expect(cmd[:1] == ["loadgen"] and cmd[cmd.index("--url") + 1] == "http://uniqd:5000/logs"
+           and cmd[cmd.index("--metrics-url") + 1] == "http://uniqd:9102/metrics"
            and cmd[cmd.index("--addresses") + 1] == "1000000" and cmd[cmd.index("--rate") + 1] == "2000",
-           "traffic runs `uniqd loadgen --target http://uniqd:5000 --addresses 1000000 --rate 2000`")
+           "traffic runs `uniqd loadgen --url http://uniqd:5000/logs --metrics-url http://uniqd:9102/metrics --addresses 1000000 --rate 2000`")
     expect((t.get("healthcheck") or {}).get("disable") is True, "traffic disables the image healthcheck")
     scale = {n: s for n, s in svcs.items() if "scale" in (s.get("profiles") or [])}
     replicas = [n for n, s in scale.items() if (s.get("environment") or {}).get("UNIQD_REDIS_URL") == "redis://redis:6379"]

@@ -212,7 +212,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Auxiliary commands.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Subcommand)]
 pub enum Command {
     /// GET a URL and exit 0 on a 2xx answer, 1 otherwise: the container
     /// health check (the runtime image has no shell or curl).
@@ -224,6 +224,11 @@ pub enum Command {
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Send N distinct addresses to a uniqd deployment (single logs or
+    /// NDJSON batches, flat out or at a rate), then read its
+    /// `unique_ip_addresses` and print the estimate, relative error,
+    /// throughput and latency percentiles.
+    Loadgen(crate::loadgen::LoadgenArgs),
 }
 
 fn parse_threshold(text: &str) -> Result<usize, String> {

@@ -38,6 +38,7 @@
 pub mod app;
 pub mod config;
 pub mod healthcheck;
+pub mod loadgen;
 pub mod logging;
 pub mod persistence;
 pub mod redis_sync;

@@ -1,6 +1,7 @@
 //! The `uniqd` binary: parse flags, set up logging and the runtime, run
 //! [`uniqd::run`] until SIGTERM/SIGINT, exit 0 after a clean drain.
-//! `uniqd healthcheck` probes a URL instead (container health checks).
+//! `uniqd healthcheck` probes a URL instead (container health checks);
+//! `uniqd loadgen` sends load to a deployment and reports what it counted.
 
 #![forbid(unsafe_code)]
 
@@ -18,6 +19,9 @@ fn main() -> ExitCode {
         } else {
             ExitCode::FAILURE
         };
+    }
+    if let Some(Command::Loadgen(args)) = &cli.command {
+        return loadgen(args);
     }
     if let Err(message) = uniqd::logging::init(cli.log_format, cli.log_level.as_deref()) {
         // No subscriber means no logs: report on stderr directly.
@@ -41,6 +45,30 @@ fn main() -> ExitCode {
         Err(error) => {
             tracing::error!(%error, "uniqd stopped with an error");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// `uniqd loadgen`: runs the load on a multi-thread runtime and prints the report on stdout.
+fn loadgen(args: &uniqd::loadgen::LoadgenArgs) -> ExitCode {
+    let summary = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the tokio runtime: {e}"))
+        .and_then(|runtime| runtime.block_on(uniqd::loadgen::run(args)));
+    match summary {
+        Ok(summary) => {
+            // The report is this command's output; a closed stdout leaves nothing to tell.
+            let _ = summary.write_report(&mut std::io::stdout().lock());
+            if summary.requests_failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            let _ = writeln!(std::io::stderr(), "uniqd loadgen: {message}");
+            ExitCode::from(2)
         }
     }
 }
