@@ -168,7 +168,10 @@ fn service_addr_gone() -> std::net::SocketAddr {
 
 #[test]
 fn the_compose_traffic_command_parses_with_uniqds_own_flags() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/compose/docker-compose.yml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/compose/docker-compose.yml"
+    );
     let compose: serde_norway::Value =
         serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let command: Vec<&str> = compose["services"]["traffic"]["command"]
