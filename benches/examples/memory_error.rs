@@ -1,5 +1,5 @@
 //! Memory (heap bytes, measured by a counting global allocator) and relative error of the four
-//! distinct counters after n distinct addresses, n = 10³ … 10⁷. Prints a Markdown table and,
+//! distinct counters after n distinct addresses, n = 10² … 10⁷. Prints a Markdown table and,
 //! with `--csv PATH`, writes the rows for `benches/plot.py`.
 //! Run: `cargo run --release -p uniqd-benches --example memory_error -- --csv target/memory_error.csv`.
 #![allow(clippy::print_stdout)]
@@ -67,7 +67,9 @@ fn collect_garbage() {
 
 fn main() {
     let csv_path = std::env::args().skip_while(|a| a != "--csv").nth(1);
-    let ns = [1_000usize, 10_000, 100_000, 1_000_000, 10_000_000];
+    let ns = [
+        100usize, 1_000, 4_096, 10_000, 100_000, 1_000_000, 10_000_000,
+    ];
     let stream = TextStream::new(1, ns[ns.len() - 1]);
     let mut csv = String::from("structure,n,bytes,relative_error\n");
     println!("| structure | n | heap bytes | bytes per address | relative error |");
