@@ -46,6 +46,18 @@ def rows(path):
         return list(csv.DictReader(f))
 
 
+def save(fig, ax, name, ylabel, legend_loc, title):
+    """The axes both plots share (log cardinality on x), then writes docs/img/NAME."""
+    ax.set_xscale("log")
+    ax.set_xlabel("distinct addresses")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc=legend_loc, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(OUT, name))
+
+
 def plot_error():
     by = defaultdict(lambda: defaultdict(list))
     for r in rows(ACCURACY):
@@ -62,16 +74,10 @@ def plot_error():
         mean_abs = [sum(abs(e) for e in series[n]) / len(series[n]) for n in xs]
         ax.plot(xs, mean_abs, color=color, marker="o", markersize=3,
                 label=f"{name}: mean |error| (dots: 20 runs, signed)")
-    ax.set_xscale("log")
-    ax.set_xlabel("distinct addresses")
-    ax.set_ylabel("relative error (%)")
     ax.set_ylim(-3.5, 3.5)
     ax.axhline(0, color="0.4", linewidth=0.6)
-    ax.grid(True, which="major", alpha=0.3)
-    ax.set_title("Relative error against cardinality (exact up to 4,096, then HyperLogLog p = 14)")
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "error_vs_cardinality.png"))
+    save(fig, ax, "error_vs_cardinality.png", "relative error (%)", "lower left",
+         "Relative error against cardinality (exact up to 4,096, then HyperLogLog p = 14)")
 
 
 def plot_memory():
@@ -83,15 +89,9 @@ def plot_memory():
         xs = sorted(series)
         ax.plot(xs, [series[n] for n in xs], marker="o", markersize=3, label=name)
     ax.axhline(64 * 1024, color="0.5", linestyle="--", linewidth=0.8, label="64 KiB budget")
-    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("distinct addresses")
-    ax.set_ylabel("heap bytes (counting allocator)")
-    ax.grid(True, which="major", alpha=0.3)
-    ax.set_title("Memory against cardinality: exact sets against approximate counters")
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(OUT, "memory_vs_cardinality.png"))
+    save(fig, ax, "memory_vs_cardinality.png", "heap bytes (counting allocator)", "upper left",
+         "Memory against cardinality: exact sets against approximate counters")
 
 
 def main():
