@@ -11,28 +11,31 @@ STEPS=${STEPS:-10}
 STEP=${STEP:-1000000}
 cargo build --release -q -p uniqd --bin uniqd
 bin=${CARGO_TARGET_DIR:-target}/release/uniqd
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# shellcheck source=ports.sh
+source benches/load/ports.sh
 ingest=$(free_port)
 metrics=$(free_port)
 "$bin" --listen "127.0.0.1:$ingest" --metrics-listen "127.0.0.1:$metrics" --log-level warn &
 pid=$!
 trap 'kill "$pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$metrics") 2>/dev/null && break; sleep 0.1; done
+wait_port "$metrics"
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$pid/status"; }
+# send <addresses> <offset>: distinct addresses as NDJSON batches of 1,000 lines.
+send() {
+    "$bin" loadgen --url "http://127.0.0.1:$ingest/logs" --metrics-url "" --addresses "$1" \
+        --offset "$2" --mode batch --batch-lines 1000 --concurrency 4 --quiet >/dev/null
+}
+estimate() { curl -s "http://127.0.0.1:$metrics/metrics" | awk '$1 == "unique_ip_addresses" {print $2}'; }
 echo "| distinct sent | RSS KiB | estimate | relative error |"
 echo "|---:|---:|---:|---:|"
 echo "| 0 | $(rss) | 0 | - |"
 # The exact phase: 4,000 addresses (below the 4,096 threshold).
-"$bin" loadgen --url "http://127.0.0.1:$ingest/logs" --metrics-url "" --addresses 4000 \
-    --mode batch --batch-lines 1000 --concurrency 4 --quiet >/dev/null
-est=$(curl -s "http://127.0.0.1:$metrics/metrics" | awk '$1 == "unique_ip_addresses" {print $2}')
-echo "| 4,000 (exact phase) | $(rss) | $est | 0 |"
+send 4000 0
+echo "| 4,000 (exact phase) | $(rss) | $(estimate) | 0 |"
 for step in $(seq "$STEPS"); do
-    "$bin" loadgen --url "http://127.0.0.1:$ingest/logs" --metrics-url "" --addresses "$STEP" \
-        --offset $(((step - 1) * STEP + 4000)) --mode batch --batch-lines 1000 --concurrency 4 \
-        --quiet >/dev/null
+    send "$STEP" $(((step - 1) * STEP + 4000))
     sent=$((step * STEP + 4000))
-    est=$(curl -s "http://127.0.0.1:$metrics/metrics" | awk '$1 == "unique_ip_addresses" {print $2}')
+    est=$(estimate)
     python3 -c "print(f'| {$sent:,} | $(rss) | {$est:,} | {($est - $sent) / $sent * 100:+.3f}% |')"
 done
 echo

@@ -25,17 +25,8 @@ command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; ex
 cargo build --release -q -p uniqd --bin uniqd -p uniqd-benches --bin bare-hyper
 bin=${CARGO_TARGET_DIR:-target}/release
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-# Polls until 127.0.0.1:$1 accepts connections (deadline 10 s).
-wait_port() {
-    for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "server on port $1 did not start" >&2
-    return 1
-}
+# shellcheck source=ports.sh
+source benches/load/ports.sh
 
 # start_server <bare|uniqd> <scenario>: starts it in the background, sets $pid and $port.
 start_server() {
