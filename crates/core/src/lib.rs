@@ -1,5 +1,7 @@
 //! A lock-free counter of distinct IP addresses: exact while the set is small, then a
-//! HyperLogLog sketch of 16 KiB whatever the traffic, with Redis's exact register layout.
+//! HyperLogLog sketch of 16 KiB whatever the traffic, with Redis's exact register layout; and
+//! [`TopPages`], the most requested page paths in fixed memory (Space-Saving, sharded by
+//! thread; its [module docs](top_pages) give the algorithm, the error bound and the memory).
 //!
 //! # Design
 //!
@@ -136,6 +138,7 @@ mod murmur;
 mod redis_format;
 mod registers;
 mod state;
+pub mod top_pages;
 
 pub use counter::{Phase, UniqueCounter, DEFAULT_THRESHOLD, SKETCH_RELATIVE_STANDARD_ERROR};
 pub use element::{hash_ip, hash_ip_str, InvalidAddress};
@@ -143,3 +146,7 @@ pub use murmur::{hash_element, murmur64a, REDIS_HLL_SEED};
 pub use redis_format::{RedisHllError, DENSE_LEN as REDIS_DENSE_LEN};
 pub use registers::{index_and_rank, M as REGISTERS, P as PRECISION};
 pub use state::{StateError, STATE_VERSION};
+pub use top_pages::{
+    normalize_path, PageCount, PathOptions, TopPages, TopPagesError, TopPagesSnapshot,
+    DEFAULT_TOP_PAGES_CAPACITY, MAX_PATH_BYTES, MAX_TOP_PAGES_CAPACITY, MAX_TOP_PAGES_SHARDS,
+};
