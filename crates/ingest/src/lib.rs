@@ -1,5 +1,6 @@
 //! HTTP ingestion for uniqd: `POST /logs` feeds client IP addresses into a
-//! shared [`UniqueCounter`].
+//! shared [`UniqueCounter`], and the `url` of each accepted log into an
+//! optional [`TopPages`] summary.
 //!
 //! # Design
 //!
@@ -72,7 +73,7 @@ use std::sync::Arc;
 
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
-use uniqd_core::UniqueCounter;
+use uniqd_core::{TopPages, UniqueCounter};
 
 pub use crate::auth::BearerTokens;
 pub use crate::config::IngestConfig;
@@ -82,8 +83,20 @@ pub use crate::server::ServerConfig;
 /// State shared by all ingest connections.
 struct IngestState {
     counter: Arc<UniqueCounter>,
+    /// Requests per page, when on.
+    top_pages: Option<Arc<TopPages>>,
     metrics: Arc<IngestMetrics>,
     config: IngestConfig,
+}
+
+impl IngestState {
+    /// Where accepted lines go.
+    fn sinks(&self) -> line_parser::Sinks<'_> {
+        line_parser::Sinks {
+            counter: &self.counter,
+            top_pages: self.top_pages.as_deref(),
+        }
+    }
 }
 
 impl std::fmt::Debug for IngestState {
@@ -96,7 +109,9 @@ impl std::fmt::Debug for IngestState {
 }
 
 /// Runs the ingest server on `listener` until `shutdown` resolves, then
-/// drains in-flight requests (see [`server::serve`]).
+/// drains in-flight requests (see [`server::serve`]). Every accepted log
+/// object's `ip` is counted in `counter`, and its `url`, if it has one, is
+/// recorded in `top_pages` when given.
 ///
 /// # Errors
 ///
@@ -104,6 +119,7 @@ impl std::fmt::Debug for IngestState {
 pub async fn run(
     listener: TcpListener,
     counter: Arc<UniqueCounter>,
+    top_pages: Option<Arc<TopPages>>,
     metrics: Arc<IngestMetrics>,
     config: IngestConfig,
     shutdown: impl Future<Output = ()>,
@@ -114,6 +130,7 @@ pub async fn run(
     let server_config = config.server.clone();
     let state = Arc::new(IngestState {
         counter,
+        top_pages,
         metrics,
         config,
     });

@@ -10,15 +10,39 @@
 //!
 //! To stop one huge object from pinning megabytes per thread forever, state
 //! that grew past [`RETAIN_LIMIT`] is dropped after use and rebuilt lazily.
+//!
+//! An accepted line (its `ip` counted) also records its `url`, if it has
+//! one, in the [`TopPages`] summary of [`Sinks`]: a stack copy of the path
+//! and one uncontended lock of this thread's shard, no allocation.
 
 use std::cell::RefCell;
 
-use uniqd_core::UniqueCounter;
+use uniqd_core::{TopPages, UniqueCounter};
 
-use crate::parse::{parse_line, LineError, Scratch};
+use crate::parse::{parse_fields, LineError, Scratch};
 
 /// Buffers that grew beyond this many bytes are released after use.
 const RETAIN_LIMIT: usize = 64 * 1024;
+
+/// Where an accepted line goes: the unique counter, and the top pages
+/// summary when it is on. Two references, copied freely.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Sinks<'a> {
+    /// Counts the `ip` of every accepted line.
+    pub(crate) counter: &'a UniqueCounter,
+    /// Records the `url` of every accepted line that has one.
+    pub(crate) top_pages: Option<&'a TopPages>,
+}
+
+impl<'a> Sinks<'a> {
+    /// Only the counter.
+    pub(crate) fn counter(counter: &'a UniqueCounter) -> Self {
+        Self {
+            counter,
+            top_pages: None,
+        }
+    }
+}
 
 /// A mutable line copy plus the simd-json scratch buffers.
 #[derive(Debug, Default)]
@@ -28,21 +52,23 @@ pub(crate) struct LineParser {
 }
 
 impl LineParser {
-    /// Parses `bytes` as one JSON object and counts its `ip` in `counter`.
+    /// Parses `bytes` as one JSON object, counts its `ip` in the counter and
+    /// records its `url` (if any) in the top pages of `sinks`.
     ///
     /// Nothing is counted unless the whole object is valid and the address
     /// parses.
-    pub(crate) fn count_line(
-        &mut self,
-        bytes: &[u8],
-        counter: &UniqueCounter,
-    ) -> Result<(), LineError> {
+    pub(crate) fn count_line(&mut self, bytes: &[u8], sinks: Sinks<'_>) -> Result<(), LineError> {
         self.line.clear();
         self.line.extend_from_slice(bytes);
-        let ip = parse_line(&mut self.line, &mut self.scratch)?;
-        counter
-            .insert_str(ip)
-            .map_err(|_| LineError::invalid_ip(ip))
+        let fields = parse_fields(&mut self.line, &mut self.scratch)?;
+        sinks
+            .counter
+            .insert_str(fields.ip)
+            .map_err(|_| LineError::invalid_ip(fields.ip))?;
+        if let (Some(top), Some(url)) = (sinks.top_pages, fields.url) {
+            top.record_url(url);
+        }
+        Ok(())
     }
 
     fn is_oversized(&self) -> bool {
@@ -87,14 +113,15 @@ mod tests {
     #[test]
     fn counts_valid_and_rejects_invalid() {
         let counter = UniqueCounter::new();
+        let sinks = Sinks::counter(&counter);
         with_parser(|p| {
-            assert_eq!(p.count_line(br#"{"ip":"1.2.3.4"}"#, &counter), Ok(()));
+            assert_eq!(p.count_line(br#"{"ip":"1.2.3.4"}"#, sinks), Ok(()));
             assert_eq!(
-                p.count_line(br#"{"ip":"1.2.3.400"}"#, &counter),
+                p.count_line(br#"{"ip":"1.2.3.400"}"#, sinks),
                 Err(LineError::invalid_ip("1.2.3.400"))
             );
             assert_eq!(
-                p.count_line(br#"{"ip":" 1.2.3.4"}"#, &counter),
+                p.count_line(br#"{"ip":" 1.2.3.4"}"#, sinks),
                 Err(LineError::invalid_ip(" 1.2.3.4"))
             );
         });
@@ -102,13 +129,50 @@ mod tests {
     }
 
     #[test]
+    fn accepted_lines_record_their_url() {
+        let counter = UniqueCounter::new();
+        let top = TopPages::new(16, 1, uniqd_core::PathOptions::default()).expect("valid size");
+        let sinks = Sinks {
+            counter: &counter,
+            top_pages: Some(&top),
+        };
+        with_parser(|p| {
+            for line in [
+                &br#"{"ip":"1.2.3.4","url":"/a?x=1"}"#[..],
+                br#"{"url":"/a","ip":"::1"}"#,
+                br#"{"ip":"1.2.3.5"}"#,
+                br#"{"ip":"1.2.3.6","url":7}"#,
+            ] {
+                assert_eq!(p.count_line(line, sinks), Ok(()));
+            }
+            // Rejected lines record nothing, whatever their url.
+            for line in [
+                &br#"{"ip":"1.2.3.400","url":"/bad"}"#[..],
+                br#"{"url":"/bad"}"#,
+                br#"{"ip":"1.2.3.4","url":"/bad""#,
+            ] {
+                assert!(p.count_line(line, sinks).is_err());
+            }
+        });
+        let snapshot = top.snapshot(10);
+        assert_eq!(snapshot.total_requests, 2);
+        assert_eq!(snapshot.pages.len(), 1);
+        assert_eq!(
+            (snapshot.pages[0].path.as_str(), snapshot.pages[0].count),
+            ("/a", 2)
+        );
+        assert_eq!(counter.estimate(), 4);
+    }
+
+    #[test]
     fn reentrant_use_falls_back_instead_of_panicking() {
         let counter = UniqueCounter::new();
+        let sinks = Sinks::counter(&counter);
         with_parser(|outer| {
             with_parser(|inner| {
-                assert_eq!(inner.count_line(br#"{"ip":"::1"}"#, &counter), Ok(()));
+                assert_eq!(inner.count_line(br#"{"ip":"::1"}"#, sinks), Ok(()));
             });
-            assert_eq!(outer.count_line(br#"{"ip":"::2"}"#, &counter), Ok(()));
+            assert_eq!(outer.count_line(br#"{"ip":"::2"}"#, sinks), Ok(()));
         });
         assert_eq!(counter.estimate(), 2);
     }
@@ -120,7 +184,12 @@ mod tests {
             r#"{{"pad":"{}","ip":"1.2.3.4"}}"#,
             "x".repeat(RETAIN_LIMIT * 2)
         );
-        with_parser(|p| assert_eq!(p.count_line(big.as_bytes(), &counter), Ok(())));
+        with_parser(|p| {
+            assert_eq!(
+                p.count_line(big.as_bytes(), Sinks::counter(&counter)),
+                Ok(())
+            )
+        });
         with_parser(|p| assert!(!p.is_oversized()));
     }
 }

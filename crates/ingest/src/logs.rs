@@ -1,4 +1,5 @@
-//! `POST /logs`: read the body within its size limit and count the addresses.
+//! `POST /logs`: read the body within its size limit, count the addresses and
+//! record the pages (the `url` of each accepted object).
 //!
 //! * Single object: the body is collected (it is at most the object limit)
 //!   and parsed once. When it arrives as one chunk, which is the common case,
@@ -79,7 +80,7 @@ async fn single(
     {
         return Err(IngestError::EmptyBody);
     }
-    with_parser(|parser| parser.count_line(&bytes, &state.counter))
+    with_parser(|parser| parser.count_line(&bytes, state.sinks()))
         .map_err(IngestError::InvalidObject)?;
     Ok(1)
 }
@@ -132,6 +133,9 @@ async fn ndjson(
     limit: usize,
 ) -> Result<u64, IngestError> {
     let mut batch = NdjsonBatch::new(&state.counter, state.config.max_object_bytes);
+    if let Some(top) = &state.top_pages {
+        batch = batch.with_top_pages(top);
+    }
     let mut received: usize = 0;
     while let Some(chunk) = body.data().await {
         let chunk = match chunk {

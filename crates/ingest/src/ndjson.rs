@@ -12,9 +12,9 @@
 //! `\n`; a trailing `\r` is stripped; lines holding only spaces/tabs are
 //! blank and ignored; the final newline is optional.
 
-use uniqd_core::UniqueCounter;
+use uniqd_core::{TopPages, UniqueCounter};
 
-use crate::line_parser::{with_parser, LineParser};
+use crate::line_parser::{with_parser, LineParser, Sinks};
 use crate::parse::LineError;
 
 /// How many per-line failures a batch report keeps (the rest are counted).
@@ -173,7 +173,7 @@ fn is_blank(line: &[u8]) -> bool {
 pub struct NdjsonBatch<'c> {
     splitter: LineSplitter,
     report: BatchReport,
-    counter: &'c UniqueCounter,
+    sinks: Sinks<'c>,
 }
 
 impl<'c> NdjsonBatch<'c> {
@@ -183,8 +183,15 @@ impl<'c> NdjsonBatch<'c> {
         Self {
             splitter: LineSplitter::new(max_line),
             report: BatchReport::default(),
-            counter,
+            sinks: Sinks::counter(counter),
         }
+    }
+
+    /// Also records the `url` of every accepted line in `top_pages`.
+    #[must_use]
+    pub fn with_top_pages(mut self, top_pages: &'c TopPages) -> Self {
+        self.sinks.top_pages = Some(top_pages);
+        self
     }
 
     /// Processes every line completed by `chunk`.
@@ -192,12 +199,12 @@ impl<'c> NdjsonBatch<'c> {
         let Self {
             splitter,
             report,
-            counter,
+            sinks,
         } = self;
-        let limit = splitter.max_line;
+        let (limit, sinks) = (splitter.max_line, *sinks);
         with_parser(|parser| {
             splitter.feed(chunk, |n, line| {
-                handle(parser, counter, report, limit, n, line)
+                handle(parser, sinks, report, limit, n, line)
             });
         });
     }
@@ -208,11 +215,11 @@ impl<'c> NdjsonBatch<'c> {
         let Self {
             splitter,
             report,
-            counter,
+            sinks,
         } = &mut self;
-        let limit = splitter.max_line;
+        let (limit, sinks) = (splitter.max_line, *sinks);
         with_parser(|parser| {
-            splitter.finish(|n, line| handle(parser, counter, report, limit, n, line));
+            splitter.finish(|n, line| handle(parser, sinks, report, limit, n, line));
         });
         self.report
     }
@@ -232,7 +239,7 @@ impl<'c> NdjsonBatch<'c> {
 
 fn handle(
     parser: &mut LineParser,
-    counter: &UniqueCounter,
+    sinks: Sinks<'_>,
     report: &mut BatchReport,
     limit: usize,
     line_no: u64,
@@ -240,7 +247,7 @@ fn handle(
 ) {
     match line {
         Line::Complete(bytes) if is_blank(bytes) => {}
-        Line::Complete(bytes) => report.record(line_no, parser.count_line(bytes, counter)),
+        Line::Complete(bytes) => report.record(line_no, parser.count_line(bytes, sinks)),
         Line::TooLong => report.record(line_no, Err(LineError::LineTooLong { limit })),
     }
 }
@@ -361,5 +368,23 @@ mod tests {
             .errors
             .iter()
             .all(|e| e.error == LineError::MissingIp));
+    }
+
+    #[test]
+    fn batch_records_the_urls_of_accepted_lines() {
+        let counter = UniqueCounter::new();
+        let top = TopPages::new(16, 1, uniqd_core::PathOptions::default()).expect("valid size");
+        let mut batch = NdjsonBatch::new(&counter, 1024).with_top_pages(&top);
+        batch.feed(b"{\"ip\":\"1.1.1.1\",\"url\":\"/a\"}\n{\"ip\":\"x\",\"url\":\"/a\"}\n");
+        batch.feed(b"{\"ip\":\"1.1.1.2\"}\n{\"ip\":\"1.1.1.3\",\"url\":\"/b?q\"}");
+        let report = batch.finish();
+        assert_eq!((report.accepted, report.rejected), (3, 1));
+        let pages: Vec<(String, u64)> = top
+            .snapshot(10)
+            .pages
+            .into_iter()
+            .map(|p| (p.path, p.count))
+            .collect();
+        assert_eq!(pages, [("/a".to_owned(), 1), ("/b".to_owned(), 1)]);
     }
 }

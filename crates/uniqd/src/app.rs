@@ -105,6 +105,7 @@ pub async fn serve(
         let result = uniqd_ingest::run(
             ingest_listener,
             counter,
+            None,
             ingest_metrics,
             config.ingest,
             ingest_shutdown,
