@@ -9,6 +9,13 @@
 //! With a [`SharedCount`] (replicas sharing one count, e.g. through Redis),
 //! `unique_ip_addresses` is the shared count and this replica's own count moves
 //! to `uniqd_local_unique_ip_addresses`.
+//!
+//! With [`TopPages`] ([`UniqdCollector::with_top_pages`]), the `K` most
+//! requested pages are exported as `uniqd_top_page_requests{path="..."}`:
+//! at most `K` series per scrape (default 20), but *which* paths they are
+//! changes with the traffic, so over a retention period Prometheus stores
+//! one series per path that was ever in the top `K` (bounded by the distinct
+//! paths that reached it, not by `K`). Keep `K` small; `/stats` lists more.
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,7 +24,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
-use uniqd_core::{Phase, UniqueCounter};
+use uniqd_core::{Phase, TopPages, UniqueCounter};
 use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
 use uniqd_ingest::IngestMetrics;
 
@@ -42,6 +49,8 @@ pub const INGEST_LINES: &str = "uniqd_ingest_lines";
 pub const INGEST_REQUEST_DURATION: &str = "uniqd_ingest_request_duration";
 /// `uniqd_build_info{version}` (gauge, always 1).
 pub const BUILD_INFO: &str = "uniqd_build_info";
+/// `uniqd_top_page_requests{path}` (gauge): requests of the top pages.
+pub const TOP_PAGE_REQUESTS: &str = "uniqd_top_page_requests";
 
 /// Static facts about the running build, exposed as `uniqd_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +65,8 @@ pub struct UniqdCollector {
     ingest: Arc<IngestMetrics>,
     build: BuildInfo,
     shared: Option<Arc<dyn SharedCount>>,
+    /// The summary and how many of its pages to export.
+    top_pages: Option<(Arc<TopPages>, usize)>,
 }
 
 impl UniqdCollector {
@@ -67,6 +78,7 @@ impl UniqdCollector {
             ingest,
             build,
             shared: None,
+            top_pages: None,
         }
     }
 
@@ -76,6 +88,35 @@ impl UniqdCollector {
     pub fn with_shared_count(mut self, shared: Arc<dyn SharedCount>) -> Self {
         self.shared = Some(shared);
         self
+    }
+
+    /// Exports the `pages` most requested pages of `top` as
+    /// `uniqd_top_page_requests{path}` (nothing when `pages` is 0).
+    #[must_use]
+    pub fn with_top_pages(mut self, top: Arc<TopPages>, pages: usize) -> Self {
+        self.top_pages = (pages > 0).then_some((top, pages));
+        self
+    }
+
+    fn encode_top_pages(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+        let Some((top, pages)) = &self.top_pages else {
+            return Ok(());
+        };
+        let snapshot = top.snapshot(*pages);
+        let mut family = encoder.encode_descriptor(
+            TOP_PAGE_REQUESTS,
+            "Requests for the most requested page paths (url without query and fragment), \
+             highest first: upper bounds, each at most the error_bound of /stats above the \
+             true count.",
+            None,
+            MetricType::Gauge,
+        )?;
+        for page in &snapshot.pages {
+            family
+                .encode_family(&[("path", page.path.as_str())])?
+                .encode_gauge(&page.count)?;
+        }
+        Ok(())
     }
 
     fn encode_counter_state(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
@@ -202,6 +243,7 @@ impl fmt::Debug for UniqdCollector {
             .field("ingest", &self.ingest)
             .field("build", &self.build)
             .field("shared", &self.shared)
+            .field("top_pages", &self.top_pages)
             .finish_non_exhaustive()
     }
 }
@@ -210,6 +252,7 @@ impl Collector for UniqdCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), fmt::Error> {
         self.encode_counter_state(&mut encoder)?;
         self.encode_ingest(&mut encoder)?;
+        self.encode_top_pages(&mut encoder)?;
         self.encode_build_info(&mut encoder)
     }
 }

@@ -31,12 +31,13 @@
 //! | `/readyz`  | 200 `{"status":"ready",...}`; 503 while starting or draining; [`ReadyDetail`]s add fields |
 //! | `/`        | 200, the status page (HTML) |
 //! | `/status.json` | 200, count, phase, error bound and ingest counters (JSON) |
+//! | `/stats`   | 200, the most requested pages with counts and error bounds (JSON, [`stats`]); `?limit=N`, 400 for a bad one; 404 without [`StatusSource::with_top_pages`] |
 //! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
 //!
-//! With [`ExporterConfig::metrics_auth`] set, `/metrics` needs
+//! With [`ExporterConfig::metrics_auth`] set, `/metrics` and `/stats` need
 //! `Authorization: Bearer <token>` (Prometheus: `authorization` in the scrape
-//! config) and answers 401 JSON with `WWW-Authenticate: Bearer` otherwise;
-//! the probes stay open.
+//! config) and answer 401 JSON with `WWW-Authenticate: Bearer` otherwise;
+//! the probes and the status page stay open.
 
 #![forbid(unsafe_code)]
 
@@ -45,6 +46,7 @@ pub mod config;
 pub mod readiness;
 mod routes;
 pub mod shared_count;
+pub mod stats;
 pub mod status;
 
 use std::convert::Infallible;
@@ -231,5 +233,47 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn top_pages_are_exported_highest_first_up_to_k() {
+        let top = Arc::new(
+            uniqd_core::TopPages::new(16, 1, uniqd_core::PathOptions::default())
+                .expect("valid size"),
+        );
+        for url in ["/a", "/b", "/b", "/c\"d", "/c\"d", "/c\"d", "/z"] {
+            top.record_url(url);
+        }
+        let collector = UniqdCollector::new(
+            Arc::new(UniqueCounter::new()),
+            Arc::new(IngestMetrics::new()),
+            BuildInfo {
+                version: "1".to_owned(),
+            },
+        )
+        .with_top_pages(Arc::clone(&top), 3);
+        let text = scrape(&registry_with(collector));
+        assert!(
+            text.contains(
+                "# TYPE uniqd_top_page_requests gauge\n\
+                 uniqd_top_page_requests{path=\"/c\\\"d\"} 3\n\
+                 uniqd_top_page_requests{path=\"/b\"} 2\n\
+                 uniqd_top_page_requests{path=\"/a\"} 1\n\
+                 # HELP uniqd_build_info"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("\"/z\""), "only the top 3: {text}");
+
+        // K = 0: no family at all.
+        let collector = UniqdCollector::new(
+            Arc::new(UniqueCounter::new()),
+            Arc::new(IngestMetrics::new()),
+            BuildInfo {
+                version: "1".to_owned(),
+            },
+        )
+        .with_top_pages(top, 0);
+        assert!(!scrape(&registry_with(collector)).contains("uniqd_top_page_requests"));
     }
 }

@@ -1,7 +1,8 @@
 //! Routing and responses of the metrics server: `/metrics`, `/healthz`,
-//! `/readyz`, the status page `/` and its `/status.json`; anything else is a
-//! JSON 404 (or 405 for a wrong method), and `/metrics` without a valid
-//! bearer token (when tokens are configured) a JSON 401.
+//! `/readyz`, the status page `/` and its `/status.json`, and the top pages
+//! `/stats`; anything else is a JSON 404 (or 405 for a wrong method), and
+//! `/metrics` or `/stats` without a valid bearer token (when tokens are
+//! configured) a JSON 401.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -14,6 +15,7 @@ use uniqd_ingest::auth::WWW_AUTHENTICATE_BEARER;
 use uniqd_ingest::json::JsonObject;
 
 use crate::readiness::ReadyState;
+use crate::stats::{parse_limit, stats_json};
 use crate::status::{STATUS_PAGE, STATUS_PAGE_CSP};
 use crate::ExporterState;
 
@@ -25,7 +27,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Full<Bytes>> {
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     match (read, req.uri().path()) {
-        (true, "/metrics") if !authorized(state, req) => {
+        (true, "/metrics" | "/stats") if !authorized(state, req) => {
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -46,7 +48,8 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
         (true, "/status.json") => {
             no_store(json(StatusCode::OK, state.status.to_json(state.started)))
         }
-        (false, "/metrics" | "/healthz" | "/readyz" | "/" | "/status.json") => {
+        (true, "/stats") => stats(state, req.uri().query()),
+        (false, "/metrics" | "/healthz" | "/readyz" | "/" | "/status.json" | "/stats") => {
             let mut response = error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -60,12 +63,28 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
-            "no such endpoint; try /metrics, /healthz, /readyz, / or /status.json",
+            "no such endpoint; try /metrics, /healthz, /readyz, /, /status.json or /stats",
         ),
     }
 }
 
-/// Whether `/metrics` may be served: no tokens configured, or a valid one sent.
+/// `/stats?limit=N`: the top pages, or 404 when they are off, 400 for a bad `limit`.
+fn stats(state: &ExporterState, query: Option<&str>) -> Response<Full<Bytes>> {
+    let Some(top) = state.status.top_pages() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "top_pages_disabled",
+            "top pages are off (--top-pages-capacity 0)",
+        );
+    };
+    match parse_limit(query) {
+        Ok(limit) => no_store(json(StatusCode::OK, stats_json(top, limit))),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
+    }
+}
+
+/// Whether `/metrics` or `/stats` may be served: no tokens configured, or a
+/// valid one sent.
 fn authorized<B>(state: &ExporterState, req: &Request<B>) -> bool {
     state
         .metrics_auth

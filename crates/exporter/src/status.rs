@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use uniqd_core::UniqueCounter;
+use uniqd_core::{TopPages, UniqueCounter};
 use uniqd_ingest::json::JsonObject;
 use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
 use uniqd_ingest::IngestMetrics;
@@ -35,14 +35,16 @@ pub const STATUS_PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'
      script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-/// What `status.json` reports: the counter, the ingest counters and the
-/// build, read at request time.
+/// What the JSON endpoints read at request time: for `status.json` the
+/// counter, the ingest counters and the build; for `/stats` the top pages
+/// summary, if on.
 #[derive(Debug, Clone)]
 pub struct StatusSource {
     counter: Arc<UniqueCounter>,
     ingest: Arc<IngestMetrics>,
     build: BuildInfo,
     shared: Option<Arc<dyn SharedCount>>,
+    top_pages: Option<Arc<TopPages>>,
 }
 
 impl StatusSource {
@@ -55,6 +57,7 @@ impl StatusSource {
             ingest,
             build,
             shared: None,
+            top_pages: None,
         }
     }
 
@@ -65,6 +68,19 @@ impl StatusSource {
     pub fn with_shared_count(mut self, shared: Arc<dyn SharedCount>) -> Self {
         self.shared = Some(shared);
         self
+    }
+
+    /// Serves `top_pages` at `/stats` (without it, `/stats` answers 404).
+    #[must_use]
+    pub fn with_top_pages(mut self, top_pages: Arc<TopPages>) -> Self {
+        self.top_pages = Some(top_pages);
+        self
+    }
+
+    /// The top pages summary `/stats` reads, if on.
+    #[must_use]
+    pub fn top_pages(&self) -> Option<&TopPages> {
+        self.top_pages.as_deref()
     }
 
     /// The `status.json` body; `started` is when the metrics server started.
