@@ -1,7 +1,7 @@
-//! Wiring: one counter (loaded from the state file, if configured), the
-//! ingest server, the metrics server, the state saver and (with
-//! `--redis-url`) the Redis sync task, started together and shut down in
-//! order.
+//! Wiring: one counter (loaded from the state file, if configured), the top
+//! pages summary (one shard per worker thread), the ingest server, the
+//! metrics server, the state saver and (with `--redis-url`) the Redis sync
+//! task, started together and shut down in order.
 //!
 //! Shutdown sequence once the `shutdown` future resolves:
 //! 1. `/readyz` turns 503 (`draining`) so load balancers stop routing here;
@@ -69,6 +69,13 @@ pub async fn serve(
     let build = BuildInfo {
         version: VERSION.to_owned(),
     };
+    // One shard per thread that ingests: the runtime's workers.
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let top_pages = config
+        .top_pages
+        .summary(workers)
+        .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?
+        .map(Arc::new);
     let mut readiness = Readiness::new();
     let mut collector = UniqdCollector::new(
         Arc::clone(&counter),
@@ -76,6 +83,10 @@ pub async fn serve(
         build.clone(),
     );
     let mut status = StatusSource::new(Arc::clone(&counter), Arc::clone(&ingest_metrics), build);
+    if let Some(top) = &top_pages {
+        collector = collector.with_top_pages(Arc::clone(top), config.top_pages.metric_limit);
+        status = status.with_top_pages(Arc::clone(top));
+    }
     let mut redis_collector = None;
     if let Some(sync) = &redis_sync {
         let sync_status = sync.status();
@@ -105,7 +116,7 @@ pub async fn serve(
         let result = uniqd_ingest::run(
             ingest_listener,
             counter,
-            None,
+            top_pages,
             ingest_metrics,
             config.ingest,
             ingest_shutdown,
@@ -166,6 +177,7 @@ pub async fn serve(
         %ingest_addr,
         %metrics_addr,
         exact_threshold = config.exact_threshold,
+        top_pages_capacity = config.top_pages.capacity,
         state_file = state_file.as_deref().unwrap_or("off"),
         ingest_auth,
         metrics_auth,

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use uniqd_core::{PathOptions, TopPages, DEFAULT_TOP_PAGES_CAPACITY, MAX_TOP_PAGES_CAPACITY};
 use uniqd_exporter::ExporterConfig;
 use uniqd_ingest::{BearerTokens, IngestConfig, ServerConfig};
 
@@ -20,6 +21,13 @@ pub const MAX_EXACT_THRESHOLD: usize = 1 << 24;
 
 /// Default `--redis-key`.
 pub const DEFAULT_REDIS_KEY: &str = "uniqd:unique_ip_addresses";
+
+/// Default `--top-pages-metric-limit`: pages exported as `uniqd_top_page_requests`.
+pub const DEFAULT_TOP_PAGES_METRIC_LIMIT: usize = 20;
+
+/// Largest accepted `--top-pages-metric-limit`: every path that is ever among them becomes a
+/// Prometheus series.
+pub const MAX_TOP_PAGES_METRIC_LIMIT: usize = 100;
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -49,8 +57,8 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_LISTEN", default_value = "0.0.0.0:5000")]
     pub listen: SocketAddr,
 
-    /// Address for the metrics server (/metrics, /healthz, /readyz, and the
-    /// status page / with /status.json).
+    /// Address for the metrics server (/metrics, /stats, /healthz, /readyz,
+    /// and the status page / with /status.json).
     #[arg(long, env = "UNIQD_METRICS_LISTEN", default_value = "0.0.0.0:9102")]
     pub metrics_listen: SocketAddr,
 
@@ -183,6 +191,32 @@ pub struct Cli {
     /// --ingest-token-file). Adds to --metrics-token.
     #[arg(long, env = "UNIQD_METRICS_TOKEN_FILE")]
     pub metrics_token_file: Option<PathBuf>,
+
+    /// Counters of the top pages summary (requests per `url` path, at
+    /// /stats and as uniqd_top_page_requests) per worker thread, about 300
+    /// bytes each: every page with more than requests/capacity requests is
+    /// reported. 0 turns top pages off; at most 65536.
+    #[arg(long, env = "UNIQD_TOP_PAGES_CAPACITY", default_value_t = DEFAULT_TOP_PAGES_CAPACITY,
+          value_parser = parse_top_pages_capacity)]
+    pub top_pages_capacity: usize,
+
+    /// Most requested pages exported as uniqd_top_page_requests{path} (0 =
+    /// none; at most 100). Every path that is ever among them becomes a
+    /// Prometheus series, so keep it small; /stats lists more.
+    #[arg(long, env = "UNIQD_TOP_PAGES_METRIC_LIMIT", default_value_t = DEFAULT_TOP_PAGES_METRIC_LIMIT,
+          value_parser = parse_top_pages_metric_limit)]
+    pub top_pages_metric_limit: usize,
+
+    /// Count a page path with trailing slashes as the path without them
+    /// (`/a/` as `/a`; `/` stays `/`).
+    #[arg(long, env = "UNIQD_TOP_PAGES_STRIP_TRAILING_SLASH")]
+    pub top_pages_strip_trailing_slash: bool,
+
+    /// Lower-case the scheme and host of absolute URLs before counting
+    /// (`HTTP://Example.COM/A` as `http://example.com/A`; the path keeps its
+    /// case).
+    #[arg(long, env = "UNIQD_TOP_PAGES_LOWERCASE_HOST")]
+    pub top_pages_lowercase_host: bool,
 }
 
 /// A secret flag value (a bearer token): `Debug` and `Display` never show it.
@@ -242,6 +276,26 @@ fn parse_threshold(text: &str) -> Result<usize, String> {
     Ok(value)
 }
 
+/// A whole number from 0 to `max`.
+fn parse_at_most(text: &str, max: usize, what: &str) -> Result<usize, String> {
+    let value: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("invalid {what} {text:?}: expected a whole number"))?;
+    if value > max {
+        return Err(format!("{what} must be at most {max}"));
+    }
+    Ok(value)
+}
+
+fn parse_top_pages_capacity(text: &str) -> Result<usize, String> {
+    parse_at_most(text, MAX_TOP_PAGES_CAPACITY, "top pages capacity")
+}
+
+fn parse_top_pages_metric_limit(text: &str) -> Result<usize, String> {
+    parse_at_most(text, MAX_TOP_PAGES_METRIC_LIMIT, "top pages metric limit")
+}
+
 impl Cli {
     /// Worker threads to start: `--workers`, else the available parallelism.
     #[must_use]
@@ -298,6 +352,14 @@ impl Cli {
                 interval: self.state_interval,
                 reset_on_error: self.state_reset_on_error,
             }),
+            top_pages: TopPagesConfig {
+                capacity: self.top_pages_capacity,
+                metric_limit: self.top_pages_metric_limit,
+                path: PathOptions {
+                    strip_trailing_slash: self.top_pages_strip_trailing_slash,
+                    lowercase_host: self.top_pages_lowercase_host,
+                },
+            },
         })
     }
 }
@@ -351,6 +413,69 @@ pub struct AppConfig {
     pub redis: Option<RedisConfig>,
     /// Where and how often to save the counter (`None`: not saved).
     pub state: Option<StateConfig>,
+    /// Requests per page (`/stats`, `uniqd_top_page_requests`).
+    pub top_pages: TopPagesConfig,
+}
+
+/// The top pages summary: its size, what is exported, how a `url` becomes a
+/// path (see `uniqd_core::top_pages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopPagesConfig {
+    /// Counters per shard (one shard per worker thread); 0 turns top pages
+    /// off.
+    pub capacity: usize,
+    /// Pages exported as `uniqd_top_page_requests` (0: none).
+    pub metric_limit: usize,
+    /// Normalisation of the path.
+    pub path: PathOptions,
+}
+
+impl Default for TopPagesConfig {
+    fn default() -> Self {
+        Self {
+            capacity: DEFAULT_TOP_PAGES_CAPACITY,
+            metric_limit: DEFAULT_TOP_PAGES_METRIC_LIMIT,
+            path: PathOptions::default(),
+        }
+    }
+}
+
+impl TopPagesConfig {
+    /// Checks the sizes.
+    ///
+    /// # Errors
+    ///
+    /// A description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.capacity > MAX_TOP_PAGES_CAPACITY {
+            return Err(format!(
+                "top pages capacity must be at most {MAX_TOP_PAGES_CAPACITY}"
+            ));
+        }
+        if self.metric_limit > MAX_TOP_PAGES_METRIC_LIMIT {
+            return Err(format!(
+                "top pages metric limit must be at most {MAX_TOP_PAGES_METRIC_LIMIT}"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The summary for `threads` recording threads (one shard each, at most
+    /// `uniqd_core::MAX_TOP_PAGES_SHARDS`); `None` when off.
+    ///
+    /// # Errors
+    ///
+    /// As [`validate`](Self::validate).
+    pub fn summary(&self, threads: usize) -> Result<Option<TopPages>, String> {
+        self.validate()?;
+        if self.capacity == 0 {
+            return Ok(None);
+        }
+        let shards = threads.clamp(1, uniqd_core::MAX_TOP_PAGES_SHARDS);
+        TopPages::new(self.capacity, shards, self.path)
+            .map(Some)
+            .map_err(|e| e.to_string())
+    }
 }
 
 /// Where and how often a replica shares its count (see [`crate::redis_sync`]).
@@ -433,6 +558,7 @@ impl Default for AppConfig {
             exporter: ExporterConfig::default(),
             redis: None,
             state: None,
+            top_pages: TopPagesConfig::default(),
         }
     }
 }
@@ -450,6 +576,7 @@ impl AppConfig {
             ));
         }
         self.ingest.validate()?;
+        self.top_pages.validate()?;
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
@@ -642,6 +769,58 @@ mod tests {
         // An empty value (e.g. an empty environment variable) is no token.
         let cli = Cli::try_parse_from(["uniqd", "--ingest-token", ""]).expect("parses");
         assert_eq!(cli.app_config().expect("valid").ingest.auth, None);
+    }
+
+    #[test]
+    fn top_pages_flags() {
+        let cli = Cli::try_parse_from(["uniqd"]).expect("parses");
+        assert_eq!(
+            cli.app_config().expect("valid").top_pages,
+            TopPagesConfig::default()
+        );
+        let cli = Cli::try_parse_from([
+            "uniqd",
+            "--top-pages-capacity",
+            "64",
+            "--top-pages-metric-limit",
+            "5",
+            "--top-pages-strip-trailing-slash",
+            "--top-pages-lowercase-host",
+        ])
+        .expect("parses");
+        let config = cli.app_config().expect("valid").top_pages;
+        assert_eq!(
+            config,
+            TopPagesConfig {
+                capacity: 64,
+                metric_limit: 5,
+                path: PathOptions {
+                    strip_trailing_slash: true,
+                    lowercase_host: true,
+                },
+            }
+        );
+        let top = config.summary(3).expect("valid").expect("on");
+        assert_eq!((top.capacity(), top.shards()), (64, 3));
+        let off = TopPagesConfig {
+            capacity: 0,
+            ..config
+        };
+        assert!(off.summary(3).expect("valid").is_none());
+        for args in [
+            &["uniqd", "--top-pages-capacity", "65537"][..],
+            &["uniqd", "--top-pages-capacity", "-1"],
+            &["uniqd", "--top-pages-metric-limit", "101"],
+            &["uniqd", "--top-pages-metric-limit", "many"],
+        ] {
+            assert!(Cli::try_parse_from(args).is_err(), "{args:?}");
+        }
+        let too_big = TopPagesConfig {
+            metric_limit: 1000,
+            ..config
+        };
+        assert!(too_big.validate().is_err());
+        assert!(too_big.summary(1).is_err());
     }
 
     #[test]

@@ -46,4 +46,4 @@ pub mod signal;
 pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
-pub use crate::config::{AppConfig, Cli, Command, LogFormat, RedisConfig};
+pub use crate::config::{AppConfig, Cli, Command, LogFormat, RedisConfig, TopPagesConfig};
