@@ -1,5 +1,8 @@
 //! Per-thread parser state for the request hot path.
 //!
+//! A line of the plain shape ingress controllers write is read by
+//! [`scan_fields`] straight from the request bytes, with no copy. Any other
+//! line goes to simd-json, which decides whether it is valid and why not.
 //! simd-json parses in place, but request bodies arrive as shared, immutable
 //! [`bytes::Bytes`]; each line is therefore copied into a mutable buffer
 //! first. That buffer and the parser [`Scratch`] live in a `thread_local`, so
@@ -16,6 +19,7 @@ use std::cell::RefCell;
 use uniqd_core::UniqueCounter;
 
 use crate::parse::{parse_line, LineError, Scratch};
+use crate::scan::scan_fields;
 
 /// Buffers that grew beyond this many bytes are released after use.
 const RETAIN_LIMIT: usize = 64 * 1024;
@@ -37,9 +41,14 @@ impl LineParser {
         bytes: &[u8],
         counter: &UniqueCounter,
     ) -> Result<(), LineError> {
-        self.line.clear();
-        self.line.extend_from_slice(bytes);
-        let ip = parse_line(&mut self.line, &mut self.scratch)?;
+        let ip = match scan_fields(bytes) {
+            Some(fields) => fields.ip,
+            None => {
+                self.line.clear();
+                self.line.extend_from_slice(bytes);
+                parse_line(&mut self.line, &mut self.scratch)?
+            }
+        };
         counter
             .insert_str(ip)
             .map_err(|_| LineError::invalid_ip(ip))
