@@ -5,10 +5,13 @@
 #   benches/load/run.sh                 # all scenarios, 3 rounds of 10 s each
 #   ROUNDS=5 DURATION=20s benches/load/run.sh single
 #
-# Scenarios: single (one ~90-byte JSON log per request, random IPv4, keep-alive, wrk -t1 -c64),
-# batch64k and batch1m (NDJSON bodies of 64 KiB / 1 MiB, 100-byte lines, wrk -t1 -c16). For the
-# batches the baseline runs with --lines: it splits the body into lines and counts them.
-# Prints a table of medians (requests/s, lines/s, p50, p99) and the ratios uniqd / baseline.
+# Scenarios: single (one ~90-byte JSON log per request, random IPv4, keep-alive, wrk -t1 -c64,
+# flat out), single_rate (the same logs from `uniqd loadgen` at a fixed RATE requests/s, default
+# 50000, over 64 connections: both servers under the same load, for latency), batch64k and
+# batch1m (NDJSON bodies of 64 KiB / 1 MiB, 100-byte lines, wrk -t1 -c16). For the batches the
+# baseline runs with --lines: it splits the body into lines and counts them.
+# Prints a table of medians (requests/s, lines/s, p50, p99) and the ratios uniqd / baseline,
+# each the median of the per-round ratios (a round runs both servers back to back).
 # Needs wrk (apt-get install wrk) and python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,8 +21,9 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 WORKERS=${WORKERS:-$(nproc)}
 UNIQD_ARGS=${UNIQD_ARGS:-}
+RATE=${RATE:-50000}
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(single batch64k batch1m)
+((${#scenarios[@]})) || scenarios=(single single_rate batch64k batch1m)
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p uniqd --bin uniqd -p uniqd-benches --bin bare-hyper
@@ -34,7 +38,7 @@ start_server() {
     case $1 in
     bare)
         local lines=()
-        [[ $2 == single ]] || lines=(--lines)
+        [[ $2 == single* ]] || lines=(--lines)
         "$bin/bare-hyper" --listen "127.0.0.1:$port" --workers "$WORKERS" "${lines[@]}" &
         ;;
     uniqd)
@@ -52,11 +56,24 @@ stop_server() {
     wait "$pid" || true
 }
 
-# run_wrk <scenario> <duration>: prints wrk's RESULT line.
+# run_loadgen <duration>: `uniqd loadgen` at $RATE requests/s for <duration> (whole seconds),
+# its report turned into a RESULT line like wrk's.
+run_loadgen() {
+    local seconds=${1%s}
+    "$bin/uniqd" loadgen --url "http://127.0.0.1:$port/logs" --metrics-url "" --quiet \
+        --rate "$RATE" --concurrency 64 --addresses $((RATE * seconds)) |
+        awk '/^requests / { n = $2 } /^throughput / { rps = $2 }
+             /^latency / { p50 = $3 * 1000; p99 = $9 * 1000 }
+             /^requests / { split($0, a, "[(,]"); failed = a[3] + 0 }
+             END { printf "RESULT requests=%d rps=%s p50_us=%d p99_us=%d errors=%d\n", n, rps, p50, p99, failed }'
+}
+
+# run_wrk <scenario> <duration>: prints wrk's (or loadgen's) RESULT line.
 run_wrk() {
     local url=http://127.0.0.1:$port/logs
     case $1 in
     single) wrk -t1 -c64 -d"$2" -s benches/load/single.lua "$url" ;;
+    single_rate) run_loadgen "$2" ;;
     batch64k) BATCH_BYTES=65536 wrk -t1 -c16 -d"$2" -s benches/load/batch.lua "$url" ;;
     batch1m) BATCH_BYTES=1048576 wrk -t1 -c16 -d"$2" -s benches/load/batch.lua "$url" ;;
     *) echo "unknown scenario $1" >&2; return 1 ;;
@@ -98,12 +115,15 @@ for s in scenarios:
               f"{med(s, server, 'p50_us'):,.0f} | {med(s, server, 'p99_us'):,.0f} | "
               f"{sum(r['errors'] for r in rows[(s, server)]):.0f} |")
 print()
-print("| scenario | throughput uniqd / bare (median of rounds) | p99 uniqd / bare | per-round throughput ratios |")
-print("|---|---:|---:|---|")
+print("| scenario | throughput uniqd / bare (median of rounds) | per-round throughput ratios "
+      "| p99 uniqd / bare (median of rounds) | per-round p99 ratios |")
+print("|---|---:|---|---:|---|")
 for s in scenarios:
     key = "lines_per_s" if "lines_per_s" in rows[(s, "bare")][0] else "rps"
-    per_round = [u[key] / b[key] for b, u in zip(rows[(s, "bare")], rows[(s, "uniqd")])]
+    pairs = list(zip(rows[(s, "bare")], rows[(s, "uniqd")]))
+    per_round = [u[key] / b[key] for b, u in pairs]
+    p99_round = [u["p99_us"] / b["p99_us"] for b, u in pairs]
     print(f"| {s} | {statistics.median(per_round):.3f} | "
-          f"{med(s, 'uniqd', 'p99_us') / med(s, 'bare', 'p99_us'):.2f} | "
-          f"{', '.join(f'{r:.3f}' for r in per_round)} |")
+          f"{', '.join(f'{r:.3f}' for r in per_round)} | "
+          f"{statistics.median(p99_round):.2f} | {', '.join(f'{r:.2f}' for r in p99_round)} |")
 PY

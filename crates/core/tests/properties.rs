@@ -68,4 +68,24 @@ proptest! {
         let mapped = v4.to_ipv6_mapped();
         prop_assert_eq!(hash_ip_str(&mapped.to_string()), Ok(hash_ip(IpAddr::V4(v4))));
     }
+
+    /// The address check accepts exactly what std's parser accepts, on texts made of the
+    /// characters addresses are made of (the IPv4 fast path included), and hashes it as std's
+    /// address would be.
+    #[test]
+    fn address_check_matches_std(text in "[0-9.]{0,18}|[0-9a-fA-F:.]{0,24}") {
+        let expected = text.parse::<IpAddr>().map(hash_ip).map_err(|_| ());
+        prop_assert_eq!(hash_ip_str(&text).map_err(|_| ()), expected, "{:?}", text);
+    }
+
+    /// Near-valid dotted quads: every part from 0 to 999, with and without a leading zero.
+    #[test]
+    fn dotted_quads_match_std(parts in proptest::collection::vec(0u32..1000, 3..6), zero in any::<bool>()) {
+        let mut text = parts.iter().map(u32::to_string).collect::<Vec<_>>().join(".");
+        if zero {
+            text.insert(0, '0');
+        }
+        let expected = text.parse::<IpAddr>().map(hash_ip).map_err(|_| ());
+        prop_assert_eq!(hash_ip_str(&text).map_err(|_| ()), expected, "{:?}", text);
+    }
 }

@@ -5,6 +5,8 @@
 //! * no panic, no hang;
 //! * reusing the parser's scratch buffers does not change the answer, and `parse_line` answers
 //!   what `parse_fields` does;
+//! * where the fast scanner (`uniqd_ingest::scan::scan_fields`) answers, simd-json accepts the
+//!   input and reads the same fields;
 //! * where serde_json (an independent parser) also reads the input, both agree on what the
 //!   top-level `ip` member is: the same string (the last duplicate wins in both), or the same
 //!   reason there is none (not an object, missing, not a string); and on `url` and
@@ -19,6 +21,7 @@ use std::cell::RefCell;
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use uniqd_ingest::parse::{parse_fields, parse_line, LineError, Scratch};
+use uniqd_ingest::scan::scan_fields;
 
 thread_local! {
     /// Scratch kept across inputs, as the server keeps one per thread.
@@ -53,6 +56,14 @@ fuzz_target!(|data: &[u8]| {
         fresh,
         "parse_line and parse_fields disagree"
     );
+    if let Some(fast) = scan_fields(data) {
+        let fast = (
+            fast.ip.to_owned(),
+            fast.url.map(str::to_owned),
+            fast.timestamp.map(str::to_owned),
+        );
+        assert_eq!(Ok(&fast), all.as_ref(), "the fast scanner disagrees with simd-json");
+    }
 
     let Ok(value) = serde_json::from_slice::<Value>(data) else {
         return;

@@ -1,5 +1,8 @@
 //! Per-thread parser state for the request hot path.
 //!
+//! A line of the plain shape ingress controllers write is read by
+//! [`scan_fields`] straight from the request bytes, with no copy. Any other
+//! line goes to simd-json, which decides whether it is valid and why not.
 //! simd-json parses in place, but request bodies arrive as shared, immutable
 //! [`bytes::Bytes`]; each line is therefore copied into a mutable buffer
 //! first. That buffer and the parser [`Scratch`] live in a `thread_local`, so
@@ -20,6 +23,7 @@ use std::cell::RefCell;
 use uniqd_core::{TopPages, UniqueCounter};
 
 use crate::parse::{parse_fields, LineError, Scratch};
+use crate::scan::scan_fields;
 
 /// Buffers that grew beyond this many bytes are released after use.
 const RETAIN_LIMIT: usize = 64 * 1024;
@@ -58,9 +62,14 @@ impl LineParser {
     /// Nothing is counted unless the whole object is valid and the address
     /// parses.
     pub(crate) fn count_line(&mut self, bytes: &[u8], sinks: Sinks<'_>) -> Result<(), LineError> {
-        self.line.clear();
-        self.line.extend_from_slice(bytes);
-        let fields = parse_fields(&mut self.line, &mut self.scratch)?;
+        let fields = match scan_fields(bytes) {
+            Some(fields) => fields,
+            None => {
+                self.line.clear();
+                self.line.extend_from_slice(bytes);
+                parse_fields(&mut self.line, &mut self.scratch)?
+            }
+        };
         sinks
             .counter
             .insert_str(fields.ip)
