@@ -72,10 +72,10 @@ run_loadgen() {
 run_wrk() {
     local url=http://127.0.0.1:$port/logs
     case $1 in
-    single) wrk -t1 -c64 -d"$2" -s benches/load/single.lua "$url" ;;
+    single) wrk -t1 -c64 -d"$2" -s benches/load/logs.lua "$url" ;;
     single_rate) run_loadgen "$2" ;;
-    batch64k) BATCH_BYTES=65536 wrk -t1 -c16 -d"$2" -s benches/load/batch.lua "$url" ;;
-    batch1m) BATCH_BYTES=1048576 wrk -t1 -c16 -d"$2" -s benches/load/batch.lua "$url" ;;
+    batch64k) BATCH_BYTES=65536 wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
+    batch1m) BATCH_BYTES=1048576 wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
     *) echo "unknown scenario $1" >&2; return 1 ;;
     esac | grep '^RESULT'
 }
