@@ -263,6 +263,10 @@ impl TopPages {
     /// Records one request for `url`: its path per [`normalize_path`]. A URL whose path is
     /// empty (`""`, `"?q"`) is not counted. Allocates nothing.
     pub fn record_url(&self, url: &str) {
+        if self.options == PathOptions::default() {
+            // Nothing to rewrite: count the path in place, without a copy.
+            return self.record_bytes(path::plain_path(url).as_bytes());
+        }
         let mut buf = [0; MAX_PATH_BYTES];
         let path = normalize_path(url, self.options, &mut buf);
         self.record_bytes(path.as_bytes());

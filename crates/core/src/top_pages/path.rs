@@ -41,12 +41,13 @@ pub fn normalize_path<'b>(
     options: PathOptions,
     buf: &'b mut [u8; MAX_PATH_BYTES],
 ) -> &'b str {
-    let bytes = url.as_bytes();
-    let end = bytes
-        .iter()
-        .position(|&b| b == b'?' || b == b'#')
-        .unwrap_or(bytes.len());
-    let mut path = &url[..end];
+    if options == PathOptions::default() {
+        // Nothing to rewrite: copy the (cut) path and stop.
+        let path = plain_path(url);
+        buf[..path.len()].copy_from_slice(path.as_bytes());
+        return std::str::from_utf8(&buf[..path.len()]).unwrap_or_default();
+    }
+    let mut path = strip_query(url);
 
     // Where the authority (`user@host:port`) ends, for an absolute URL.
     let authority = authority_range(path);
@@ -57,10 +58,7 @@ pub fn normalize_path<'b>(
         }
     }
 
-    let mut len = path.len().min(MAX_PATH_BYTES);
-    while !path.is_char_boundary(len) {
-        len -= 1;
-    }
+    let len = cut(path).len();
     buf[..len].copy_from_slice(&path.as_bytes()[..len]);
     if options.lowercase_host {
         if let Some((host_start, host_end)) = authority {
@@ -80,9 +78,37 @@ pub fn normalize_path<'b>(
     std::str::from_utf8(&buf[..len]).unwrap_or_default()
 }
 
+/// The page path of a URL without [`PathOptions`]: `url` up to its first `?` or `#`, cut to
+/// [`MAX_PATH_BYTES`] on a character boundary; a sub-slice of `url`, so no copy is needed.
+pub(super) fn plain_path(url: &str) -> &str {
+    cut(strip_query(url))
+}
+
+/// `url` up to its first `?` or `#`.
+fn strip_query(url: &str) -> &str {
+    let end = url
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(url.len());
+    &url[..end]
+}
+
+/// The first [`MAX_PATH_BYTES`] bytes of `path`, cut on a character boundary.
+fn cut(path: &str) -> &str {
+    let mut len = path.len().min(MAX_PATH_BYTES);
+    while !path.is_char_boundary(len) {
+        len -= 1;
+    }
+    &path[..len]
+}
+
 /// For `scheme://authority[/...]`: the byte range of the authority. `None` for anything else
 /// (a path, `//host`, or text without a valid scheme).
 fn authority_range(url: &str) -> Option<(usize, usize)> {
+    // A path (the usual `url` of an ingress log) has no scheme: skip the substring search.
+    if url.starts_with('/') {
+        return None;
+    }
     let colon = url.find("://")?;
     let scheme = &url.as_bytes()[..colon];
     let valid = scheme.first().is_some_and(u8::is_ascii_alphabetic)
