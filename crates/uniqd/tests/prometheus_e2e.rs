@@ -95,6 +95,8 @@ async fn a_real_prometheus_scrapes_uniqd_and_evaluates_the_dashboard_and_rules()
         quota,
         threshold: threshold as f64,
         error_ratio,
+        // Every accepted line carries `"url":"/a?b=c"`, counted as path `/a`.
+        page_requests: sent.lines_accepted as f64,
     });
     let extracted = extracted_promql();
     let documented: BTreeSet<&str> = expectations.keys().map(String::as_str).collect();

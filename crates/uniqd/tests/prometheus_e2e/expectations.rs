@@ -11,6 +11,8 @@ pub struct Expected {
     pub quota: f64,
     pub threshold: f64,
     pub error_ratio: f64,
+    /// Requests counted for the one page path the traffic uses.
+    pub page_requests: f64,
 }
 
 /// A value a series must have.
@@ -137,6 +139,10 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
         (
             "sum(rate(uniqd_ingest_request_duration_seconds_sum{job=~\"uniqd\"}[1m])) / (sum(rate(uniqd_ingest_request_duration_seconds_count{job=~\"uniqd\"}[1m])) > 0)".to_owned(),
             One(Positive),
+        ),
+        (
+            "topk(10, max by (path) (uniqd_top_page_requests{job=~\"uniqd\"}))".to_owned(),
+            each("path", &["/a"], Eq(x.page_requests)),
         ),
         // Scale-out row: one replica, in sync with a healthy Redis.
         (
