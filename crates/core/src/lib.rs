@@ -139,6 +139,7 @@ mod redis_format;
 mod registers;
 mod state;
 pub mod top_pages;
+pub mod window;
 
 pub use counter::{Phase, UniqueCounter, DEFAULT_THRESHOLD, SKETCH_RELATIVE_STANDARD_ERROR};
 pub use element::{hash_ip, hash_ip_str, InvalidAddress};
@@ -149,4 +150,8 @@ pub use state::{StateError, STATE_VERSION};
 pub use top_pages::{
     normalize_path, PageCount, PathOptions, TopPages, TopPagesError, TopPagesSnapshot,
     DEFAULT_TOP_PAGES_CAPACITY, MAX_PATH_BYTES, MAX_TOP_PAGES_CAPACITY, MAX_TOP_PAGES_SHARDS,
+};
+pub use window::{
+    Clock, ManualClock, SeriesPoint, Span, SpanError, SystemClock, WindowCount, WindowRing,
+    WindowStateError,
 };

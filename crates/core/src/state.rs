@@ -199,7 +199,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
 }
 
 /// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
-fn crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn crc32(bytes: &[u8]) -> u32 {
     const TABLE: [u32; 256] = {
         let mut table = [0u32; 256];
         let mut i = 0;
