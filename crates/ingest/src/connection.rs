@@ -1,19 +1,30 @@
-//! One accepted connection: hyper's HTTP/1.1 state machine plus an idle
-//! watchdog, run inside a single task.
+//! One accepted connection: hyper's HTTP/1.1 state machine plus a watchdog
+//! that enforces the header-read and idle timeouts, run inside a single task.
 //!
-//! hyper 1.x has no idle timeout of its own (its `header_read_timeout` only
-//! covers waiting for a request head). To close connections that sit idle,
-//! the socket is wrapped in [`ActivityIo`], which stamps the time of the last
-//! successful read or write, and the service is wrapped to count requests in
-//! flight. The watchdog closes the connection once no request is in flight
-//! and nothing moved for `idle_timeout`. A request that is being processed
-//! (even silently, e.g. a large batch being parsed) keeps it open; a stalled
-//! request body is handled by the body-read timeout instead.
+//! hyper 1.x can time out a request head itself, but only with a timer that
+//! reads the clock and allocates a fresh `Sleep` for every request, and it
+//! has no idle timeout at all. Here neither costs anything per request: the
+//! socket is wrapped in [`ActivityIo`], which bumps a counter whenever bytes
+//! move, and the service wrapper counts requests started and in flight. One
+//! timer per connection, the watchdog, wakes every quarter of the shorter
+//! timeout and compares the counters with what it saw last time:
+//!
+//! * **header read timeout**: no request in flight and none started for
+//!   `header_read_timeout` (the connection waits for a head: right after
+//!   accept, or after a response on a kept-alive connection) closes it,
+//!   whether or not bytes trickle in (slow-loris heads);
+//! * **idle timeout**: no request in flight and no bytes moved for
+//!   `idle_timeout` closes it.
+//!
+//! A condition is seen within one tick, so a connection closes between the
+//! timeout and 1.25 times it. A request being processed (even silently, e.g.
+//! a large batch being parsed) keeps the connection open; a stalled request
+//! body is handled by the body-read timeout of [`RequestBody`] instead.
 
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -35,11 +46,12 @@ use crate::request_body::RequestBody;
 #[derive(Debug)]
 pub(crate) struct ConnectionSettings {
     pub(crate) builder: http1::Builder,
+    pub(crate) header_read_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) body_read_timeout: Duration,
 }
 
-/// Serves one connection until it closes, goes idle, or is drained.
+/// Serves one connection until it closes, times out, or is drained.
 ///
 /// `_permit` is the connection-cap slot, released when this returns.
 pub(crate) async fn serve_connection<S, B>(
@@ -57,7 +69,7 @@ pub(crate) async fn serve_connection<S, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let activity = Arc::new(Activity::new());
+    let activity = Arc::new(Activity::default());
     let io = TokioIo::new(ActivityIo {
         inner: stream,
         activity: Arc::clone(&activity),
@@ -77,94 +89,182 @@ pub(crate) async fn serve_connection<S, B>(
     tokio::select! {
         result = connection => {
             if let Err(error) = result {
-                // Timeouts, resets and malformed requests are routine on the
-                // internet: not worth more than debug.
+                // Resets and malformed requests are routine on the internet:
+                // not worth more than debug.
                 tracing::debug!(%peer, %error, "connection closed with an error");
             }
         }
-        () = idle(&activity, settings.idle_timeout) => {
-            tracing::debug!(%peer, "closing idle connection");
+        expired = watchdog(&activity, settings.header_read_timeout, settings.idle_timeout) => {
+            tracing::debug!(%peer, timeout = expired.name(), "closing connection");
         }
     }
 }
 
-/// Resolves once the connection has been idle for `timeout`.
-async fn idle(activity: &Activity, timeout: Duration) {
+/// Which timeout closed a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expired {
+    /// No request head completed in time.
+    HeaderRead,
+    /// Nothing moved in time.
+    Idle,
+}
+
+impl Expired {
+    fn name(self) -> &'static str {
+        match self {
+            Self::HeaderRead => "header_read",
+            Self::Idle => "idle",
+        }
+    }
+}
+
+/// Resolves once the connection has waited for a request head longer than
+/// `header_timeout`, or been idle longer than `idle_timeout` (see the module
+/// docs). One timer, re-armed each tick without allocating.
+async fn watchdog(
+    activity: &Activity,
+    header_timeout: Duration,
+    idle_timeout: Duration,
+) -> Expired {
+    let tick = (header_timeout.min(idle_timeout) / 4).max(Duration::from_millis(1));
+    let mut clock = WatchdogClock::new(header_timeout, idle_timeout);
+    let mut sleep = std::pin::pin!(tokio::time::sleep(tick));
     loop {
-        let deadline = activity.last() + timeout;
-        if Instant::now() < deadline {
-            tokio::time::sleep_until(deadline).await;
-        } else if activity.in_flight() == 0 {
-            return;
+        sleep.as_mut().await;
+        if let Some(expired) = clock.tick(activity.snapshot(), tick) {
+            return expired;
+        }
+        sleep.as_mut().reset(Instant::now() + tick);
+    }
+}
+
+/// The watchdog's bookkeeping, apart from the timer so it can be tested
+/// without one: how long the connection has been waiting for a head and
+/// been idle, as seen at each tick.
+#[derive(Debug)]
+struct WatchdogClock {
+    header_timeout: Duration,
+    idle_timeout: Duration,
+    last: Snapshot,
+    waiting_for_head: Duration,
+    idle: Duration,
+}
+
+impl WatchdogClock {
+    fn new(header_timeout: Duration, idle_timeout: Duration) -> Self {
+        Self {
+            header_timeout,
+            idle_timeout,
+            last: Snapshot::default(),
+            waiting_for_head: Duration::ZERO,
+            idle: Duration::ZERO,
+        }
+    }
+
+    /// Accounts for one tick that ended with `now`; `Some` once a timeout
+    /// has passed.
+    fn tick(&mut self, now: Snapshot, tick: Duration) -> Option<Expired> {
+        let last = std::mem::replace(&mut self.last, now);
+        if now.in_flight > 0 {
+            // Busy: the body-read timeout watches stalled requests.
+            self.waiting_for_head = Duration::ZERO;
+            self.idle = Duration::ZERO;
+            return None;
+        }
+        // A request ended during the tick (it was in flight at the last one,
+        // or started since): the wait for the next head began within it, so
+        // the tick does not count, and the timeouts are never cut short.
+        let quiet = last.in_flight == 0;
+        self.waiting_for_head = if quiet && now.started == last.started {
+            self.waiting_for_head + tick
         } else {
-            // Busy with a request: look again later.
-            tokio::time::sleep(timeout).await;
+            Duration::ZERO
+        };
+        self.idle = if quiet && now.moved == last.moved {
+            self.idle + tick
+        } else {
+            Duration::ZERO
+        };
+        if self.waiting_for_head >= self.header_timeout {
+            Some(Expired::HeaderRead)
+        } else if self.idle >= self.idle_timeout {
+            Some(Expired::Idle)
+        } else {
+            None
         }
     }
 }
 
-/// Last-activity stamp and in-flight request count of one connection.
+/// What the watchdog reads at a tick.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Snapshot {
+    /// Reads and writes that moved bytes, ever.
+    moved: u64,
+    /// Requests whose head was parsed, ever.
+    started: u64,
+    /// Requests being handled now.
+    in_flight: u64,
+}
+
+/// Activity counters of one connection, bumped by the socket and service
+/// wrappers and read by the watchdog.
 ///
-/// Orderings: every access is `Relaxed`. The socket wrapper, the service
+/// Orderings: every access is `Relaxed`, and a counter is bumped with a
+/// load and a store, not a read-modify-write. The socket wrapper, the service
 /// wrapper and the watchdog all run inside the same connection task (hyper's
 /// HTTP/1 dispatcher polls the service future inline), so they are ordered by
-/// program order anyway; the atomics only exist because the state is shared
-/// through an `Arc` that must be `Send`. No other data is published through
-/// them.
-#[derive(Debug)]
+/// program order and no two bumps race; the atomics only exist because the
+/// state is shared through an `Arc` that must be `Send`. No other data is
+/// published through them.
+#[derive(Debug, Default)]
 struct Activity {
-    epoch: Instant,
-    /// Milliseconds since `epoch` of the last read or write.
-    last_ms: AtomicU64,
-    in_flight: AtomicUsize,
+    moved: AtomicU64,
+    started: AtomicU64,
+    in_flight: AtomicU64,
 }
 
 impl Activity {
-    fn new() -> Self {
-        Self {
-            epoch: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-        }
-    }
-
     fn touch(&self) {
-        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-        // Relaxed: see the type docs.
-        self.last_ms.store(ms, Ordering::Relaxed);
+        bump(&self.moved, 1);
     }
 
-    fn last(&self) -> Instant {
+    fn snapshot(&self) -> Snapshot {
         // Relaxed: see the type docs.
-        self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
-    }
-
-    fn in_flight(&self) -> usize {
-        // Relaxed: see the type docs.
-        self.in_flight.load(Ordering::Relaxed)
+        Snapshot {
+            moved: self.moved.load(Ordering::Relaxed),
+            started: self.started.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+        }
     }
 }
 
-/// Counts a request as in flight until dropped (also on cancellation).
+/// Counts a request as started, and in flight until dropped (also on
+/// cancellation).
 struct InFlight(Arc<Activity>);
 
 impl InFlight {
     fn enter(activity: &Arc<Activity>) -> Self {
-        // Relaxed: see `Activity`.
-        activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        bump(&activity.started, 1);
+        bump(&activity.in_flight, 1);
         Self(Arc::clone(activity))
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        // Relaxed: see `Activity`.
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.0.touch();
+        bump(&self.0.in_flight, u64::MAX);
     }
 }
 
-/// A socket that records when bytes last moved through it.
+/// Adds `delta` (wrapping: `u64::MAX` subtracts one) to a counter of
+/// [`Activity`], which only its own connection task writes.
+fn bump(counter: &AtomicU64, delta: u64) {
+    // Relaxed load and store: see `Activity`.
+    let value = counter.load(Ordering::Relaxed).wrapping_add(delta);
+    counter.store(value, Ordering::Relaxed);
+}
+
+/// A socket that counts the reads and writes that move bytes.
 struct ActivityIo {
     inner: TcpStream,
     activity: Arc<Activity>,
@@ -223,5 +323,89 @@ impl AsyncWrite for ActivityIo {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TICK: Duration = Duration::from_millis(100);
+
+    fn snapshot(moved: u64, started: u64, in_flight: u64) -> Snapshot {
+        Snapshot {
+            moved,
+            started,
+            in_flight,
+        }
+    }
+
+    /// Ticks `clock` with `now` until it expires; the number of ticks taken.
+    fn ticks_until_expired(clock: &mut WatchdogClock, now: Snapshot) -> (usize, Expired) {
+        for n in 1..=1000 {
+            if let Some(expired) = clock.tick(now, TICK) {
+                return (n, expired);
+            }
+        }
+        panic!("never expired");
+    }
+
+    #[test]
+    fn a_silent_connection_hits_the_shorter_timeout() {
+        let mut clock = WatchdogClock::new(TICK * 4, TICK * 8);
+        assert_eq!(
+            ticks_until_expired(&mut clock, Snapshot::default()),
+            (4, Expired::HeaderRead)
+        );
+        let mut clock = WatchdogClock::new(TICK * 8, TICK * 4);
+        assert_eq!(
+            ticks_until_expired(&mut clock, Snapshot::default()),
+            (4, Expired::Idle)
+        );
+    }
+
+    #[test]
+    fn a_trickling_head_still_times_out() {
+        let mut clock = WatchdogClock::new(TICK * 4, TICK * 4);
+        for (moved, expected) in [
+            (1, None),
+            (2, None),
+            (3, None),
+            (4, Some(Expired::HeaderRead)),
+        ] {
+            assert_eq!(clock.tick(snapshot(moved, 0, 0), TICK), expected);
+        }
+    }
+
+    #[test]
+    fn requests_in_flight_hold_the_connection_open() {
+        let mut clock = WatchdogClock::new(TICK * 2, TICK * 2);
+        for _ in 0..100 {
+            assert_eq!(clock.tick(snapshot(5, 1, 1), TICK), None);
+        }
+        // Done: the wait for the next head starts within the tick that saw
+        // the request end, which does not count.
+        assert_eq!(clock.tick(snapshot(6, 1, 0), TICK), None);
+        assert_eq!(
+            ticks_until_expired(&mut clock, snapshot(6, 1, 0)),
+            (2, Expired::HeaderRead)
+        );
+    }
+
+    #[test]
+    fn a_steady_stream_of_requests_never_expires() {
+        let mut clock = WatchdogClock::new(TICK * 2, TICK * 2);
+        for n in 1..1000 {
+            assert_eq!(clock.tick(snapshot(2 * n, n, 0), TICK), None);
+        }
+    }
+
+    #[test]
+    fn bump_adds_and_subtracts() {
+        let counter = AtomicU64::new(0);
+        bump(&counter, 1);
+        bump(&counter, 1);
+        bump(&counter, u64::MAX);
+        assert_eq!(counter.load(Ordering::Relaxed), 1);
     }
 }

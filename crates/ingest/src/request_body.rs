@@ -1,7 +1,7 @@
 //! The request body handed to services run by [`serve`](crate::server::serve):
 //! hyper's streaming body plus a per-frame read timeout.
 //!
-//! hyper's `header_read_timeout` stops at the end of the request head; a
+//! The header-read timeout stops at the end of the request head; a
 //! client that then trickles (or never sends) the body would hold a
 //! connection and a task forever. [`RequestBody::data`] therefore waits at
 //! most `body_read_timeout` for each next frame. The timeout is per chunk,
@@ -93,11 +93,21 @@ impl RequestBody {
     /// [`BodyError::Read`] if hyper fails to read the body.
     pub async fn data(&mut self) -> Option<Result<Bytes, BodyError>> {
         loop {
-            let frame = match tokio::time::timeout(self.frame_timeout, self.inner.frame()).await {
-                Err(_elapsed) => return Some(Err(BodyError::Timeout)),
-                Ok(None) => return None,
-                Ok(Some(Err(e))) => return Some(Err(BodyError::Read(e))),
-                Ok(Some(Ok(frame))) => frame,
+            let mut next = self.inner.frame();
+            // A frame that is already here (a small body usually arrives
+            // with its head) needs no timer, and no clock read to arm one.
+            let ready = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut next).poll(cx))).await;
+            let polled = match ready {
+                Poll::Ready(polled) => polled,
+                Poll::Pending => match tokio::time::timeout(self.frame_timeout, next).await {
+                    Err(_elapsed) => return Some(Err(BodyError::Timeout)),
+                    Ok(polled) => polled,
+                },
+            };
+            let frame = match polled {
+                None => return None,
+                Some(Err(e)) => return Some(Err(BodyError::Read(e))),
+                Some(Ok(frame)) => frame,
             };
             if let Ok(data) = frame.into_data() {
                 if !data.is_empty() {

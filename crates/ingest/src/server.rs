@@ -10,20 +10,25 @@
 //!    warn and retried with exponential backoff (10 ms doubling to 1 s); they
 //!    never stop the server.
 //! 3. Each connection gets `TCP_NODELAY` and its own task, running hyper's
-//!    HTTP/1.1 server with keep-alive, a timer, and:
-//!    * `header_read_timeout`: in hyper 1.x this timer is armed whenever the
-//!      connection waits for a request head — right after accept *and* after
-//!      each response on a kept-alive connection — and disarmed once the
-//!      head is parsed. It therefore bounds slow-loris heads **and** idle
-//!      keep-alive time, but not bodies or responses;
+//!    HTTP/1.1 server with keep-alive and:
+//!    * a **header-read timeout** (see `connection.rs`): a connection that
+//!      waits for a request head — right after accept *and* after each
+//!      response on a kept-alive connection — longer than
+//!      `header_read_timeout` is closed. It therefore bounds slow-loris heads
+//!      **and** idle keep-alive time, but not bodies;
 //!    * `max_buf_size`: a request head that does not fit gets hyper's 431;
 //!    * a **body-read timeout**, per chunk, applied by
 //!      [`RequestBody`], which hyper lacks;
 //!    * an **idle timeout** (see `connection.rs`): a connection with no
 //!      request in flight and no bytes moved for `idle_timeout` is closed.
-//!      With the defaults, hyper's shorter header timeout closes idle
+//!      With the defaults, the shorter header timeout closes idle
 //!      connections first; the idle timeout matters when it is configured
 //!      below the header timeout.
+//!
+//!    Both timeouts are kept by one watchdog timer per connection, not by
+//!    hyper's per-request header timer (which reads the clock and allocates
+//!    for every request); a connection closes between the timeout and 1.25
+//!    times it.
 //! 4. **Shutdown**: the listener is closed (new connections are refused),
 //!    hyper-util's `GracefulShutdown` tells every connection to finish its
 //!    in-flight request and close, and after [`ServerConfig::drain_timeout`]
@@ -39,7 +44,6 @@ use hyper::body::Body;
 use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioTimer;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -118,8 +122,8 @@ impl ServerConfig {
     fn http1_builder(&self) -> http1::Builder {
         let mut builder = http1::Builder::new();
         builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(self.header_read_timeout)
+            // The connection watchdog keeps the header-read timeout instead.
+            .header_read_timeout(None)
             .keep_alive(true)
             // `max_buf_size` alone only stops a head that is still incomplete
             // when the buffer fills, and a single read can bring in more
@@ -165,6 +169,7 @@ where
     let local_addr = listener.local_addr()?;
     let settings = Arc::new(ConnectionSettings {
         builder: config.http1_builder(),
+        header_read_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         body_read_timeout: config.body_read_timeout,
     });

@@ -93,7 +93,7 @@ async fn stalled_batch_reports_lines_already_counted() {
 #[tokio::test]
 async fn idle_keep_alive_connection_is_closed() {
     // The idle timeout is shorter than the header timeout here, so it is the
-    // idle watchdog (not hyper's header timer) that must close it.
+    // idle timeout (not the header-read timeout) that must close it.
     let service = TestService::start_with(config_with(|s| {
         s.idle_timeout = Duration::from_millis(300);
         s.header_read_timeout = Duration::from_secs(60);
@@ -117,9 +117,8 @@ async fn idle_keep_alive_connection_is_closed() {
     service.stop().await;
 }
 
-/// Documents hyper 1.x behaviour the server relies on: the header read
-/// timer is armed whenever a connection waits for a request head, including
-/// between requests on a kept-alive connection.
+/// The header-read timeout counts whenever a connection waits for a request
+/// head, including between requests on a kept-alive connection.
 #[tokio::test]
 async fn header_timeout_also_bounds_idle_keep_alive() {
     let service = TestService::start_with(config_with(|s| {
