@@ -10,7 +10,8 @@
 # 50000, over 64 connections: both servers under the same load, for latency), batch64k and
 # batch1m (NDJSON bodies of 64 KiB / 1 MiB, 100-byte lines, wrk -t1 -c16). For the batches the
 # baseline runs with --lines: it splits the body into lines and counts them.
-# Prints a table of medians (requests/s, lines/s, p50, p99) and the ratios uniqd / baseline,
+# Prints a table of medians (requests/s, lines/s, p50, p99, the server's CPU time per request or
+# line, from /proc) and the ratios uniqd / baseline,
 # each the median of the per-round ratios (a round runs both servers back to back).
 # Needs wrk (apt-get install wrk) and python3.
 set -euo pipefail
@@ -51,6 +52,11 @@ start_server() {
     wait_port "$port"
 }
 
+# cpu_ticks: user + system CPU time of $pid so far, in clock ticks (1/100 s).
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$pid/stat"
+}
+
 stop_server() {
     kill -TERM "$pid"
     wait "$pid" || true
@@ -88,7 +94,9 @@ for scenario in "${scenarios[@]}"; do
         for server in bare uniqd; do
             start_server "$server" "$scenario"
             run_wrk "$scenario" "$WARMUP" >/dev/null
+            ticks=$(cpu_ticks)
             line=$(run_wrk "$scenario" "$DURATION")
+            line="$line cpu_s=$(awk -v a="$ticks" -v b="$(cpu_ticks)" 'BEGIN { print (b - a) / 100 }')"
             stop_server
             echo "$scenario round $round $server: $line" >&2
             echo "$scenario $server $line" >>"$results"
@@ -105,25 +113,32 @@ for line in open(sys.argv[1]):
     rows.setdefault((scenario, server), []).append({k: float(v) for k, v in values.items()})
 def med(scenario, server, key):
     return statistics.median(r[key] for r in rows[(scenario, server)] if key in r)
-print("| scenario | server | requests/s | lines/s | p50 µs | p99 µs | errors |")
-print("|---|---|---:|---:|---:|---:|---:|")
+# Server CPU time (user + system) per request, or per line for batches.
+for r in (r for rs in rows.values() for r in rs):
+    units = r["requests"] * (r["lines_per_s"] / r["rps"] if "lines_per_s" in r else 1)
+    r["cpu_us"] = r["cpu_s"] * 1e6 / units
+print("| scenario | server | requests/s | lines/s | p50 µs | p99 µs | server CPU µs per request (line) | errors |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 scenarios = list(dict.fromkeys(s for s, _ in rows))
 for s in scenarios:
     for server in ("bare", "uniqd"):
         lines = med(s, server, "lines_per_s") if "lines_per_s" in rows[(s, server)][0] else med(s, server, "rps")
         print(f"| {s} | {server} | {med(s, server, 'rps'):,.0f} | {lines:,.0f} | "
               f"{med(s, server, 'p50_us'):,.0f} | {med(s, server, 'p99_us'):,.0f} | "
+              f"{med(s, server, 'cpu_us'):,.3f} | "
               f"{sum(r['errors'] for r in rows[(s, server)]):.0f} |")
 print()
 print("| scenario | throughput uniqd / bare (median of rounds) | per-round throughput ratios "
-      "| p99 uniqd / bare (median of rounds) | per-round p99 ratios |")
-print("|---|---:|---|---:|---|")
+      "| p99 uniqd / bare (median of rounds) | per-round p99 ratios | CPU per request uniqd / bare |")
+print("|---|---:|---|---:|---|---:|")
 for s in scenarios:
     key = "lines_per_s" if "lines_per_s" in rows[(s, "bare")][0] else "rps"
     pairs = list(zip(rows[(s, "bare")], rows[(s, "uniqd")]))
     per_round = [u[key] / b[key] for b, u in pairs]
     p99_round = [u["p99_us"] / b["p99_us"] for b, u in pairs]
+    cpu_round = [u["cpu_us"] / b["cpu_us"] for b, u in pairs]
     print(f"| {s} | {statistics.median(per_round):.3f} | "
           f"{', '.join(f'{r:.3f}' for r in per_round)} | "
-          f"{statistics.median(p99_round):.2f} | {', '.join(f'{r:.2f}' for r in p99_round)} |")
+          f"{statistics.median(p99_round):.2f} | {', '.join(f'{r:.2f}' for r in p99_round)} | "
+          f"{statistics.median(cpu_round):.2f} |")
 PY
