@@ -70,6 +70,20 @@ fn record_url(c: &mut Criterion) {
         })
     });
 
+    // A small hot set that fits the summary (no evictions): the load script's 100 pages,
+    // padded to its 100-byte lines.
+    let hot: Vec<String> = (0..STREAM)
+        .map(|i| format!("/page/{}{}", i % 100, "x".repeat(40)))
+        .collect();
+    let top_hot = warm(1, &hot);
+    group.bench_function("hot_100/1_thread", |b| {
+        b.iter(|| {
+            for url in &hot {
+                top_hot.record_url(black_box(url));
+            }
+        })
+    });
+
     // Two threads on one summary with a shard each (as two ingest workers).
     let top = Arc::new(warm(2, &urls));
     let urls = Arc::new(urls);

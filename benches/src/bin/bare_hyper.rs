@@ -32,6 +32,7 @@ struct Args {
     listen: SocketAddr,
     workers: usize,
     lines: bool,
+    per_core: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -39,6 +40,7 @@ fn parse_args() -> Result<Args, String> {
         listen: SocketAddr::from(([127, 0, 0, 1], 5000)),
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
         lines: false,
+        per_core: false,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -49,6 +51,7 @@ fn parse_args() -> Result<Args, String> {
                 args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?
             }
             "--lines" => args.lines = true,
+            "--per-core" => args.per_core = true,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -109,6 +112,9 @@ async fn serve(listener: TcpListener, lines: bool) -> io::Result<()> {
 
 fn main() -> io::Result<()> {
     let args = parse_args().map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
+    if args.per_core {
+        return per_core(&args);
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.workers)
         .enable_all()
@@ -117,4 +123,31 @@ fn main() -> io::Result<()> {
         let listener = TcpListener::bind(args.listen).await?;
         serve(listener, args.lines).await
     })
+}
+
+/// One current-thread runtime per worker, each accepting on its own `SO_REUSEPORT` listener.
+fn per_core(args: &Args) -> io::Result<()> {
+    let threads: Vec<_> = (0..args.workers)
+        .map(|_| {
+            let (listen, lines) = (args.listen, args.lines);
+            std::thread::spawn(move || -> io::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(async move {
+                    let socket = tokio::net::TcpSocket::new_v4()?;
+                    socket.set_reuseport(true)?;
+                    socket.set_reuseaddr(true)?;
+                    socket.bind(listen)?;
+                    serve(socket.listen(1024)?, lines).await
+                })
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread
+            .join()
+            .map_err(|_| io::Error::other("a worker thread panicked"))??;
+    }
+    Ok(())
 }

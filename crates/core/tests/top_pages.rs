@@ -299,11 +299,11 @@ fn exact_counts_are_exact_under_concurrency() {
 #[test]
 fn memory_table_of_the_module_docs() {
     for (capacity, shards, bytes) in [
-        (1024, 1, 307_376),
-        (1024, 2, 614_704),
-        (1024, 8, 2_458_672),
-        (4096, 2, 2_457_904),
-        (65_536, 1, 19_660_976),
+        (1024, 1, 307_368),
+        (1024, 2, 614_696),
+        (1024, 8, 2_458_664),
+        (4096, 2, 2_457_896),
+        (65_536, 1, 19_660_968),
     ] {
         let top = TopPages::new(capacity, shards, PathOptions::default()).expect("valid");
         assert_eq!(

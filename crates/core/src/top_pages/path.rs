@@ -84,12 +84,9 @@ pub(super) fn plain_path(url: &str) -> &str {
     cut(strip_query(url))
 }
 
-/// `url` up to its first `?` or `#`.
+/// `url` up to its first `?` or `#` (memchr2: a byte loop cost a third of a record).
 fn strip_query(url: &str) -> &str {
-    let end = url
-        .bytes()
-        .position(|b| b == b'?' || b == b'#')
-        .unwrap_or(url.len());
+    let end = memchr::memchr2(b'?', b'#', url.as_bytes()).unwrap_or(url.len());
     &url[..end]
 }
 
