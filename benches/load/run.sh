@@ -4,6 +4,7 @@
 #
 #   benches/load/run.sh                 # all scenarios, 3 rounds of 10 s each
 #   ROUNDS=5 DURATION=20s benches/load/run.sh single
+#   UNIQD_ARGS="--top-pages-capacity 0" BARE_ARGS=--per-core benches/load/run.sh   # extra flags
 #
 # Scenarios: single (one ~90-byte JSON log per request, random IPv4, keep-alive, wrk -t1 -c64,
 # flat out), single_rate (the same logs from `uniqd loadgen` at a fixed RATE requests/s, default
@@ -22,6 +23,7 @@ DURATION=${DURATION:-10s}
 WARMUP=${WARMUP:-2s}
 WORKERS=${WORKERS:-$(nproc)}
 UNIQD_ARGS=${UNIQD_ARGS:-}
+BARE_ARGS=${BARE_ARGS:-}
 RATE=${RATE:-50000}
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(single single_rate batch64k batch1m)
@@ -40,7 +42,8 @@ start_server() {
     bare)
         local lines=()
         [[ $2 == single* ]] || lines=(--lines)
-        "$bin/bare-hyper" --listen "127.0.0.1:$port" --workers "$WORKERS" "${lines[@]}" &
+        # shellcheck disable=SC2086  # BARE_ARGS is a list of flags
+        "$bin/bare-hyper" --listen "127.0.0.1:$port" --workers "$WORKERS" "${lines[@]}" $BARE_ARGS &
         ;;
     uniqd)
         # shellcheck disable=SC2086  # UNIQD_ARGS is a list of flags

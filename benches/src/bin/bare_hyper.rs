@@ -4,13 +4,17 @@
 //! keep-alive) and nothing else: no parsing, no counting, no metrics, no limits.
 //!
 //! ```text
-//! bare-hyper [--listen 127.0.0.1:5000] [--workers N] [--lines]
+//! bare-hyper [--listen 127.0.0.1:5000] [--workers N] [--lines] [--per-core]
 //! ```
 //!
 //! `--lines` is the NDJSON baseline: it splits the body into lines as chunks arrive (counting
 //! newlines with memchr, the least any line-oriented server must do) and answers
 //! `202 {"accepted":<lines>}`. uniqd's throughput is quoted as a ratio to this server, measured
 //! in the same script.
+//!
+//! `--per-core` runs one current-thread runtime per worker, each accepting on its own
+//! `SO_REUSEPORT` listener, instead of one multi-thread runtime: the runtime experiment recorded
+//! in `docs/benchmarks.md` (`BARE_ARGS=--per-core benches/load/run.sh`).
 
 #![forbid(unsafe_code)]
 
