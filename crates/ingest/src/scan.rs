@@ -70,9 +70,12 @@ pub fn scan_fields(line: &[u8]) -> Option<LogFields<'_>> {
     if !is_plain_text(line) {
         return None;
     }
-    // Printable ASCII is valid UTF-8, so this cannot fail; `?` keeps it
-    // panic-free. One pass over the line, instead of one per field.
-    let text = std::str::from_utf8(line).ok()?;
+    debug_assert!(line.is_ascii());
+    // Validating UTF-8 again cost 6% of the CPU of an NDJSON batch.
+    // SAFETY: `is_plain_text` accepted every byte as below 0x80, and ASCII
+    // text is valid UTF-8.
+    #[allow(unsafe_code)]
+    let text = unsafe { std::str::from_utf8_unchecked(line) };
     let mut s = Scanner {
         bytes: line,
         pos: 0,
@@ -369,16 +372,14 @@ mod tests {
         for len in 0..70 {
             let text = vec![b'a'; len];
             assert!(is_plain_text(&text));
+            // Every byte value at every position: `scan_fields` relies on a
+            // non-ASCII byte never passing (its `from_utf8_unchecked`).
             for at in 0..len {
-                for bad in [b'\\', 0x00, 0x09, 0x0A, 0x1F, 0x80, 0xC3, 0xFF] {
+                for byte in 0..=u8::MAX {
                     let mut t = text.clone();
-                    t[at] = bad;
-                    assert!(!is_plain_text(&t), "len {len} at {at} byte {bad:#x}");
-                }
-                for good in [b' ', b'"', b'~', 0x7F] {
-                    let mut t = text.clone();
-                    t[at] = good;
-                    assert!(is_plain_text(&t), "len {len} at {at} byte {good:#x}");
+                    t[at] = byte;
+                    let plain = (0x20..0x80).contains(&byte) && byte != b'\\';
+                    assert_eq!(is_plain_text(&t), plain, "len {len} at {at} byte {byte:#x}");
                 }
             }
         }
