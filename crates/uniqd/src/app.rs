@@ -76,6 +76,7 @@ pub async fn serve(
         .summary(workers)
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?
         .map(Arc::new);
+    let windows = config.windows.as_ref().map(|w| Arc::new(w.ring()));
     let mut readiness = Readiness::new();
     let mut collector = UniqdCollector::new(
         Arc::clone(&counter),
@@ -86,6 +87,10 @@ pub async fn serve(
     if let Some(top) = &top_pages {
         collector = collector.with_top_pages(Arc::clone(top), config.top_pages.metric_limit);
         status = status.with_top_pages(Arc::clone(top));
+    }
+    if let (Some(ring), Some(windows)) = (&windows, &config.windows) {
+        collector = collector.with_windows(Arc::clone(ring), &windows.gauges);
+        status = status.with_windows(Arc::clone(ring));
     }
     let mut redis_collector = None;
     if let Some(sync) = &redis_sync {
@@ -115,8 +120,11 @@ pub async fn serve(
     let ingest = async move {
         let result = uniqd_ingest::run(
             ingest_listener,
-            counter,
-            top_pages,
+            uniqd_ingest::Targets {
+                counter,
+                top_pages,
+                windows,
+            },
             ingest_metrics,
             config.ingest,
             ingest_shutdown,

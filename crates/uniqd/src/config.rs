@@ -6,10 +6,15 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use uniqd_core::{PathOptions, TopPages, DEFAULT_TOP_PAGES_CAPACITY, MAX_TOP_PAGES_CAPACITY};
+use uniqd_core::window::MAX_SKEW_MS;
+use uniqd_core::{
+    PathOptions, Span, SystemClock, TopPages, WindowRing, DEFAULT_TOP_PAGES_CAPACITY,
+    MAX_TOP_PAGES_CAPACITY,
+};
 use uniqd_exporter::ExporterConfig;
 use uniqd_ingest::{BearerTokens, IngestConfig, ServerConfig};
 
@@ -217,6 +222,39 @@ pub struct Cli {
     /// case).
     #[arg(long, env = "UNIQD_TOP_PAGES_LOWERCASE_HOST")]
     pub top_pages_lowercase_host: bool,
+
+    /// Windows exported as unique_ip_addresses_window{window}, comma
+    /// separated: 1m to 60m, or whole hours up to 7d (e.g. 5m,1h,24h,7d).
+    /// `off` turns time windows off (no gauges, no /api/v1/unique, no
+    /// per-minute counting).
+    #[arg(long, env = "UNIQD_WINDOWS", default_value = "5m,1h,24h",
+          value_parser = parse_windows)]
+    pub windows: WindowList,
+
+    /// How far before arrival a log's `timestamp` may be and still count in
+    /// its own minute (later or older ones count at arrival); at most 59m.
+    #[arg(long, env = "UNIQD_WINDOW_SKEW", default_value = "5m",
+          value_parser = parse_duration)]
+    pub window_skew: Duration,
+}
+
+/// The `--windows` list; `None`: time windows off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowList(pub Option<Vec<Span>>);
+
+fn parse_windows(text: &str) -> Result<WindowList, String> {
+    if matches!(text.trim(), "off" | "none") {
+        return Ok(WindowList(None));
+    }
+    let mut spans = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let span = Span::parse(part).map_err(|e| e.to_string())?;
+        span.check_window().map_err(|e| e.to_string())?;
+        if !spans.contains(&span) {
+            spans.push(span);
+        }
+    }
+    Ok(WindowList(Some(spans)))
 }
 
 /// A secret flag value (a bearer token): `Debug` and `Display` never show it.
@@ -352,6 +390,10 @@ impl Cli {
                 interval: self.state_interval,
                 reset_on_error: self.state_reset_on_error,
             }),
+            windows: self.windows.0.clone().map(|gauges| WindowsConfig {
+                gauges,
+                skew: self.window_skew,
+            }),
             top_pages: TopPagesConfig {
                 capacity: self.top_pages_capacity,
                 metric_limit: self.top_pages_metric_limit,
@@ -415,6 +457,54 @@ pub struct AppConfig {
     pub state: Option<StateConfig>,
     /// Requests per page (`/stats`, `uniqd_top_page_requests`).
     pub top_pages: TopPagesConfig,
+    /// Unique counts over time windows; `None`: off.
+    pub windows: Option<WindowsConfig>,
+}
+
+/// Unique counts over time windows (see `uniqd_core::window`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowsConfig {
+    /// Windows exported as `unique_ip_addresses_window{window}`.
+    pub gauges: Vec<Span>,
+    /// How far before arrival a log's timestamp is still used.
+    pub skew: Duration,
+}
+
+impl Default for WindowsConfig {
+    fn default() -> Self {
+        Self {
+            gauges: ["5m", "1h", "24h"]
+                .iter()
+                // Literal spans that parse.
+                .filter_map(|w| Span::parse(w).ok())
+                .collect(),
+            skew: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl WindowsConfig {
+    /// Checks the windows and the skew.
+    ///
+    /// # Errors
+    ///
+    /// A description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        for span in &self.gauges {
+            span.check_window().map_err(|e| e.to_string())?;
+        }
+        if self.skew > Duration::from_millis(MAX_SKEW_MS) {
+            return Err("window skew must be at most 59m".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The ring, on the system clock.
+    pub fn ring(&self) -> WindowRing {
+        // At most 59 minutes (validated), so the milliseconds fit.
+        let skew_ms = u64::try_from(self.skew.as_millis()).unwrap_or(MAX_SKEW_MS);
+        WindowRing::new(skew_ms, Arc::new(SystemClock))
+    }
 }
 
 /// The top pages summary: its size, what is exported, how a `url` becomes a
@@ -559,6 +649,7 @@ impl Default for AppConfig {
             redis: None,
             state: None,
             top_pages: TopPagesConfig::default(),
+            windows: Some(WindowsConfig::default()),
         }
     }
 }
@@ -577,6 +668,9 @@ impl AppConfig {
         }
         self.ingest.validate()?;
         self.top_pages.validate()?;
+        if let Some(windows) = &self.windows {
+            windows.validate()?;
+        }
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
