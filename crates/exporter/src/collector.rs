@@ -59,6 +59,13 @@ pub const TOP_PAGE_REQUESTS: &str = "uniqd_top_page_requests";
 /// `unique_ip_addresses_window{window}` (gauge): distinct addresses in a time window.
 pub const UNIQUE_IP_ADDRESSES_WINDOW: &str = "unique_ip_addresses_window";
 
+/// The window ring and the windows exported from it, each with its label.
+#[derive(Debug)]
+struct WindowGauges {
+    ring: Arc<WindowRing>,
+    windows: Vec<(Span, String)>,
+}
+
 /// Static facts about the running build, exposed as `uniqd_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildInfo {
@@ -74,8 +81,8 @@ pub struct UniqdCollector {
     shared: Option<Arc<dyn SharedCount>>,
     /// The summary and how many of its pages to export.
     top_pages: Option<(Arc<TopPages>, usize)>,
-    /// The ring and the windows to export, with their labels.
-    windows: Option<(Arc<WindowRing>, Vec<(Span, String)>)>,
+    /// The ring and the windows to export.
+    windows: Option<WindowGauges>,
 }
 
 impl UniqdCollector {
@@ -109,16 +116,18 @@ impl UniqdCollector {
     }
 
     /// Exports `unique_ip_addresses_window{window}` for each of `windows`
-    /// (labelled as [`Span`] prints them: `5m`, `1h`, `1d`).
+    /// (labelled as [`Span`] prints them: `5m`, `1h`, `24h`, `7d`).
     #[must_use]
     pub fn with_windows(mut self, ring: Arc<WindowRing>, windows: &[Span]) -> Self {
-        let labelled = windows.iter().map(|w| (*w, w.to_string())).collect();
-        self.windows = Some((ring, labelled));
+        self.windows = Some(WindowGauges {
+            ring,
+            windows: windows.iter().map(|w| (*w, w.to_string())).collect(),
+        });
         self
     }
 
     fn encode_windows(&self, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
-        let Some((ring, windows)) = &self.windows else {
+        let Some(WindowGauges { ring, windows }) = &self.windows else {
             return Ok(());
         };
         let mut family = encoder.encode_descriptor(

@@ -45,6 +45,7 @@
 
 pub mod collector;
 pub mod config;
+pub mod query;
 pub mod readiness;
 mod routes;
 pub mod shared_count;

@@ -17,8 +17,8 @@ use uniqd_ingest::json::JsonObject;
 
 use crate::readiness::ReadyState;
 use crate::stats::{parse_limit, stats_json};
-use crate::windows::{series_json, unique_json, WindowQueryError};
 use crate::status::{STATUS_PAGE, STATUS_PAGE_CSP};
+use crate::windows::{series_json, unique_json, WindowQueryError};
 use crate::ExporterState;
 
 /// `Content-Type` of `/metrics`.
@@ -114,8 +114,8 @@ fn windows(
     }
 }
 
-/// Whether `/metrics` or `/stats` may be served: no tokens configured, or a
-/// valid one sent.
+/// Whether a data endpoint (`/metrics`, `/stats`, `/api/v1/...`) may be
+/// served: no tokens configured, or a valid one sent.
 fn authorized<B>(state: &ExporterState, req: &Request<B>) -> bool {
     state
         .metrics_auth

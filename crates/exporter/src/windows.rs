@@ -5,7 +5,7 @@
 //!
 //! ```json
 //! {"window":"15m","unique_ip_addresses":42,"exact":true,"relative_standard_error":0,"now_ms":1800000000000}
-//! {"lookback":"1h","step":"1m","now_ms":1800000000000,"points":[{"start_ms":1799996460000,"unique_ip_addresses":3,"exact":true},...]}
+//! {"lookback":"1h","step":"1m","now_ms":1800000000000,"points":[{"start_ms":1799996460000,"unique_ip_addresses":3,"exact":true,"relative_standard_error":0},...]}
 //! ```
 //!
 //! A window is the current, partial minute (or hour, beyond 60m) and the whole ones before it;
@@ -20,15 +20,40 @@ use std::fmt;
 use uniqd_core::{SeriesPoint, Span, SpanError, WindowCount, WindowRing};
 use uniqd_ingest::json::JsonObject;
 
+use crate::query::{single_param, Repeated};
+
+/// A query parameter of the window endpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// `window` of `/api/v1/unique`.
+    Window,
+    /// `lookback` of `/api/v1/unique/series`.
+    Lookback,
+    /// `step` of `/api/v1/unique/series`.
+    Step,
+}
+
+impl Param {
+    /// The parameter's name in the query string.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Window => "window",
+            Self::Lookback => "lookback",
+            Self::Step => "step",
+        }
+    }
+}
+
 /// Why a query was refused (a 400).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WindowQueryError {
     /// A required parameter is missing.
-    Missing(&'static str),
+    Missing(Param),
     /// A parameter appears more than once.
-    Repeated(&'static str),
-    /// A parameter's value cannot be answered.
-    Invalid(&'static str, SpanError),
+    Repeated(Param),
+    /// A parameter's value is not a length, or not one the ring can answer.
+    Invalid(Param, SpanError),
 }
 
 impl WindowQueryError {
@@ -38,9 +63,9 @@ impl WindowQueryError {
         match self {
             Self::Missing(_) => "missing_parameter",
             Self::Repeated(_) => "repeated_parameter",
-            Self::Invalid("window", _) => "invalid_window",
-            Self::Invalid("lookback", _) => "invalid_lookback",
-            Self::Invalid(_, _) => "invalid_step",
+            Self::Invalid(Param::Window, _) => "invalid_window",
+            Self::Invalid(Param::Lookback, _) => "invalid_lookback",
+            Self::Invalid(Param::Step, _) => "invalid_step",
         }
     }
 }
@@ -48,29 +73,21 @@ impl WindowQueryError {
 impl fmt::Display for WindowQueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Missing(name) => write!(f, "the query parameter {name} is required"),
-            Self::Repeated(name) => write!(f, "{name} is given more than once"),
-            Self::Invalid(name, e) => write!(f, "{name}: {e}"),
+            Self::Missing(p) => write!(f, "the query parameter {} is required", p.name()),
+            Self::Repeated(p) => write!(f, "{} is given more than once", p.name()),
+            Self::Invalid(p, e) => write!(f, "{}: {e}", p.name()),
         }
     }
 }
 
 impl std::error::Error for WindowQueryError {}
 
-/// The value of `name` in `query` as a [`Span`]; other parameters are ignored.
-fn span_param(query: Option<&str>, name: &'static str) -> Result<Span, WindowQueryError> {
-    let mut found = None;
-    for pair in query.unwrap_or_default().split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key != name {
-            continue;
-        }
-        if found.is_some() {
-            return Err(WindowQueryError::Repeated(name));
-        }
-        found = Some(Span::parse(value).map_err(|e| WindowQueryError::Invalid(name, e))?);
-    }
-    found.ok_or(WindowQueryError::Missing(name))
+/// The value of `param` in `query` as a [`Span`]; other parameters are ignored.
+fn span_param(query: Option<&str>, param: Param) -> Result<Span, WindowQueryError> {
+    let value = single_param(query, param.name())
+        .map_err(|Repeated| WindowQueryError::Repeated(param))?
+        .ok_or(WindowQueryError::Missing(param))?;
+    Span::parse(value).map_err(|e| WindowQueryError::Invalid(param, e))
 }
 
 fn count_fields(json: JsonObject, count: WindowCount) -> JsonObject {
@@ -102,12 +119,14 @@ fn count_fields(json: JsonObject, count: WindowCount) -> JsonObject {
 ///
 /// `window` missing, repeated, or not a window the ring keeps.
 pub fn unique_json(ring: &WindowRing, query: Option<&str>) -> Result<String, WindowQueryError> {
-    let window = span_param(query, "window")?;
+    let window = span_param(query, Param::Window)?;
     let count = ring
         .count(window)
-        .map_err(|e| WindowQueryError::Invalid("window", e))?;
+        .map_err(|e| WindowQueryError::Invalid(Param::Window, e))?;
     let json = JsonObject::with_capacity(128).str("window", &window.to_string());
-    Ok(count_fields(json, count).u64("now_ms", ring.now_ms()).finish())
+    Ok(count_fields(json, count)
+        .u64("now_ms", ring.now_ms())
+        .finish())
 }
 
 /// The `/api/v1/unique/series` body for `query`.
@@ -116,11 +135,16 @@ pub fn unique_json(ring: &WindowRing, query: Option<&str>) -> Result<String, Win
 ///
 /// `lookback` or `step` missing, repeated, or a combination the ring cannot answer.
 pub fn series_json(ring: &WindowRing, query: Option<&str>) -> Result<String, WindowQueryError> {
-    let lookback = span_param(query, "lookback")?;
-    let step = span_param(query, "step")?;
+    let lookback = span_param(query, Param::Lookback)?;
+    let step = span_param(query, Param::Step)?;
     let points = ring.series(lookback, step).map_err(|e| match e {
-        SpanError::NotWholeHours { .. } => WindowQueryError::Invalid("step", e),
-        _ => WindowQueryError::Invalid("lookback", e),
+        // The step decides the tier: one that is not whole hours past an hour, or one that
+        // does not fit in the lookback, is the step's fault; a lookback too long for the
+        // step's tier is the lookback's.
+        SpanError::NotWholeHours { .. } | SpanError::StepLongerThanLookback => {
+            WindowQueryError::Invalid(Param::Step, e)
+        }
+        _ => WindowQueryError::Invalid(Param::Lookback, e),
     })?;
     Ok(JsonObject::with_capacity(96 + points.len() * 96)
         .str("lookback", &lookback.to_string())
@@ -152,12 +176,17 @@ mod tests {
 
     use super::*;
 
-    const T0: u64 = 1_800_000_000_000 - 1_800_000_000_000 % 3_600_000;
+    /// A whole hour: 2027-01-15T08:00:00Z.
+    const T0: u64 = 1_800_000_000_000;
 
     fn ring() -> WindowRing {
         let clock = Arc::new(ManualClock::new(T0 + 150_000)); // 2.5 minutes past the hour
         let ring = WindowRing::new(0, clock);
-        for (ip, at) in [("10.0.0.1", T0), ("10.0.0.2", T0 + 60_000), ("10.0.0.1", T0 + 120_000)] {
+        for (ip, at) in [
+            ("10.0.0.1", T0),
+            ("10.0.0.2", T0 + 60_000),
+            ("10.0.0.1", T0 + 120_000),
+        ] {
             ring.insert_hash_at(hash_ip_str(ip).expect("valid"), None, at);
         }
         ring
@@ -178,7 +207,7 @@ mod tests {
             .contains(r#""unique_ip_addresses":1,"#));
         assert!(unique_json(&ring, Some("window=24h"))
             .expect("valid")
-            .contains(r#""window":"1d","unique_ip_addresses":2,"#));
+            .contains(r#""window":"24h","unique_ip_addresses":2,"#));
     }
 
     #[test]
@@ -202,7 +231,11 @@ mod tests {
         let ring = ring();
         for (query, code, says) in [
             (None, "missing_parameter", "window is required"),
-            (Some("window=1m&window=2m"), "repeated_parameter", "more than once"),
+            (
+                Some("window=1m&window=2m"),
+                "repeated_parameter",
+                "more than once",
+            ),
             (Some("window=15"), "invalid_window", "not a duration"),
             (Some("window=90m"), "invalid_window", "not whole hours"),
             (Some("window=8d"), "invalid_window", "longer than the 7d"),
@@ -214,11 +247,31 @@ mod tests {
         for (query, code, says) in [
             (Some("step=1m"), "missing_parameter", "lookback is required"),
             (Some("lookback=1h"), "missing_parameter", "step is required"),
-            (Some("lookback=1h&step=0m"), "invalid_step", "not a duration"),
-            (Some("lookback=2h&step=1m"), "invalid_lookback", "longer than the 1h"),
-            (Some("lookback=3h&step=90m"), "invalid_step", "not whole hours"),
-            (Some("lookback=1m&step=5m"), "invalid_lookback", "step is longer"),
-            (Some("lookback=8d&step=1d"), "invalid_lookback", "longer than the 7d"),
+            (
+                Some("lookback=1h&step=0m"),
+                "invalid_step",
+                "not a duration",
+            ),
+            (
+                Some("lookback=2h&step=1m"),
+                "invalid_lookback",
+                "longer than the 1h",
+            ),
+            (
+                Some("lookback=3h&step=90m"),
+                "invalid_step",
+                "not whole hours",
+            ),
+            (
+                Some("lookback=1m&step=5m"),
+                "invalid_step",
+                "step is longer",
+            ),
+            (
+                Some("lookback=8d&step=1d"),
+                "invalid_lookback",
+                "longer than the 7d",
+            ),
         ] {
             let e = series_json(&ring, query).expect_err("refused");
             assert_eq!(e.code(), code, "{query:?}");

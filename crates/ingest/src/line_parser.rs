@@ -90,15 +90,12 @@ impl LineParser {
                 parse_fields(&mut self.line, &mut self.scratch)?
             }
         };
-        let invalid = |_| LineError::invalid_ip(fields.ip);
-        match sinks.windows {
-            None => sinks.counter.insert_str(fields.ip).map_err(invalid)?,
-            Some(windows) => {
-                let hash = hash_ip_str(fields.ip).map_err(invalid)?;
-                sinks.counter.insert_hash(hash);
-                let event_ms = fields.timestamp.and_then(parse_rfc3339_ms);
-                windows.insert_hash_at(hash, event_ms, sinks.now_ms);
-            }
+        // Hashed once, for the counter and the ring.
+        let hash = hash_ip_str(fields.ip).map_err(|_| LineError::invalid_ip(fields.ip))?;
+        sinks.counter.insert_hash(hash);
+        if let Some(windows) = sinks.windows {
+            let event_ms = fields.timestamp.and_then(parse_rfc3339_ms);
+            windows.insert_hash_at(hash, event_ms, sinks.now_ms);
         }
         if let (Some(top), Some(url)) = (sinks.top_pages, fields.url) {
             top.record_url(url);

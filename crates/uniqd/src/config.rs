@@ -223,16 +223,17 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_TOP_PAGES_LOWERCASE_HOST")]
     pub top_pages_lowercase_host: bool,
 
-    /// Windows exported as unique_ip_addresses_window{window}, comma
-    /// separated: 1m to 60m, or whole hours up to 7d (e.g. 5m,1h,24h,7d).
-    /// `off` turns time windows off (no gauges, no /api/v1/unique, no
-    /// per-minute counting).
+    /// Time windows exported as unique_ip_addresses_window{window}, comma
+    /// separated: 1m to 60m, or whole hours up to 7d (e.g. 5m,1h,24h,7d);
+    /// any window is also served by /api/v1/unique. `off`: no time windows
+    /// (no gauges, no /api/v1/unique, no per-minute counting).
     #[arg(long, env = "UNIQD_WINDOWS", default_value = "5m,1h,24h",
           value_parser = parse_windows)]
     pub windows: WindowList,
 
-    /// How far before arrival a log's `timestamp` may be and still count in
-    /// its own minute (later or older ones count at arrival); at most 59m.
+    /// A log's `timestamp` counts in the time windows when it is at most
+    /// this long before arrival; an older, future, missing or unparsable one
+    /// counts at arrival. At most 59m.
     #[arg(long, env = "UNIQD_WINDOW_SKEW", default_value = "5m",
           value_parser = parse_duration)]
     pub window_skew: Duration,
@@ -243,16 +244,20 @@ pub struct Cli {
 pub struct WindowList(pub Option<Vec<Span>>);
 
 fn parse_windows(text: &str) -> Result<WindowList, String> {
-    if matches!(text.trim(), "off" | "none") {
+    if text.trim() == "off" {
         return Ok(WindowList(None));
     }
     let mut spans = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let span = Span::parse(part).map_err(|e| e.to_string())?;
         span.check_window().map_err(|e| e.to_string())?;
+        // `60m` and `1h` are one window: one gauge.
         if !spans.contains(&span) {
             spans.push(span);
         }
+    }
+    if spans.is_empty() {
+        return Err("no window given: list some (e.g. 5m,1h,24h) or say off".to_owned());
     }
     Ok(WindowList(Some(spans)))
 }
@@ -473,10 +478,10 @@ pub struct WindowsConfig {
 impl Default for WindowsConfig {
     fn default() -> Self {
         Self {
-            gauges: ["5m", "1h", "24h"]
-                .iter()
-                // Literal spans that parse.
-                .filter_map(|w| Span::parse(w).ok())
+            // 5m, 1h, 24h (`Span::minutes` is `None` only for zero).
+            gauges: [5, 60, 24 * 60]
+                .into_iter()
+                .filter_map(Span::minutes)
                 .collect(),
             skew: Duration::from_secs(5 * 60),
         }
@@ -494,7 +499,10 @@ impl WindowsConfig {
             span.check_window().map_err(|e| e.to_string())?;
         }
         if self.skew > Duration::from_millis(MAX_SKEW_MS) {
-            return Err("window skew must be at most 59m".to_owned());
+            return Err(format!(
+                "window skew must be at most 59m (the minute slots kept), not {:?}",
+                self.skew
+            ));
         }
         Ok(())
     }
@@ -942,5 +950,44 @@ mod tests {
         let cli = Cli::try_parse_from(["uniqd", "--state-file", "s", "--state-interval", "0s"])
             .expect("parses");
         assert!(cli.app_config().expect("reads").validate().is_err());
+    }
+
+    #[test]
+    fn window_flags() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["uniqd"].iter().chain(args))
+                .map_err(|e| e.to_string())
+                .and_then(|cli| cli.app_config())
+        };
+        let windows = |args: &[&str]| {
+            parse(args)
+                .expect("valid")
+                .windows
+                .map(|w| w.gauges.iter().map(Span::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            windows(&[]),
+            Some(vec!["5m".into(), "1h".into(), "24h".into()])
+        );
+        assert_eq!(windows(&["--windows", "off"]), None);
+        // One gauge per window, however it is spelled.
+        assert_eq!(
+            windows(&["--windows", " 60m, 1h ,7d,1d"]),
+            Some(vec!["1h".into(), "7d".into(), "24h".into()])
+        );
+        for (bad, says) in [
+            ("90m", "not whole hours"),
+            ("8d", "longer than"),
+            ("5s", "not a duration"),
+            ("", "no window given"),
+            (",", "no window given"),
+        ] {
+            let e = parse(&["--windows", bad]).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let config = parse(&["--window-skew", "90s"]).expect("valid");
+        assert_eq!(config.windows.expect("on").skew, Duration::from_secs(90));
+        let config = parse(&["--window-skew", "1h"]).expect("parses");
+        assert!(config.validate().expect_err("too long").contains("59m"));
     }
 }
