@@ -27,7 +27,7 @@ use uniqd_core::{hash_ip_str, TopPages, UniqueCounter, WindowRing};
 
 use crate::parse::{parse_fields, LineError, Scratch};
 use crate::scan::scan_fields;
-use crate::timestamp::parse_rfc3339_ms;
+use crate::timestamp::TimestampParser;
 
 /// Buffers that grew beyond this many bytes are released after use.
 const RETAIN_LIMIT: usize = 64 * 1024;
@@ -68,11 +68,13 @@ impl<'a> Sinks<'a> {
     }
 }
 
-/// A mutable line copy plus the simd-json scratch buffers.
+/// A mutable line copy plus the simd-json scratch buffers, and the
+/// timestamp parser that remembers the last second it read.
 #[derive(Debug, Default)]
 pub(crate) struct LineParser {
     line: Vec<u8>,
     scratch: Scratch,
+    stamps: TimestampParser,
 }
 
 impl LineParser {
@@ -94,7 +96,7 @@ impl LineParser {
         let hash = hash_ip_str(fields.ip).map_err(|_| LineError::invalid_ip(fields.ip))?;
         sinks.counter.insert_hash(hash);
         if let Some(windows) = sinks.windows {
-            let event_ms = fields.timestamp.and_then(parse_rfc3339_ms);
+            let event_ms = fields.timestamp.and_then(|t| self.stamps.parse_ms(t));
             windows.insert_hash_at(hash, event_ms, sinks.now_ms);
         }
         if let (Some(top), Some(url)) = (sinks.top_pages, fields.url) {
