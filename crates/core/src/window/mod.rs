@@ -98,8 +98,11 @@ pub const MINUTE_SLOTS: usize = 60;
 pub const HOUR_SLOTS: usize = 168;
 /// The longest skew the ring accepts: an older event would miss the minute tier.
 pub const MAX_SKEW_MS: u64 = (MINUTE_SLOTS as u64 - 1) * MINUTE_MS;
-/// Most entries the read cache keeps (configured windows plus ad-hoc API windows).
-const CACHE_ENTRIES: usize = 32;
+/// Most entries the read cache keeps (configured windows plus ad-hoc API windows; a window
+/// that finds the cache full is merged in full, correct but slower). An entry holds at most
+/// an exact union of 4,096 hashes (a `HashSet` of about 72 KiB) or 16 KiB of registers, so
+/// the cache stays under 1.2 MiB.
+const CACHE_ENTRIES: usize = 16;
 
 /// One step of [`WindowRing::series`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
