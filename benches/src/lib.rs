@@ -2,6 +2,8 @@
 //! distinct-counting structures compared in `exact_vs_approx` and the `memory_error` example.
 #![allow(missing_docs)]
 
+pub mod counting_alloc;
+
 use std::collections::HashSet;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash};
 use std::net::IpAddr;

@@ -18,6 +18,7 @@ use crate::exact::{ExactSet, Inserted};
 use crate::redis_format::{self, RedisHllError};
 use crate::registers::{Registers, M};
 use crate::state::{self, StateError};
+use crate::window::WindowRing;
 
 /// Default exact threshold: up to this many distinct addresses the count is exact.
 ///
@@ -291,8 +292,22 @@ impl UniqueCounter {
     }
 
     /// The counter as a state file (format in the `state` module docs): phase, floor,
-    /// registers as a Redis HLL string, and the exact set's hashes while exact.
+    /// registers as a Redis HLL string, and the exact set's hashes while exact (format
+    /// version 1, which every build reads).
     pub fn to_state(&self) -> Vec<u8> {
+        self.encode_state(state::Extras { windows: None })
+    }
+
+    /// [`to_state`](Self::to_state) with a window ring saved beside the counter (format
+    /// version 2), for [`from_state_with_windows`](Self::from_state_with_windows).
+    pub fn to_state_with_windows(&self, windows: &WindowRing) -> Vec<u8> {
+        let ring = windows.to_state();
+        self.encode_state(state::Extras {
+            windows: Some(&ring),
+        })
+    }
+
+    fn encode_state(&self, extras: state::Extras<'_>) -> Vec<u8> {
         let guard = epoch::pin();
         let mut hashes = Vec::new();
         let exact = match self.exact_set(&guard) {
@@ -308,19 +323,43 @@ impl UniqueCounter {
         let registers = self.registers.snapshot();
         // Relaxed: the floor only grows; any value read is a valid lower bound.
         let floor = self.floor.load(Ordering::Relaxed);
+        let threshold = self.threshold as u64;
         if exact {
-            state::encode(false, self.threshold as u64, floor, &registers, &hashes)
+            state::encode(false, threshold, floor, &registers, &hashes, extras)
         } else {
             let floor = floor.max(hashes.len() as u64);
-            state::encode(true, self.threshold as u64, floor, &registers, &[])
+            state::encode(true, threshold, floor, &registers, &[], extras)
         }
     }
 
-    /// Loads a state written by [`to_state`](Self::to_state), to go on counting with
-    /// `threshold` (the configuration wins over the file: a saved exact set larger than
-    /// `threshold` continues in the sketch phase, with its size as the floor).
+    /// Loads a state written by [`to_state`](Self::to_state) or
+    /// [`to_state_with_windows`](Self::to_state_with_windows) (a saved window ring is
+    /// checked, then ignored), to go on counting with `threshold` (the configuration wins
+    /// over the file: a saved exact set larger than `threshold` continues in the sketch
+    /// phase, with its size as the floor).
     pub fn from_state(bytes: &[u8], threshold: usize) -> Result<Self, StateError> {
+        Ok(Self::from_decoded(state::decode(bytes)?, threshold))
+    }
+
+    /// [`from_state`](Self::from_state), and the window ring saved in the file (if any) merged
+    /// into `windows`, keeping the slots that ring still retains now (see
+    /// [`WindowRing::restore_state`]). Returns the counter and the number of window slots
+    /// restored (0 for a file without windows). Nothing is restored unless the whole file is
+    /// valid.
+    pub fn from_state_with_windows(
+        bytes: &[u8],
+        threshold: usize,
+        windows: &WindowRing,
+    ) -> Result<(Self, usize), StateError> {
         let state = state::decode(bytes)?;
+        let restored = match state.windows {
+            Some(ring) => windows.restore_state(ring).map_err(StateError::Windows)?,
+            None => 0,
+        };
+        Ok((Self::from_decoded(state, threshold), restored))
+    }
+
+    fn from_decoded(state: state::State<'_>, threshold: usize) -> Self {
         let counter = Self::with_threshold(threshold);
         counter.registers.merge_from(&state.registers);
         let guard = epoch::pin();
@@ -331,7 +370,7 @@ impl UniqueCounter {
                 counter.insert_exact(hash, &guard);
             }
         }
-        Ok(counter)
+        counter
     }
 
     /// A copy of the registers, one byte each.

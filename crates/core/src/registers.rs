@@ -106,18 +106,6 @@ impl Registers {
         }
     }
 
-    /// Raises every register of `out` to at least this set's value (register-wise maximum
-    /// into a plain array), as a window merge needs.
-    pub(crate) fn max_into(&self, out: &mut [u8; M]) {
-        for (dst, src) in out.iter_mut().zip(self.regs.iter()) {
-            // Relaxed: see `snapshot`.
-            let v = src.load(Ordering::Relaxed);
-            if v > *dst {
-                *dst = v;
-            }
-        }
-    }
-
     /// Heap bytes held.
     pub(crate) const HEAP_BYTES: usize = M;
 }

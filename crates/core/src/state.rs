@@ -1,9 +1,10 @@
-//! The state file format: a counter saved to disk and loaded back, phase and all.
+//! The state file format: a counter saved to disk and loaded back, phase and all, and (from
+//! version 2) the window ring saved with it.
 //!
 //! ```text
 //! offset  size    field
 //! 0       8       magic "UNIQDSTA"
-//! 8       4       format version, u32 little-endian (1)
+//! 8       4       format version, u32 little-endian (1 or 2)
 //! 12      1       phase: 0 exact, 1 sketch
 //! 13      3       zero
 //! 16      8       exact threshold the counter ran with, u64 LE (for inspection; the
@@ -12,8 +13,15 @@
 //! 32      12,304  the registers as a Redis dense HLL string ("HYLL" ...)
 //! 12,336  8       number of exact hashes that follow, u64 LE (0 in the sketch phase)
 //! 12,344  8 × k   the exact set's 64-bit element hashes, u64 LE
+//! version 2 only:
+//!         8       length w of the window ring section, u64 LE
+//!         w       the window ring (its own format, magic "UNIQDWIN": `window::persist`)
 //! end-4   4       CRC-32 (IEEE) of every byte before it, u32 LE
 //! ```
+//!
+//! Version 2 is version 1 with the window section before the checksum; it is written only
+//! when the service keeps time windows, so a file written with `--windows off` is still a
+//! version 1 file that older builds read. Both versions load.
 //!
 //! The registers sit at a fixed offset as a Redis string, so the state can be inspected with
 //! Redis itself: `tail -c +33 state | head -c 12304 | redis-cli -x SET k` then `PFCOUNT k`.
@@ -26,10 +34,13 @@ use std::fmt;
 
 use crate::redis_format::{self, RedisHllError, DENSE_LEN};
 use crate::registers::{index_and_rank, M};
+use crate::window::WindowStateError;
 
 const MAGIC: &[u8; 8] = b"UNIQDSTA";
-/// Current state format version.
-pub const STATE_VERSION: u32 = 1;
+/// Newest state format version (2: with the window ring); version 1 files load too.
+pub const STATE_VERSION: u32 = 2;
+/// The version without a window section, still written when there is no ring.
+const VERSION_WITHOUT_WINDOWS: u32 = 1;
 const HEADER_LEN: usize = 32;
 const HASHES_AT: usize = HEADER_LEN + DENSE_LEN;
 const MIN_LEN: usize = HASHES_AT + 8 + 4;
@@ -61,6 +72,8 @@ pub enum StateError {
     Phase(u8),
     /// An exact hash whose register update is missing: registers and set disagree.
     Inconsistent,
+    /// The window ring section is invalid (nothing was loaded).
+    Windows(WindowStateError),
 }
 
 impl fmt::Display for StateError {
@@ -91,6 +104,7 @@ impl fmt::Display for StateError {
             Self::Inconsistent => {
                 f.write_str("state file inconsistent: an exact hash is missing from the registers")
             }
+            Self::Windows(e) => write!(f, "state file time windows invalid: {e}"),
         }
     }
 }
@@ -98,11 +112,19 @@ impl fmt::Display for StateError {
 impl std::error::Error for StateError {}
 
 /// A counter's state, decoded and checked.
-pub(crate) struct State {
+pub(crate) struct State<'a> {
     pub(crate) sketch: bool,
     pub(crate) floor: u64,
     pub(crate) registers: Box<[u8; M]>,
     pub(crate) hashes: Vec<u64>,
+    /// The window ring section (version 2), not yet decoded.
+    pub(crate) windows: Option<&'a [u8]>,
+}
+
+/// What a state holds besides the counter.
+pub(crate) struct Extras<'a> {
+    /// The window ring's own encoding, written as a version 2 section when present.
+    pub(crate) windows: Option<&'a [u8]>,
 }
 
 /// Encodes a state.
@@ -112,10 +134,16 @@ pub(crate) fn encode(
     floor: u64,
     registers: &[u8; M],
     hashes: &[u64],
+    extras: Extras<'_>,
 ) -> Vec<u8> {
-    let mut out = Vec::with_capacity(MIN_LEN + hashes.len() * 8);
+    let windows_len = extras.windows.map_or(0, |w| 8 + w.len());
+    let mut out = Vec::with_capacity(MIN_LEN + hashes.len() * 8 + windows_len);
+    let version = match extras.windows {
+        Some(_) => STATE_VERSION,
+        None => VERSION_WITHOUT_WINDOWS,
+    };
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&STATE_VERSION.to_le_bytes());
+    out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&[u8::from(sketch), 0, 0, 0]);
     out.extend_from_slice(&threshold.to_le_bytes());
     out.extend_from_slice(&floor.to_le_bytes());
@@ -123,6 +151,10 @@ pub(crate) fn encode(
     out.extend_from_slice(&(hashes.len() as u64).to_le_bytes());
     for hash in hashes {
         out.extend_from_slice(&hash.to_le_bytes());
+    }
+    if let Some(windows) = extras.windows {
+        out.extend_from_slice(&(windows.len() as u64).to_le_bytes());
+        out.extend_from_slice(windows);
     }
     let crc = crc32(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -135,8 +167,8 @@ fn u64_at(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
-/// Decodes and checks a state.
-pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
+/// Decodes and checks a state (either version).
+pub(crate) fn decode(bytes: &[u8]) -> Result<State<'_>, StateError> {
     if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
         return Err(StateError::NotAState);
     }
@@ -147,7 +179,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
         });
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != STATE_VERSION {
+    if version != STATE_VERSION && version != VERSION_WITHOUT_WINDOWS {
         return Err(StateError::Version(version));
     }
     if bytes.len() < MIN_LEN {
@@ -157,10 +189,29 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
         });
     }
     let count = u64_at(bytes, HASHES_AT);
-    let expected = count
+    // Where the hashes end (and the window section starts, in version 2).
+    let hashes_end = count
         .checked_mul(8)
         .and_then(|n| usize::try_from(n).ok())
-        .and_then(|n| n.checked_add(MIN_LEN))
+        .and_then(|n| n.checked_add(HASHES_AT + 8));
+    let windows_len = match hashes_end {
+        Some(end) if version == STATE_VERSION => {
+            let header_end = end.saturating_add(8 + 4);
+            if bytes.len() < header_end {
+                return Err(StateError::Truncated {
+                    expected: header_end,
+                    found: bytes.len(),
+                });
+            }
+            usize::try_from(u64_at(bytes, end))
+                .ok()
+                .and_then(|w| w.checked_add(8))
+        }
+        _ => Some(0),
+    };
+    let expected = hashes_end
+        .zip(windows_len)
+        .and_then(|(end, w)| end.checked_add(w)?.checked_add(4))
         .unwrap_or(usize::MAX);
     if bytes.len() != expected {
         return Err(StateError::Truncated {
@@ -190,11 +241,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State, StateError> {
     }) {
         return Err(StateError::Inconsistent);
     }
+    // The length checks above make `body` end exactly after the window section.
+    let windows = (version == STATE_VERSION).then(|| &body[HASHES_AT + 8 + 8 * hashes.len() + 8..]);
     Ok(State {
         sketch,
         floor: u64_at(bytes, 24),
         registers,
         hashes,
+        windows,
     })
 }
 

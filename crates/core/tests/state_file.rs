@@ -114,3 +114,137 @@ fn damage_is_refused_with_a_reason() {
     count[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
     assert!(matches!(load(&count), Err(StateError::Truncated { .. })));
 }
+
+mod windows {
+    //! Version 2: the window ring saved with the counter.
+
+    use std::sync::Arc;
+
+    use super::{counter_with, reseal};
+    use uniqd_core::window::{HOUR_MS, MINUTE_MS};
+    use uniqd_core::{
+        hash_element, ManualClock, Span, StateError, UniqueCounter, WindowRing, WindowStateError,
+        STATE_VERSION,
+    };
+
+    /// A whole hour (2027-01-15T08:00:00Z).
+    const T0: u64 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR_MS;
+
+    fn ring_at(now_ms: u64) -> WindowRing {
+        WindowRing::new(5 * MINUTE_MS, Arc::new(ManualClock::new(now_ms)))
+    }
+
+    fn count(ring: &WindowRing, window: &str) -> u64 {
+        ring.count(Span::parse(window).expect(window))
+            .expect(window)
+            .estimate
+    }
+
+    /// A counter of 100 addresses and a ring that saw 10 of them in each of minutes 0..10,
+    /// read at minute 10; minute 3 overflows its slot (1,000 more addresses).
+    fn saved() -> (UniqueCounter, WindowRing, Vec<u8>) {
+        let counter = counter_with(100, 4096);
+        let ring = ring_at(T0 + 10 * MINUTE_MS);
+        for minute in 0..10u64 {
+            let n = if minute == 3 { 1_010 } else { 10 };
+            for i in 0..n {
+                let hash = hash_element(&(minute * 10_000 + i).to_le_bytes());
+                ring.insert_hash_at(hash, None, T0 + minute * MINUTE_MS);
+            }
+        }
+        let bytes = counter.to_state_with_windows(&ring);
+        (counter, ring, bytes)
+    }
+
+    #[test]
+    fn without_a_ring_the_file_stays_version_1() {
+        let bytes = counter_with(10, 4096).to_state();
+        assert_eq!(&bytes[8..12], &1u32.to_le_bytes());
+        // It loads with a ring too, restoring no slot.
+        let ring = ring_at(T0);
+        let (loaded, slots) =
+            UniqueCounter::from_state_with_windows(&bytes, 4096, &ring).expect("version 1");
+        assert_eq!((loaded.estimate(), slots), (10, 0));
+        assert_eq!(count(&ring, "7d"), 0);
+    }
+
+    #[test]
+    fn round_trip_keeps_the_counter_and_every_window() {
+        let (counter, ring, bytes) = saved();
+        assert_eq!(&bytes[8..12], &STATE_VERSION.to_le_bytes());
+        assert_eq!(STATE_VERSION, 2);
+        let loaded_ring = ring_at(T0 + 10 * MINUTE_MS);
+        let (loaded, slots) =
+            UniqueCounter::from_state_with_windows(&bytes, 4096, &loaded_ring).expect("loads");
+        assert_eq!(slots, 11, "10 minute slots and 1 hour slot");
+        assert_eq!(loaded.registers(), counter.registers());
+        for window in ["1m", "5m", "7m", "8m", "1h", "2h", "7d"] {
+            assert_eq!(
+                loaded_ring.count(Span::parse(window).expect(window)),
+                ring.count(Span::parse(window).expect(window)),
+                "{window}"
+            );
+        }
+        // 1,100 distinct addresses, past a slot's exact set: an estimate.
+        let hour = count(&loaded_ring, "1h");
+        assert!(hour.abs_diff(1_100) <= 33, "{hour}");
+        // Minutes 6 to 10 (the current, empty one): exact slots give an exact window.
+        assert_eq!(count(&loaded_ring, "5m"), 4 * 10);
+        // The counter alone loads from the same file.
+        let alone = UniqueCounter::from_state(&bytes, 4096).expect("loads");
+        assert_eq!(alone.estimate(), 100);
+    }
+
+    #[test]
+    fn slots_the_ring_no_longer_keeps_are_dropped_on_load() {
+        let (_, _, bytes) = saved();
+        // 70 minutes later: the minute slots have left; the hour slot is kept.
+        let later = ring_at(T0 + 80 * MINUTE_MS);
+        let (_, slots) =
+            UniqueCounter::from_state_with_windows(&bytes, 4096, &later).expect("loads");
+        assert_eq!(slots, 1);
+        assert_eq!(count(&later, "1h"), 0);
+        let hours = count(&later, "2h");
+        assert!(hours.abs_diff(1_100) <= 33, "{hours}");
+        // A week later nothing is kept.
+        let week = ring_at(T0 + 169 * HOUR_MS);
+        let (_, slots) =
+            UniqueCounter::from_state_with_windows(&bytes, 4096, &week).expect("loads");
+        assert_eq!(slots, 0);
+        assert_eq!(count(&week, "7d"), 0);
+    }
+
+    #[test]
+    fn a_damaged_window_section_loads_nothing() {
+        let (_, _, bytes) = saved();
+        let window_at = 32 + 12_304 + 8 + 8 * 100 + 8;
+        assert_eq!(&bytes[window_at..window_at + 8], b"UNIQDWIN");
+        // Damage inside the section, outer checksum resealed: the section's own check fails.
+        let mut damaged = bytes.clone();
+        damaged[window_at + 40] ^= 1;
+        reseal(&mut damaged);
+        let ring = ring_at(T0 + 10 * MINUTE_MS);
+        assert_eq!(
+            UniqueCounter::from_state_with_windows(&damaged, 4096, &ring).map(|_| ()),
+            Err(StateError::Windows(WindowStateError::Checksum))
+        );
+        assert_eq!(count(&ring, "7d"), 0);
+        // A section length that does not match the file.
+        let mut length = bytes.clone();
+        length[window_at - 8] ^= 1;
+        reseal(&mut length);
+        assert!(matches!(
+            UniqueCounter::from_state(&length, 4096),
+            Err(StateError::Truncated { .. })
+        ));
+        // Cut anywhere: refused, nothing restored.
+        for cut in (0..bytes.len()).step_by(997) {
+            let ring = ring_at(T0 + 10 * MINUTE_MS);
+            assert!(
+                UniqueCounter::from_state_with_windows(&bytes[..cut], 4096, &ring).is_err(),
+                "cut at {cut}"
+            );
+            assert_eq!(count(&ring, "7d"), 0, "cut at {cut}");
+        }
+    }
+}

@@ -32,9 +32,11 @@
 //! | `/`        | 200, the status page (HTML) |
 //! | `/status.json` | 200, count, phase, error bound and ingest counters (JSON) |
 //! | `/stats`   | 200, the most requested pages with counts and error bounds (JSON, [`stats`]); `?limit=N`, 400 for a bad one; 404 without [`StatusSource::with_top_pages`] |
+//! | `/api/v1/unique?window=15m` | 200, distinct addresses in the window (JSON, [`windows`]); 400 for a bad or too long window; 404 without [`StatusSource::with_windows`] |
+//! | `/api/v1/unique/series?lookback=1h&step=1m` | 200, distinct addresses per step (JSON); 400 for bad parameters |
 //! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
 //!
-//! With [`ExporterConfig::metrics_auth`] set, `/metrics` and `/stats` need
+//! With [`ExporterConfig::metrics_auth`] set, `/metrics`, `/stats` and `/api/v1/...` need
 //! `Authorization: Bearer <token>` (Prometheus: `authorization` in the scrape
 //! config) and answer 401 JSON with `WWW-Authenticate: Bearer` otherwise;
 //! the probes and the status page stay open.
@@ -43,11 +45,13 @@
 
 pub mod collector;
 pub mod config;
+pub mod query;
 pub mod readiness;
 mod routes;
 pub mod shared_count;
 pub mod stats;
 pub mod status;
+pub mod windows;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,8 +1,9 @@
 //! Routing and responses of the metrics server: `/metrics`, `/healthz`,
 //! `/readyz`, the status page `/` and its `/status.json`, and the top pages
-//! `/stats`; anything else is a JSON 404 (or 405 for a wrong method), and
-//! `/metrics` or `/stats` without a valid bearer token (when tokens are
-//! configured) a JSON 401.
+//! `/stats`, the time windows `/api/v1/unique` and `/api/v1/unique/series`;
+//! anything else is a JSON 404 (or 405 for a wrong method), and the data
+//! endpoints (`/metrics`, `/stats`, `/api/v1/...`) without a valid bearer
+//! token (when tokens are configured) a JSON 401.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -17,6 +18,7 @@ use uniqd_ingest::json::JsonObject;
 use crate::readiness::ReadyState;
 use crate::stats::{parse_limit, stats_json};
 use crate::status::{STATUS_PAGE, STATUS_PAGE_CSP};
+use crate::windows::{series_json, unique_json, WindowQueryError};
 use crate::ExporterState;
 
 /// `Content-Type` of `/metrics`.
@@ -27,7 +29,7 @@ pub const OPENMETRICS_CONTENT_TYPE: &str =
 pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Full<Bytes>> {
     let read = matches!(*req.method(), Method::GET | Method::HEAD);
     match (read, req.uri().path()) {
-        (true, "/metrics" | "/stats") if !authorized(state, req) => {
+        (true, "/metrics" | "/stats" | UNIQUE | SERIES) if !authorized(state, req) => {
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
                 "unauthorized",
@@ -49,7 +51,12 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
             no_store(json(StatusCode::OK, state.status.to_json(state.started)))
         }
         (true, "/stats") => stats(state, req.uri().query()),
-        (false, "/metrics" | "/healthz" | "/readyz" | "/" | "/status.json" | "/stats") => {
+        (true, UNIQUE) => windows(state, req.uri().query(), unique_json),
+        (true, SERIES) => windows(state, req.uri().query(), series_json),
+        (
+            false,
+            "/metrics" | "/healthz" | "/readyz" | "/" | "/status.json" | "/stats" | UNIQUE | SERIES,
+        ) => {
             let mut response = error(
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -63,7 +70,8 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
         _ => error(
             StatusCode::NOT_FOUND,
             "not_found",
-            "no such endpoint; try /metrics, /healthz, /readyz, /, /status.json or /stats",
+            "no such endpoint; try /metrics, /healthz, /readyz, /, /status.json, /stats, \
+             /api/v1/unique or /api/v1/unique/series",
         ),
     }
 }
@@ -83,8 +91,31 @@ fn stats(state: &ExporterState, query: Option<&str>) -> Response<Full<Bytes>> {
     }
 }
 
-/// Whether `/metrics` or `/stats` may be served: no tokens configured, or a
-/// valid one sent.
+/// `/api/v1/unique?window=` and `/api/v1/unique/series?lookback=&step=`.
+const UNIQUE: &str = "/api/v1/unique";
+const SERIES: &str = "/api/v1/unique/series";
+
+/// A time-window endpoint: 404 when windows are off, 400 for a bad query.
+fn windows(
+    state: &ExporterState,
+    query: Option<&str>,
+    body: fn(&uniqd_core::WindowRing, Option<&str>) -> Result<String, WindowQueryError>,
+) -> Response<Full<Bytes>> {
+    let Some(ring) = state.status.windows() else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "windows_disabled",
+            "time windows are off (--windows off)",
+        );
+    };
+    match body(ring, query) {
+        Ok(body) => no_store(json(StatusCode::OK, body)),
+        Err(e) => error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
+    }
+}
+
+/// Whether a data endpoint (`/metrics`, `/stats`, `/api/v1/...`) may be
+/// served: no tokens configured, or a valid one sent.
 fn authorized<B>(state: &ExporterState, req: &Request<B>) -> bool {
     state
         .metrics_auth

@@ -20,6 +20,8 @@ use std::fmt;
 use uniqd_core::{TopPages, TopPagesSnapshot};
 use uniqd_ingest::json::JsonObject;
 
+use crate::query::{single_param, Repeated};
+
 /// Pages listed when the query has no `limit`.
 pub const DEFAULT_STATS_LIMIT: usize = 100;
 
@@ -75,31 +77,25 @@ impl std::error::Error for StatsQueryError {}
 /// [`StatsQueryError`] for a value that is not a whole number from 1 to [`MAX_STATS_LIMIT`]
 /// (digits only: no sign, no spaces), and for a repeated `limit`.
 pub fn parse_limit(query: Option<&str>) -> Result<usize, StatsQueryError> {
-    let mut limit = None;
-    for pair in query.unwrap_or_default().split('&') {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        if key != "limit" {
-            continue;
+    let Some(value) =
+        single_param(query, "limit").map_err(|Repeated| StatsQueryError::RepeatedLimit)?
+    else {
+        return Ok(DEFAULT_STATS_LIMIT);
+    };
+    let invalid = || {
+        let mut end = value.len().min(32);
+        while !value.is_char_boundary(end) {
+            end -= 1;
         }
-        if limit.is_some() {
-            return Err(StatsQueryError::RepeatedLimit);
-        }
-        let invalid = || {
-            let mut end = value.len().min(32);
-            while !value.is_char_boundary(end) {
-                end -= 1;
-            }
-            StatsQueryError::InvalidLimit(value[..end].to_owned())
-        };
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(invalid());
-        }
-        match value.parse::<usize>() {
-            Ok(n @ 1..=MAX_STATS_LIMIT) => limit = Some(n),
-            _ => return Err(invalid()),
-        }
+        StatsQueryError::InvalidLimit(value[..end].to_owned())
+    };
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(invalid());
     }
-    Ok(limit.unwrap_or(DEFAULT_STATS_LIMIT))
+    match value.parse::<usize>() {
+        Ok(n @ 1..=MAX_STATS_LIMIT) => Ok(n),
+        _ => Err(invalid()),
+    }
 }
 
 /// The `/stats` body for the first `limit` pages of `top`.

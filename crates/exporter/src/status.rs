@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use uniqd_core::{TopPages, UniqueCounter};
+use uniqd_core::{TopPages, UniqueCounter, WindowRing};
 use uniqd_ingest::json::JsonObject;
 use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
 use uniqd_ingest::IngestMetrics;
@@ -45,6 +45,7 @@ pub struct StatusSource {
     build: BuildInfo,
     shared: Option<Arc<dyn SharedCount>>,
     top_pages: Option<Arc<TopPages>>,
+    windows: Option<Arc<WindowRing>>,
 }
 
 impl StatusSource {
@@ -58,6 +59,7 @@ impl StatusSource {
             build,
             shared: None,
             top_pages: None,
+            windows: None,
         }
     }
 
@@ -75,6 +77,20 @@ impl StatusSource {
     pub fn with_top_pages(mut self, top_pages: Arc<TopPages>) -> Self {
         self.top_pages = Some(top_pages);
         self
+    }
+
+    /// Serves `windows` at `/api/v1/unique` and `/api/v1/unique/series`
+    /// (without it, both answer 404).
+    #[must_use]
+    pub fn with_windows(mut self, windows: Arc<WindowRing>) -> Self {
+        self.windows = Some(windows);
+        self
+    }
+
+    /// The window ring the `/api/v1/unique` endpoints read, if on.
+    #[must_use]
+    pub fn windows(&self) -> Option<&WindowRing> {
+        self.windows.as_deref()
     }
 
     /// The top pages summary `/stats` reads, if on.

@@ -1,6 +1,7 @@
 //! HTTP ingestion for uniqd: `POST /logs` feeds client IP addresses into a
-//! shared [`UniqueCounter`], and the `url` of each accepted log into an
-//! optional [`TopPages`] summary.
+//! shared [`UniqueCounter`] (and, when on, a [`WindowRing`] of per-minute and
+//! per-hour counts), and the `url` of each accepted log into an optional
+//! [`TopPages`] summary; see [`Targets`].
 //!
 //! # Design
 //!
@@ -70,6 +71,7 @@ pub mod request_body;
 mod routes;
 pub mod scan;
 pub mod server;
+pub mod timestamp;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -78,28 +80,50 @@ use std::sync::Arc;
 
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
-use uniqd_core::{TopPages, UniqueCounter};
+use uniqd_core::{TopPages, UniqueCounter, WindowRing};
 
 pub use crate::auth::BearerTokens;
 pub use crate::config::IngestConfig;
 pub use crate::metrics::IngestMetrics;
 pub use crate::server::ServerConfig;
 
+/// What accepted log lines are counted in.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// Counts the `ip` of every accepted line.
+    pub counter: Arc<UniqueCounter>,
+    /// Records the `url` of every accepted line that has one, when on.
+    pub top_pages: Option<Arc<TopPages>>,
+    /// Counts the `ip` of every accepted line per minute and hour, at the
+    /// line's `timestamp` when plausible, when on.
+    pub windows: Option<Arc<WindowRing>>,
+}
+
+impl Targets {
+    /// Only the counter.
+    pub fn counter(counter: Arc<UniqueCounter>) -> Self {
+        Self {
+            counter,
+            top_pages: None,
+            windows: None,
+        }
+    }
+}
+
 /// State shared by all ingest connections.
 struct IngestState {
-    counter: Arc<UniqueCounter>,
-    /// Requests per page, when on.
-    top_pages: Option<Arc<TopPages>>,
+    targets: Targets,
     metrics: Arc<IngestMetrics>,
     config: IngestConfig,
 }
 
 impl IngestState {
-    /// Where accepted lines go.
+    /// Where accepted lines go (arrival time not yet read).
     fn sinks(&self) -> line_parser::Sinks<'_> {
         line_parser::Sinks {
-            counter: &self.counter,
-            top_pages: self.top_pages.as_deref(),
+            top_pages: self.targets.top_pages.as_deref(),
+            windows: self.targets.windows.as_deref(),
+            ..line_parser::Sinks::counter(&self.targets.counter)
         }
     }
 }
@@ -115,16 +139,14 @@ impl std::fmt::Debug for IngestState {
 
 /// Runs the ingest server on `listener` until `shutdown` resolves, then
 /// drains in-flight requests (see [`server::serve`]). Every accepted log
-/// object's `ip` is counted in `counter`, and its `url`, if it has one, is
-/// recorded in `top_pages` when given.
+/// object is counted in `targets`.
 ///
 /// # Errors
 ///
 /// `InvalidInput` if `config` is invalid (see [`IngestConfig::validate`]).
 pub async fn run(
     listener: TcpListener,
-    counter: Arc<UniqueCounter>,
-    top_pages: Option<Arc<TopPages>>,
+    targets: Targets,
     metrics: Arc<IngestMetrics>,
     config: IngestConfig,
     shutdown: impl Future<Output = ()>,
@@ -134,8 +156,7 @@ pub async fn run(
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let server_config = config.server.clone();
     let state = Arc::new(IngestState {
-        counter,
-        top_pages,
+        targets,
         metrics,
         config,
     });

@@ -16,26 +16,36 @@
 //!
 //! An accepted line (its `ip` counted) also records its `url`, if it has
 //! one, in the [`TopPages`] summary of [`Sinks`]: a stack copy of the path
-//! and one uncontended lock of this thread's shard, no allocation.
+//! and one uncontended lock of this thread's shard, no allocation. With a
+//! [`WindowRing`], the address is hashed once for the counter and the ring,
+//! and counted in the ring at the line's `timestamp` when it parses and is
+//! plausible (see [`crate::timestamp`]), else at arrival.
 
 use std::cell::RefCell;
 
-use uniqd_core::{TopPages, UniqueCounter};
+use uniqd_core::{hash_ip_str, TopPages, UniqueCounter, WindowRing};
 
 use crate::parse::{parse_fields, LineError, Scratch};
 use crate::scan::scan_fields;
+use crate::timestamp::TimestampParser;
 
 /// Buffers that grew beyond this many bytes are released after use.
 const RETAIN_LIMIT: usize = 64 * 1024;
 
-/// Where an accepted line goes: the unique counter, and the top pages
-/// summary when it is on. Two references, copied freely.
+/// Where an accepted line goes: the unique counter, the top pages summary
+/// and the window ring when they are on. References and the arrival time,
+/// copied freely.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Sinks<'a> {
     /// Counts the `ip` of every accepted line.
     pub(crate) counter: &'a UniqueCounter,
     /// Records the `url` of every accepted line that has one.
     pub(crate) top_pages: Option<&'a TopPages>,
+    /// Counts the `ip` of every accepted line per minute and hour.
+    pub(crate) windows: Option<&'a WindowRing>,
+    /// Arrival time for the window ring, Unix milliseconds (read once per
+    /// request or chunk, not per line).
+    pub(crate) now_ms: u64,
 }
 
 impl<'a> Sinks<'a> {
@@ -44,15 +54,27 @@ impl<'a> Sinks<'a> {
         Self {
             counter,
             top_pages: None,
+            windows: None,
+            now_ms: 0,
         }
+    }
+
+    /// Reads the ring's clock into `now_ms`, if there is a ring.
+    pub(crate) fn arrived_now(mut self) -> Self {
+        if let Some(windows) = self.windows {
+            self.now_ms = windows.now_ms();
+        }
+        self
     }
 }
 
-/// A mutable line copy plus the simd-json scratch buffers.
+/// A mutable line copy plus the simd-json scratch buffers, and the
+/// timestamp parser that remembers the last second it read.
 #[derive(Debug, Default)]
 pub(crate) struct LineParser {
     line: Vec<u8>,
     scratch: Scratch,
+    stamps: TimestampParser,
 }
 
 impl LineParser {
@@ -70,10 +92,13 @@ impl LineParser {
                 parse_fields(&mut self.line, &mut self.scratch)?
             }
         };
-        sinks
-            .counter
-            .insert_str(fields.ip)
-            .map_err(|_| LineError::invalid_ip(fields.ip))?;
+        // Hashed once, for the counter and the ring.
+        let hash = hash_ip_str(fields.ip).map_err(|_| LineError::invalid_ip(fields.ip))?;
+        sinks.counter.insert_hash(hash);
+        if let Some(windows) = sinks.windows {
+            let event_ms = fields.timestamp.and_then(|t| self.stamps.parse_ms(t));
+            windows.insert_hash_at(hash, event_ms, sinks.now_ms);
+        }
         if let (Some(top), Some(url)) = (sinks.top_pages, fields.url) {
             top.record_url(url);
         }
@@ -142,8 +167,8 @@ mod tests {
         let counter = UniqueCounter::new();
         let top = TopPages::new(16, 1, uniqd_core::PathOptions::default()).expect("valid size");
         let sinks = Sinks {
-            counter: &counter,
             top_pages: Some(&top),
+            ..Sinks::counter(&counter)
         };
         with_parser(|p| {
             for line in [
@@ -173,6 +198,45 @@ mod tests {
             ("/a", 3)
         );
         assert_eq!(counter.estimate(), 5);
+    }
+
+    #[test]
+    fn counts_in_windows_at_the_log_timestamp() {
+        use std::sync::Arc;
+        use uniqd_core::window::MINUTE_MS;
+        use uniqd_core::{ManualClock, Span};
+
+        // 2020-06-24T15:27:00Z plus 3 minutes.
+        let now = 1_593_012_420_000 + 3 * MINUTE_MS;
+        let ring = WindowRing::new(5 * MINUTE_MS, Arc::new(ManualClock::new(now)));
+        let counter = UniqueCounter::new();
+        let sinks = Sinks {
+            windows: Some(&ring),
+            ..Sinks::counter(&counter)
+        }
+        .arrived_now();
+        assert_eq!(sinks.now_ms, now);
+        with_parser(|p| {
+            for line in [
+                // Both parse paths read the timestamp: the scanner, then simd-json.
+                &br#"{"timestamp":"2020-06-24T15:27:00Z","ip":"1.2.3.4"}"#[..],
+                br#"{"timestamp":"2020-06-24T15:27:00Z","ip":"1.2.3.5","x":"\n"}"#,
+                // Too old for the 5-minute skew: counts at arrival.
+                br#"{"timestamp":"2020-06-24T14:00:00Z","ip":"1.2.3.6"}"#,
+                // No timestamp, or not RFC 3339: at arrival.
+                br#"{"ip":"1.2.3.7"}"#,
+                br#"{"timestamp":"yesterday","ip":"1.2.3.8"}"#,
+            ] {
+                assert_eq!(p.count_line(line, sinks), Ok(()));
+            }
+            let bad = br#"{"timestamp":"2020-06-24T15:27:00Z","ip":"1.2.3.400"}"#;
+            assert!(p.count_line(bad, sinks).is_err());
+        });
+        assert_eq!(counter.estimate(), 5);
+        let count = |w: &str| ring.count(Span::parse(w).expect(w)).expect(w).estimate;
+        assert_eq!(count("1m"), 3);
+        assert_eq!(count("3m"), 3);
+        assert_eq!(count("4m"), 5);
     }
 
     #[test]

@@ -80,7 +80,7 @@ async fn single(
     {
         return Err(IngestError::EmptyBody);
     }
-    with_parser(|parser| parser.count_line(&bytes, state.sinks()))
+    with_parser(|parser| parser.count_line(&bytes, state.sinks().arrived_now()))
         .map_err(IngestError::InvalidObject)?;
     Ok(1)
 }
@@ -132,9 +132,12 @@ async fn ndjson(
     body: &mut RequestBody,
     limit: usize,
 ) -> Result<u64, IngestError> {
-    let mut batch = NdjsonBatch::new(&state.counter, state.config.max_object_bytes);
-    if let Some(top) = &state.top_pages {
+    let mut batch = NdjsonBatch::new(&state.targets.counter, state.config.max_object_bytes);
+    if let Some(top) = &state.targets.top_pages {
         batch = batch.with_top_pages(top);
+    }
+    if let Some(windows) = &state.targets.windows {
+        batch = batch.with_windows(windows);
     }
     let mut received: usize = 0;
     while let Some(chunk) = body.data().await {

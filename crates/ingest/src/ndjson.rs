@@ -12,7 +12,7 @@
 //! `\n`; a trailing `\r` is stripped; lines holding only spaces/tabs are
 //! blank and ignored; the final newline is optional.
 
-use uniqd_core::{TopPages, UniqueCounter};
+use uniqd_core::{TopPages, UniqueCounter, WindowRing};
 
 use crate::line_parser::{with_parser, LineParser, Sinks};
 use crate::parse::LineError;
@@ -194,6 +194,14 @@ impl<'c> NdjsonBatch<'c> {
         self
     }
 
+    /// Also counts the `ip` of every accepted line in `windows`, at the
+    /// line's `timestamp` when plausible, else at the chunk's arrival.
+    #[must_use]
+    pub fn with_windows(mut self, windows: &'c WindowRing) -> Self {
+        self.sinks.windows = Some(windows);
+        self
+    }
+
     /// Processes every line completed by `chunk`.
     pub fn feed(&mut self, chunk: &[u8]) {
         let Self {
@@ -201,7 +209,7 @@ impl<'c> NdjsonBatch<'c> {
             report,
             sinks,
         } = self;
-        let (limit, sinks) = (splitter.max_line, *sinks);
+        let (limit, sinks) = (splitter.max_line, sinks.arrived_now());
         with_parser(|parser| {
             splitter.feed(chunk, |n, line| {
                 handle(parser, sinks, report, limit, n, line)
@@ -217,7 +225,7 @@ impl<'c> NdjsonBatch<'c> {
             report,
             sinks,
         } = &mut self;
-        let (limit, sinks) = (splitter.max_line, *sinks);
+        let (limit, sinks) = (splitter.max_line, sinks.arrived_now());
         with_parser(|parser| {
             splitter.finish(|n, line| handle(parser, sinks, report, limit, n, line));
         });

@@ -52,10 +52,12 @@ fn plain_object() -> impl Strategy<Value = String> {
             .prop_map(str::to_owned)
             .boxed(),
     ];
+    // Any key but `ip`: the one `ip` is inserted below, and a second one with a non-string
+    // value (`"ip":0`, drawn about once in 10,000 cases) makes the line invalid for both parsers.
     let key = prop_oneof![
         Just("url".to_owned()),
         Just("timestamp".to_owned()),
-        "[a-z_]{1,10}"
+        "[a-z_]{1,10}".prop_filter("the ip member is added separately", |k| k != "ip")
     ];
     // Between tokens the fast path takes spaces; around the object any JSON whitespace.
     let spaces = prop_oneof![Just(""), Just(" "), Just("  ")];

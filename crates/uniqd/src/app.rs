@@ -1,7 +1,8 @@
-//! Wiring: one counter (loaded from the state file, if configured), the top
-//! pages summary (one shard per worker thread), the ingest server, the
-//! metrics server, the state saver and (with `--redis-url`) the Redis sync
-//! task, started together and shut down in order.
+//! Wiring: one counter and the time window ring (both loaded from the state
+//! file, if configured), the top pages summary (one shard per worker
+//! thread), the ingest server, the metrics server, the state saver and (with
+//! `--redis-url`) the Redis sync task, started together and shut down in
+//! order.
 //!
 //! Shutdown sequence once the `shutdown` future resolves:
 //! 1. `/readyz` turns 503 (`draining`) so load balancers stop routing here;
@@ -55,7 +56,13 @@ pub async fn serve(
     let ingest_addr = ingest_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
 
-    let (counter, saver) = persistence::open(config.state.as_ref(), config.exact_threshold).await?;
+    let windows = config.windows.as_ref().map(|w| Arc::new(w.ring()));
+    let (counter, saver) = persistence::open(
+        config.state.as_ref(),
+        config.exact_threshold,
+        windows.as_ref(),
+    )
+    .await?;
     let state_file = config.state.as_ref().map(|s| s.path.display().to_string());
     let ingest_auth = config.ingest.auth.is_some();
     let metrics_auth = config.exporter.metrics_auth.is_some();
@@ -87,6 +94,10 @@ pub async fn serve(
         collector = collector.with_top_pages(Arc::clone(top), config.top_pages.metric_limit);
         status = status.with_top_pages(Arc::clone(top));
     }
+    if let (Some(ring), Some(windows)) = (&windows, &config.windows) {
+        collector = collector.with_windows(Arc::clone(ring), &windows.gauges);
+        status = status.with_windows(Arc::clone(ring));
+    }
     let mut redis_collector = None;
     if let Some(sync) = &redis_sync {
         let sync_status = sync.status();
@@ -115,8 +126,11 @@ pub async fn serve(
     let ingest = async move {
         let result = uniqd_ingest::run(
             ingest_listener,
-            counter,
-            top_pages,
+            uniqd_ingest::Targets {
+                counter,
+                top_pages,
+                windows,
+            },
             ingest_metrics,
             config.ingest,
             ingest_shutdown,

@@ -6,10 +6,15 @@ use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use uniqd_core::{PathOptions, TopPages, DEFAULT_TOP_PAGES_CAPACITY, MAX_TOP_PAGES_CAPACITY};
+use uniqd_core::window::MAX_SKEW_MS;
+use uniqd_core::{
+    PathOptions, Span, SystemClock, TopPages, WindowRing, DEFAULT_TOP_PAGES_CAPACITY,
+    MAX_TOP_PAGES_CAPACITY,
+};
 use uniqd_exporter::ExporterConfig;
 use uniqd_ingest::{BearerTokens, IngestConfig, ServerConfig};
 
@@ -217,6 +222,44 @@ pub struct Cli {
     /// case).
     #[arg(long, env = "UNIQD_TOP_PAGES_LOWERCASE_HOST")]
     pub top_pages_lowercase_host: bool,
+
+    /// Time windows exported as unique_ip_addresses_window{window}, comma
+    /// separated: 1m to 60m, or whole hours up to 7d (e.g. 5m,1h,24h,7d);
+    /// any window is also served by /api/v1/unique. `off`: no time windows
+    /// (no gauges, no /api/v1/unique, no per-minute counting).
+    #[arg(long, env = "UNIQD_WINDOWS", default_value = "5m,1h,24h",
+          value_parser = parse_windows)]
+    pub windows: WindowList,
+
+    /// A log's `timestamp` counts in the time windows when it is at most
+    /// this long before arrival; an older, future, missing or unparsable one
+    /// counts at arrival. At most 59m.
+    #[arg(long, env = "UNIQD_WINDOW_SKEW", default_value = "5m",
+          value_parser = parse_duration)]
+    pub window_skew: Duration,
+}
+
+/// The `--windows` list; `None`: time windows off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowList(pub Option<Vec<Span>>);
+
+fn parse_windows(text: &str) -> Result<WindowList, String> {
+    if text.trim() == "off" {
+        return Ok(WindowList(None));
+    }
+    let mut spans = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let span = Span::parse(part).map_err(|e| e.to_string())?;
+        span.check_window().map_err(|e| e.to_string())?;
+        // `60m` and `1h` are one window: one gauge.
+        if !spans.contains(&span) {
+            spans.push(span);
+        }
+    }
+    if spans.is_empty() {
+        return Err("no window given: list some (e.g. 5m,1h,24h) or say off".to_owned());
+    }
+    Ok(WindowList(Some(spans)))
 }
 
 /// A secret flag value (a bearer token): `Debug` and `Display` never show it.
@@ -352,6 +395,10 @@ impl Cli {
                 interval: self.state_interval,
                 reset_on_error: self.state_reset_on_error,
             }),
+            windows: self.windows.0.clone().map(|gauges| WindowsConfig {
+                gauges,
+                skew: self.window_skew,
+            }),
             top_pages: TopPagesConfig {
                 capacity: self.top_pages_capacity,
                 metric_limit: self.top_pages_metric_limit,
@@ -415,6 +462,57 @@ pub struct AppConfig {
     pub state: Option<StateConfig>,
     /// Requests per page (`/stats`, `uniqd_top_page_requests`).
     pub top_pages: TopPagesConfig,
+    /// Unique counts over time windows; `None`: off.
+    pub windows: Option<WindowsConfig>,
+}
+
+/// Unique counts over time windows (see `uniqd_core::window`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowsConfig {
+    /// Windows exported as `unique_ip_addresses_window{window}`.
+    pub gauges: Vec<Span>,
+    /// How far before arrival a log's timestamp is still used.
+    pub skew: Duration,
+}
+
+impl Default for WindowsConfig {
+    fn default() -> Self {
+        Self {
+            // 5m, 1h, 24h (`Span::minutes` is `None` only for zero).
+            gauges: [5, 60, 24 * 60]
+                .into_iter()
+                .filter_map(Span::minutes)
+                .collect(),
+            skew: Duration::from_secs(5 * 60),
+        }
+    }
+}
+
+impl WindowsConfig {
+    /// Checks the windows and the skew.
+    ///
+    /// # Errors
+    ///
+    /// A description of the first invalid setting.
+    pub fn validate(&self) -> Result<(), String> {
+        for span in &self.gauges {
+            span.check_window().map_err(|e| e.to_string())?;
+        }
+        if self.skew > Duration::from_millis(MAX_SKEW_MS) {
+            return Err(format!(
+                "window skew must be at most 59m (the minute slots kept), not {:?}",
+                self.skew
+            ));
+        }
+        Ok(())
+    }
+
+    /// The ring, on the system clock.
+    pub fn ring(&self) -> WindowRing {
+        // At most 59 minutes (validated), so the milliseconds fit.
+        let skew_ms = u64::try_from(self.skew.as_millis()).unwrap_or(MAX_SKEW_MS);
+        WindowRing::new(skew_ms, Arc::new(SystemClock))
+    }
 }
 
 /// The top pages summary: its size, what is exported, how a `url` becomes a
@@ -559,6 +657,7 @@ impl Default for AppConfig {
             redis: None,
             state: None,
             top_pages: TopPagesConfig::default(),
+            windows: Some(WindowsConfig::default()),
         }
     }
 }
@@ -577,6 +676,9 @@ impl AppConfig {
         }
         self.ingest.validate()?;
         self.top_pages.validate()?;
+        if let Some(windows) = &self.windows {
+            windows.validate()?;
+        }
         if let Some(redis) = &self.redis {
             redis.validate()?;
         }
@@ -848,5 +950,44 @@ mod tests {
         let cli = Cli::try_parse_from(["uniqd", "--state-file", "s", "--state-interval", "0s"])
             .expect("parses");
         assert!(cli.app_config().expect("reads").validate().is_err());
+    }
+
+    #[test]
+    fn window_flags() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(["uniqd"].iter().chain(args))
+                .map_err(|e| e.to_string())
+                .and_then(|cli| cli.app_config())
+        };
+        let windows = |args: &[&str]| {
+            parse(args)
+                .expect("valid")
+                .windows
+                .map(|w| w.gauges.iter().map(Span::to_string).collect::<Vec<_>>())
+        };
+        assert_eq!(
+            windows(&[]),
+            Some(vec!["5m".into(), "1h".into(), "24h".into()])
+        );
+        assert_eq!(windows(&["--windows", "off"]), None);
+        // One gauge per window, however it is spelled.
+        assert_eq!(
+            windows(&["--windows", " 60m, 1h ,7d,1d"]),
+            Some(vec!["1h".into(), "7d".into(), "24h".into()])
+        );
+        for (bad, says) in [
+            ("90m", "not whole hours"),
+            ("8d", "longer than"),
+            ("5s", "not a duration"),
+            ("", "no window given"),
+            (",", "no window given"),
+        ] {
+            let e = parse(&["--windows", bad]).expect_err(bad);
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let config = parse(&["--window-skew", "90s"]).expect("valid");
+        assert_eq!(config.windows.expect("on").skew, Duration::from_secs(90));
+        let config = parse(&["--window-skew", "1h"]).expect("parses");
+        assert!(config.validate().expect_err("too long").contains("59m"));
     }
 }

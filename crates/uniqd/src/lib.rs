@@ -46,4 +46,6 @@ pub mod signal;
 pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
-pub use crate::config::{AppConfig, Cli, Command, LogFormat, RedisConfig, TopPagesConfig};
+pub use crate::config::{
+    AppConfig, Cli, Command, LogFormat, RedisConfig, TopPagesConfig, WindowList, WindowsConfig,
+};

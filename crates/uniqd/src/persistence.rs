@@ -1,10 +1,14 @@
-//! The optional state file (`--state-file`): load the counter at start, save
-//! it every interval and once more after the ingest drain.
+//! The optional state file (`--state-file`): load the counter (and the time
+//! window ring, when on) at start, save them every interval and once more
+//! after the ingest drain.
 //!
 //! The bytes are `uniqd_core`'s state format (`UniqueCounter::to_state`:
 //! magic, version, CRC-32, the registers as a Redis dense HLL string at a
-//! fixed offset, the exact set while exact). This module only decides when
-//! to write and makes each write atomic:
+//! fixed offset, the exact set while exact; with time windows on, format
+//! version 2, which adds the ring's per-minute and per-hour slots:
+//! `UniqueCounter::to_state_with_windows`). Both versions load; window slots
+//! older than the ring keeps at load time are dropped. This module only
+//! decides when to write and makes each write atomic:
 //!
 //! 1. write the bytes to `.<name>.<pid>.tmp` in the same directory (a rename
 //!    is only atomic within one file system);
@@ -32,7 +36,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use uniqd_core::UniqueCounter;
+use uniqd_core::{UniqueCounter, WindowRing};
 
 /// Where and how often to save the counter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,7 +52,8 @@ pub struct StateConfig {
 
 /// The service's counter: loaded from the state file if one is configured
 /// (then also written once, so a path that cannot be written fails the start
-/// rather than the first save), else empty; plus the [`Saver`] to run.
+/// rather than the first save), else empty; plus the [`Saver`] to run. The
+/// saved window slots are restored into `windows` when given.
 ///
 /// # Errors
 ///
@@ -56,12 +61,13 @@ pub struct StateConfig {
 pub async fn open(
     config: Option<&StateConfig>,
     threshold: usize,
+    windows: Option<&Arc<WindowRing>>,
 ) -> io::Result<(Arc<UniqueCounter>, Option<Saver>)> {
     let Some(config) = config else {
         return Ok((Arc::new(UniqueCounter::with_threshold(threshold)), None));
     };
-    let counter = Arc::new(load(config, threshold)?);
-    let mut saver = Saver::new(Arc::clone(&counter), config);
+    let counter = Arc::new(load(config, threshold, windows.map(Arc::as_ref))?);
+    let mut saver = Saver::new(Arc::clone(&counter), windows.cloned(), config);
     saver.save().await.map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -75,28 +81,41 @@ pub async fn open(
 }
 
 /// Loads the counter from `config.path`, or an empty one if there is no
-/// file yet.
+/// file yet; the window slots the file holds (format version 2) are merged
+/// into `windows` when given, those the ring no longer retains dropped.
 ///
 /// # Errors
 ///
 /// `InvalidData` for a file that is not a loadable state, other I/O errors
 /// as they come (both unless `reset_on_error`, which still fails if the bad
 /// file cannot be moved aside). The message names the file and the problem.
-pub fn load(config: &StateConfig, threshold: usize) -> io::Result<UniqueCounter> {
+/// Nothing is restored from a file that does not load as a whole.
+pub fn load(
+    config: &StateConfig,
+    threshold: usize,
+    windows: Option<&WindowRing>,
+) -> io::Result<UniqueCounter> {
     let path = &config.path;
     let problem = match fs::read(path) {
-        Ok(bytes) => match UniqueCounter::from_state(&bytes, threshold) {
-            Ok(counter) => {
-                tracing::info!(
-                    path = %path.display(),
-                    estimate = counter.estimate(),
-                    phase = counter.phase().as_str(),
-                    "state loaded"
-                );
-                return Ok(counter);
+        Ok(bytes) => {
+            let loaded = match windows {
+                Some(ring) => UniqueCounter::from_state_with_windows(&bytes, threshold, ring),
+                None => UniqueCounter::from_state(&bytes, threshold).map(|c| (c, 0)),
+            };
+            match loaded {
+                Ok((counter, window_slots)) => {
+                    tracing::info!(
+                        path = %path.display(),
+                        estimate = counter.estimate(),
+                        phase = counter.phase().as_str(),
+                        window_slots,
+                        "state loaded"
+                    );
+                    return Ok(counter);
+                }
+                Err(e) => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
             }
-            Err(e) => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-        },
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             tracing::info!(path = %path.display(), "no state file yet; starting empty");
             return Ok(UniqueCounter::with_threshold(threshold));
@@ -191,23 +210,29 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-/// Saves `counter` to the state file when its state differs from the last
-/// save.
+/// Saves `counter` (and the window ring, when on) to the state file when
+/// their state differs from the last save.
 #[derive(Debug)]
 pub struct Saver {
     counter: Arc<UniqueCounter>,
+    windows: Option<Arc<WindowRing>>,
     path: PathBuf,
     interval: Duration,
     last: Option<Vec<u8>>,
 }
 
 impl Saver {
-    /// A saver for `counter` per `config`; the first [`save`](Self::save)
-    /// always writes.
+    /// A saver for `counter` and `windows` per `config`; the first
+    /// [`save`](Self::save) always writes.
     #[must_use]
-    pub fn new(counter: Arc<UniqueCounter>, config: &StateConfig) -> Self {
+    pub fn new(
+        counter: Arc<UniqueCounter>,
+        windows: Option<Arc<WindowRing>>,
+        config: &StateConfig,
+    ) -> Self {
         Self {
             counter,
+            windows,
             path: config.path.clone(),
             interval: config.interval,
             last: None,
@@ -222,7 +247,10 @@ impl Saver {
     ///
     /// The write failed (the previous file is intact; the next call retries).
     pub async fn save(&mut self) -> io::Result<bool> {
-        let bytes = self.counter.to_state();
+        let bytes = match &self.windows {
+            Some(ring) => self.counter.to_state_with_windows(ring),
+            None => self.counter.to_state(),
+        };
         if self.last.as_ref() == Some(&bytes) {
             return Ok(false);
         }
@@ -314,7 +342,7 @@ mod tests {
     #[test]
     fn missing_file_is_a_fresh_start() {
         let dir = temp_dir("missing");
-        let counter = load(&config(dir.join("state"), false), 100).expect("fresh");
+        let counter = load(&config(dir.join("state"), false), 100, None).expect("fresh");
         assert_eq!(counter.estimate(), 0);
         assert_eq!(counter.threshold(), 100);
         fs::remove_dir_all(&dir).expect("cleanup");
@@ -330,14 +358,14 @@ mod tests {
         bytes[40] ^= 1;
         fs::write(&path, &bytes).expect("write");
 
-        let err = load(&config(path.clone(), false), 100).expect_err("must refuse");
+        let err = load(&config(path.clone(), false), 100, None).expect_err("must refuse");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         let message = err.to_string();
         assert!(message.contains("CRC-32"), "{message}");
         assert!(message.contains("--state-reset-on-error"), "{message}");
         assert_eq!(fs::read(&path).expect("untouched"), bytes);
 
-        let counter = load(&config(path.clone(), true), 100).expect("reset");
+        let counter = load(&config(path.clone(), true), 100, None).expect("reset");
         assert_eq!(counter.estimate(), 0);
         assert!(!path.exists());
         let kept: Vec<_> = fs::read_dir(&dir)
@@ -354,15 +382,97 @@ mod tests {
         let dir = temp_dir("saver");
         let path = dir.join("state");
         let counter = Arc::new(UniqueCounter::with_threshold(100));
-        let mut saver = Saver::new(Arc::clone(&counter), &config(path.clone(), false));
+        let mut saver = Saver::new(Arc::clone(&counter), None, &config(path.clone(), false));
         assert!(saver.save().await.expect("first save writes"));
         assert!(!saver.save().await.expect("unchanged"));
         counter.insert_str("10.0.0.1").expect("valid");
         counter.insert_str("::1").expect("valid");
         assert!(saver.save().await.expect("changed"));
-        let loaded = load(&config(path, false), 100).expect("loads");
+        let loaded = load(&config(path, false), 100, None).expect("loads");
         assert_eq!(loaded.estimate(), 2);
         assert_eq!(loaded.registers(), counter.registers());
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A ring on a hand-driven clock at a whole hour (2027-01-15T08:00:00Z).
+    fn ring_at(now_ms: u64) -> (Arc<uniqd_core::ManualClock>, Arc<WindowRing>) {
+        let clock = Arc::new(uniqd_core::ManualClock::new(now_ms));
+        let ring = Arc::new(WindowRing::new(0, clock.clone()));
+        (clock, ring)
+    }
+
+    fn window(ring: &WindowRing, span: &str) -> u64 {
+        let span = uniqd_core::Span::parse(span).expect("a span");
+        ring.count(span)
+            .expect("a window the ring answers")
+            .estimate
+    }
+
+    #[tokio::test]
+    async fn windows_are_saved_with_the_counter_and_stale_slots_dropped() {
+        // A whole hour: 2027-01-15T08:00:00Z.
+        const T0: u64 = 1_800_000_000_000;
+        let dir = temp_dir("windows");
+        let path = dir.join("state");
+        let counter = Arc::new(UniqueCounter::with_threshold(100));
+        let (clock, ring) = ring_at(T0);
+        // Minute 0: two addresses; minute 10: one more.
+        for (ip, at) in [
+            ("10.0.0.1", T0),
+            ("10.0.0.2", T0),
+            ("10.0.0.3", T0 + 600_000),
+        ] {
+            let hash = uniqd_core::hash_ip_str(ip).expect("valid");
+            counter.insert_hash(hash);
+            ring.insert_hash_at(hash, None, at);
+        }
+        clock.set(T0 + 600_000);
+        let mut saver = Saver::new(
+            Arc::clone(&counter),
+            Some(Arc::clone(&ring)),
+            &config(path.clone(), false),
+        );
+        assert!(saver.save().await.expect("first save writes"));
+        assert!(!saver.save().await.expect("unchanged"));
+        let bytes = fs::read(&path).expect("saved");
+        assert_eq!(&bytes[8..12], &2u32.to_le_bytes(), "format version 2");
+
+        // A restart a minute later: every window as before.
+        let (_, later) = ring_at(T0 + 660_000);
+        let loaded = load(&config(path.clone(), false), 100, Some(&later)).expect("loads");
+        assert_eq!(loaded.estimate(), 3);
+        assert_eq!((window(&later, "2m"), window(&later, "1h")), (1, 3));
+        assert_eq!(window(&later, "2h"), 3);
+
+        // Two hours later the minute slots have left the ring; the hour slot stays.
+        let (_, much_later) = ring_at(T0 + 2 * 3_600_000);
+        load(&config(path.clone(), false), 100, Some(&much_later)).expect("loads");
+        assert_eq!(window(&much_later, "1h"), 0);
+        assert_eq!(window(&much_later, "3h"), 3);
+
+        // With windows off the same file loads the counter alone.
+        assert_eq!(
+            load(&config(path, false), 100, None)
+                .expect("loads")
+                .estimate(),
+            3
+        );
+        fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn a_version_1_file_loads_with_windows_on() {
+        let dir = temp_dir("version1");
+        let path = dir.join("state");
+        let counter = UniqueCounter::with_threshold(100);
+        counter.insert_str("1.2.3.4").expect("valid");
+        let bytes = counter.to_state();
+        assert_eq!(&bytes[8..12], &1u32.to_le_bytes(), "format version 1");
+        fs::write(&path, &bytes).expect("write");
+        let (_, ring) = ring_at(1_800_000_000_000);
+        let loaded = load(&config(path, false), 100, Some(&ring)).expect("loads");
+        assert_eq!(loaded.estimate(), 1);
+        assert_eq!(window(&ring, "7d"), 0);
         fs::remove_dir_all(&dir).expect("cleanup");
     }
 }

@@ -1,6 +1,7 @@
 //! `--state-file` with the built binary: restarts after SIGTERM and SIGKILL,
-//! files that must not load, `--state-reset-on-error`, and a SIGTERM under
-//! load that loses no accepted request.
+//! files that must not load, `--state-reset-on-error`, a SIGTERM under load
+//! that loses no accepted request, and the time windows saved with the count
+//! (window slots the ring no longer keeps dropped at start).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +15,8 @@ use common::process::{run_to_exit, Process};
 use common::*;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
-use uniqd_core::UniqueCounter;
+use uniqd_core::window::{HOUR_MS, MINUTE_MS};
+use uniqd_core::{hash_ip_str, ManualClock, UniqueCounter, WindowRing};
 
 /// The counter saved in `path`, if it exists and loads.
 fn saved(path: &Path, threshold: usize) -> Option<UniqueCounter> {
@@ -138,11 +140,11 @@ fn unloadable_state_files_refuse_to_start() {
     let mut flipped = good.clone();
     flipped[100] ^= 0x10;
     let mut version = good.clone();
-    version[8..12].copy_from_slice(&2u32.to_le_bytes());
+    version[8..12].copy_from_slice(&3u32.to_le_bytes());
     let cases: [(&str, Vec<u8>, &str); 5] = [
         ("corrupt", flipped, "CRC-32"),
         ("truncated", good[..good.len() - 9].to_vec(), "truncated"),
-        ("wrong version", version, "version 2"),
+        ("unknown version", version, "version 3"),
         (
             "not a state file",
             b"hello, world\n".to_vec(),
@@ -315,4 +317,98 @@ async fn sigterm_under_load_loses_no_accepted_request() {
     assert_eq!(phase, "exact");
     restarted.signal("TERM");
     assert!(restarted.wait().0.success());
+}
+
+/// `unique_ip_addresses` of `GET /api/v1/unique?window=<window>`.
+async fn window_count(metrics: std::net::SocketAddr, window: &str) -> u64 {
+    let response = get(metrics, &format!("/api/v1/unique?window={window}")).await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    response.json()["unique_ip_addresses"]
+        .as_u64()
+        .expect("a count")
+}
+
+async fn window_counts(metrics: std::net::SocketAddr) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for window in ["5m", "1h", "24h", "7d"] {
+        counts.push(window_count(metrics, window).await);
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_then_restart_keeps_the_window_counts() {
+    let dir = TempDir::new("windows");
+    let state = dir.join("uniqd.state");
+    let flags = ["--state-file", state.to_str().unwrap()];
+    let first = Process::spawn(&flags);
+    // 300 distinct addresses: past a slot's exact set of 256, so its registers are saved.
+    post_batch(first.ingest, (0..300).map(distinct_ip)).await;
+    post_batch(first.ingest, (250..320).map(distinct_ip)).await;
+    let before = window_counts(first.metrics).await;
+    assert!(before.iter().all(|&c| c.abs_diff(320) <= 10), "{before:?}");
+    first.signal("TERM");
+    assert!(first.wait().0.success());
+    let saved_bytes = std::fs::read(&state).unwrap();
+    assert_eq!(&saved_bytes[8..12], &2u32.to_le_bytes(), "format version 2");
+
+    let second = Process::spawn(&flags);
+    assert_eq!(window_counts(second.metrics).await, before);
+    // Known addresses change nothing, in the windows as in the counter.
+    post_batch(second.ingest, (0..320).map(distinct_ip)).await;
+    assert_eq!(window_counts(second.metrics).await, before);
+    second.signal("TERM");
+    assert!(second.wait().0.success());
+
+    // With --windows off the file loads (the counter alone) and is written as version 1.
+    let off = Process::spawn(&["--state-file", state.to_str().unwrap(), "--windows", "off"]);
+    assert!(count_and_phase(off.metrics).await.0 > 300.0);
+    off.signal("TERM");
+    assert!(off.wait().0.success());
+    assert_eq!(&std::fs::read(&state).unwrap()[8..12], &1u32.to_le_bytes());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_slots_the_ring_no_longer_keeps_are_dropped_at_start() {
+    // A state saved two hours ago: 50 addresses then, and 30 more in an hour slot that was
+    // the oldest the ring kept then (a week before), so it is one hour too old now.
+    let now = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap();
+    let saved_at = now - 2 * HOUR_MS;
+    let ring = WindowRing::new(5 * MINUTE_MS, Arc::new(ManualClock::new(saved_at)));
+    let counter = UniqueCounter::with_threshold(1000);
+    for (range, at) in [(0..50, saved_at), (50..80, saved_at - 166 * HOUR_MS)] {
+        for i in range {
+            let hash = hash_ip_str(&distinct_ip(i)).unwrap();
+            counter.insert_hash(hash);
+            ring.insert_hash_at(hash, None, at);
+        }
+    }
+    let dir = TempDir::new("stale-windows");
+    let state = dir.join("uniqd.state");
+    std::fs::write(&state, counter.to_state_with_windows(&ring)).unwrap();
+
+    let process = Process::spawn(&["--state-file", state.to_str().unwrap()]);
+    // The counter keeps everything since it started counting.
+    assert_eq!(count_and_phase(process.metrics).await.0, 80.0);
+    // The minute slots of two hours ago have left; their hour is still in the day; the
+    // hour of eight days ago has left the week.
+    assert_eq!(window_counts(process.metrics).await, [0, 0, 50, 50]);
+    let line = process
+        .startup
+        .iter()
+        .find(|l| l.contains("state loaded"))
+        .expect("the load is logged");
+    let json: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(
+        json["window_slots"], 1,
+        "only the hour slot of two hours ago: {json}"
+    );
+    process.signal("TERM");
+    assert!(process.wait().0.success());
 }

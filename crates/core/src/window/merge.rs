@@ -3,8 +3,9 @@
 
 use std::collections::HashSet;
 
+use super::packed::PackedRegisters;
 use crate::estimator;
-use crate::registers::{index_and_rank, Registers, M};
+use crate::registers::{index_and_rank, M};
 
 /// Distinct addresses up to which a merge is exact (when all its slots are exact): the
 /// counter's default threshold.
@@ -66,7 +67,7 @@ impl Merge {
     }
 
     /// Adds a slot's registers; `slot_floor` is the slot's exact count before it overflowed.
-    pub(crate) fn add_registers(&mut self, regs: &Registers, slot_floor: u64) {
+    pub(crate) fn add_registers(&mut self, regs: &PackedRegisters, slot_floor: u64) {
         let (registers, floor) = self.make_sketch();
         regs.max_into(registers);
         *floor = (*floor).max(slot_floor);

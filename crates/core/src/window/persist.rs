@@ -1,4 +1,5 @@
-//! Saving the window ring next to the counter's state file, and loading it back.
+//! Saving the window ring, and loading it back: the section a version 2 state file carries
+//! after the counter (see the `state` module; `UniqueCounter::to_state_with_windows`).
 //!
 //! ```text
 //! offset  size    field

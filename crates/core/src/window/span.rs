@@ -189,10 +189,11 @@ impl Span {
 }
 
 impl fmt::Display for Span {
-    /// The shortest exact spelling: `90m`, `2h`, `7d`.
+    /// The canonical spelling: minutes under an hour or when not whole hours (`5m`, `90m`),
+    /// hours up to a day (`1h`, `24h`), days beyond when whole (`2d`, `7d`; `36h` stays).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let m = self.minutes;
-        if m.is_multiple_of(24 * HOUR) {
+        if m > 24 * HOUR && m.is_multiple_of(24 * HOUR) {
             write!(f, "{}d", m / (24 * HOUR))
         } else if m.is_multiple_of(HOUR) {
             write!(f, "{}h", m / HOUR)
@@ -220,7 +221,10 @@ mod tests {
             ("5m", 5, "5m"),
             ("60m", 60, "1h"),
             ("1h", 60, "1h"),
-            ("24h", 1440, "1d"),
+            ("24h", 1440, "24h"),
+            ("1d", 1440, "24h"),
+            ("36h", 2160, "36h"),
+            ("48h", 2880, "2d"),
             ("7d", 10_080, "7d"),
             ("90m", 90, "90m"),
         ] {

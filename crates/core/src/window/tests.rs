@@ -127,8 +127,9 @@ fn merges_above_the_thresholds_estimate_the_union() {
         }
         clock.advance(MINUTE_MS);
     }
-    clock.set(clock.now_ms() - MINUTE_MS); // back into minute 29 (the last written)
-                                           // 3 standard errors of the 0.81% sketch, plus slack for the floor.
+    // Back into minute 29 (the last written).
+    clock.set(clock.now_ms() - MINUTE_MS);
+    // 3 standard errors of the 0.81% sketch.
     let bound = 3.0 * crate::SKETCH_RELATIVE_STANDARD_ERROR;
     for (window, truth) in [
         ("1m", 2_000f64),

@@ -31,8 +31,9 @@ use std::sync::atomic::{fence, Ordering};
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
 
 use super::merge::Merge;
+use super::packed::PackedRegisters;
 use crate::exact::{ExactSet, Inserted};
-use crate::registers::{Registers, M};
+use crate::registers::M;
 
 /// Distinct addresses a slot counts exactly before it allocates registers.
 pub const SLOT_EXACT_THRESHOLD: usize = 256;
@@ -42,7 +43,7 @@ pub(crate) struct Slot {
     index: u64,
     exact: ExactSet,
     /// Null while the slot is exact; never unlinked once set (freed with the slot).
-    registers: Atomic<Registers>,
+    registers: Atomic<PackedRegisters>,
 }
 
 /// What a slot holds, for saving it.
@@ -62,7 +63,7 @@ impl Slot {
         }
     }
 
-    fn registers<'g>(&self, ordering: Ordering, guard: &'g Guard) -> Option<&'g Registers> {
+    fn registers<'g>(&self, ordering: Ordering, guard: &'g Guard) -> Option<&'g PackedRegisters> {
         let shared = self.registers.load(ordering, guard);
         #[allow(unsafe_code)]
         // SAFETY: a non-null `registers` pointer is installed once and only freed by `Drop`
@@ -97,10 +98,10 @@ impl Slot {
     }
 
     /// Installs the registers (if no one has yet) and copies the exact set into them.
-    fn overflow<'g>(&self, guard: &'g Guard) -> &'g Registers {
+    fn overflow<'g>(&self, guard: &'g Guard) -> &'g PackedRegisters {
         let regs = match self.registers.compare_exchange(
             Shared::null(),
-            Owned::new(Registers::new()),
+            Owned::new(PackedRegisters::new()),
             // AcqRel: Release publishes the zeroed registers to Acquire readers; Acquire on
             // failure sees the winner's.
             Ordering::AcqRel,
@@ -146,7 +147,7 @@ impl Slot {
 
     fn heap_bytes(&self, guard: &Guard) -> usize {
         let regs = if self.registers(Ordering::Acquire, guard).is_some() {
-            Registers::HEAP_BYTES + std::mem::size_of::<Registers>()
+            PackedRegisters::HEAP_BYTES + std::mem::size_of::<PackedRegisters>()
         } else {
             0
         };
@@ -344,8 +345,8 @@ impl Tier {
     pub(crate) fn max_memory_bytes(&self) -> usize {
         let slot = std::mem::size_of::<Slot>()
             + ExactSet::for_threshold(SLOT_EXACT_THRESHOLD).heap_bytes()
-            + Registers::HEAP_BYTES
-            + std::mem::size_of::<Registers>();
+            + PackedRegisters::HEAP_BYTES
+            + std::mem::size_of::<PackedRegisters>();
         self.cells.len() * (std::mem::size_of::<Atomic<Slot>>() + slot)
     }
 }

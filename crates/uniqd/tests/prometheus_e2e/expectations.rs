@@ -144,6 +144,11 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             "topk(10, max by (path) (uniqd_top_page_requests{job=~\"uniqd\"}))".to_owned(),
             each("path", &["/a"], Eq(x.page_requests)),
         ),
+        // All the traffic arrived within the last minutes: every window holds all of it.
+        (
+            "max by (window) (unique_ip_addresses_window{job=~\"uniqd\"})".to_owned(),
+            each("window", &["5m", "1h", "24h"], Eq(x.distinct)),
+        ),
         // Scale-out row: one replica, in sync with a healthy Redis.
         (
             "uniqd_local_unique_ip_addresses{job=~\"uniqd\"}".to_owned(),
