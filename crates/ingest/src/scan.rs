@@ -70,12 +70,11 @@ pub fn scan_fields(line: &[u8]) -> Option<LogFields<'_>> {
     if !is_plain_text(line) {
         return None;
     }
-    debug_assert!(line.is_ascii());
-    // Validating UTF-8 again cost 6% of the CPU of an NDJSON batch.
-    // SAFETY: `is_plain_text` accepted every byte as below 0x80, and ASCII
-    // text is valid UTF-8.
-    #[allow(unsafe_code)]
-    let text = unsafe { std::str::from_utf8_unchecked(line) };
+    // Printable ASCII is valid UTF-8, so this cannot fail; `?` keeps it
+    // panic-free. One pass over the line, instead of one per field. (Skipping
+    // it with `from_utf8_unchecked` measured 1 to 2% of a scan in criterion:
+    // not worth an `unsafe` block.)
+    let text = std::str::from_utf8(line).ok()?;
     let mut s = Scanner {
         bytes: line,
         pos: 0,
@@ -372,8 +371,7 @@ mod tests {
         for len in 0..70 {
             let text = vec![b'a'; len];
             assert!(is_plain_text(&text));
-            // Every byte value at every position: `scan_fields` relies on a
-            // non-ASCII byte never passing (its `from_utf8_unchecked`).
+            // Every byte value at every position.
             for at in 0..len {
                 for byte in 0..=u8::MAX {
                     let mut t = text.clone();
