@@ -1,5 +1,7 @@
 //! Configuration of the ingest server.
 
+use std::num::NonZeroUsize;
+
 use crate::auth::BearerTokens;
 use crate::server::ServerConfig;
 
@@ -24,6 +26,11 @@ pub struct IngestConfig {
     /// Bearer tokens `POST /logs` requires; `None` (the default) leaves it
     /// open.
     pub auth: Option<BearerTokens>,
+    /// `None` (the default): serve on the runtime [`run`](crate::run) is
+    /// called on. `Some(n)`: serve on `n` threads of its own, each with a
+    /// single-threaded runtime, all accepting from the one listener (see
+    /// [`crate::per_core`]).
+    pub per_core_threads: Option<NonZeroUsize>,
 }
 
 impl Default for IngestConfig {
@@ -33,6 +40,7 @@ impl Default for IngestConfig {
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             auth: None,
+            per_core_threads: None,
         }
     }
 }

@@ -37,7 +37,6 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::request_body::RequestBody;
@@ -53,14 +52,15 @@ pub(crate) struct ConnectionSettings {
 
 /// Serves one connection until it closes, times out, or is drained.
 ///
-/// `_permit` is the connection-cap slot, released when this returns.
+/// `_slot` is held until this returns: the connection-cap permit (and, with
+/// per-core threads, the thread's count of open connections).
 pub(crate) async fn serve_connection<S, B>(
     stream: TcpStream,
     peer: SocketAddr,
     service: S,
     settings: Arc<ConnectionSettings>,
     watcher: Watcher,
-    _permit: OwnedSemaphorePermit,
+    _slot: impl Send,
 ) where
     S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,

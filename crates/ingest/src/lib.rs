@@ -66,6 +66,7 @@ mod logs;
 pub mod metrics;
 pub mod ndjson;
 pub mod parse;
+mod per_core;
 pub mod request_body;
 mod routes;
 pub mod scan;
@@ -154,6 +155,7 @@ pub async fn run(
         .validate()
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let server_config = config.server.clone();
+    let per_core_threads = config.per_core_threads;
     let state = Arc::new(IngestState {
         targets,
         metrics,
@@ -166,5 +168,10 @@ pub async fn run(
             async move { Ok::<_, Infallible>(routes::handle(&state, req).await) }
         })
     };
-    server::serve(listener, make_service, server_config, shutdown).await
+    match per_core_threads {
+        None => server::serve(listener, make_service, server_config, shutdown).await,
+        Some(threads) => {
+            per_core::run(listener, threads, server_config, make_service, shutdown).await
+        }
+    }
 }

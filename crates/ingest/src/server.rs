@@ -45,8 +45,8 @@ use hyper::server::conn::http1;
 use hyper::service::Service;
 use hyper::{Request, Response};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::connection::{serve_connection, ConnectionSettings};
@@ -150,7 +150,7 @@ impl ServerConfig {
 /// errors (accept failures, broken connections) are logged, not returned.
 pub async fn serve<M, S, B>(
     listener: TcpListener,
-    mut make_service: M,
+    make_service: M,
     config: ServerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()>
@@ -167,25 +167,44 @@ where
         .validate()
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let local_addr = listener.local_addr()?;
-    let settings = Arc::new(ConnectionSettings {
-        builder: config.http1_builder(),
-        header_read_timeout: config.header_read_timeout,
-        idle_timeout: config.idle_timeout,
-        body_read_timeout: config.body_read_timeout,
-    });
     let permits = Arc::new(Semaphore::new(config.max_connections));
-    let graceful = GracefulShutdown::new();
-    let mut tasks = JoinSet::new();
+    let mut connections = Connections::new(make_service, &config);
+    accept_loop(&listener, &permits, shutdown, |accepted| {
+        connections.spawn(accepted.stream, accepted.peer, accepted.permit);
+    })
+    .await;
+    // Stop accepting: the kernel now refuses new connections.
+    drop(listener);
+    connections.drain(local_addr, config.drain_timeout).await;
+    Ok(())
+}
+
+/// A connection just accepted, with its slot under the connection cap.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) stream: TcpStream,
+    pub(crate) peer: SocketAddr,
+    pub(crate) permit: OwnedSemaphorePermit,
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves, handing each
+/// to `dispatch` with TCP_NODELAY set. A permit of `permits` is taken
+/// *before* each accept, so at the cap clients wait in the kernel's backlog;
+/// accept errors are logged and retried with backoff.
+pub(crate) async fn accept_loop(
+    listener: &TcpListener,
+    permits: &Arc<Semaphore>,
+    shutdown: impl Future<Output = ()>,
+    mut dispatch: impl FnMut(Accepted),
+) {
+    let local_addr = listener.local_addr().ok();
     let mut backoff = Backoff::default();
     let mut shutdown = std::pin::pin!(shutdown);
-
     loop {
-        // Take a connection slot *before* accepting: at the cap, clients
-        // queue in the kernel backlog.
         let permit = tokio::select! {
             biased;
             () = &mut shutdown => break,
-            permit = Arc::clone(&permits).acquire_owned() => match permit {
+            permit = Arc::clone(permits).acquire_owned() => match permit {
                 Ok(permit) => permit,
                 // The semaphore is never closed; stop serving if it were.
                 Err(_closed) => break,
@@ -203,7 +222,7 @@ where
             }
             Err(error) => {
                 let delay = backoff.next_delay();
-                tracing::warn!(%local_addr, %error, retry_in = ?delay, "accept failed");
+                tracing::warn!(local_addr = ?local_addr, %error, retry_in = ?delay, "accept failed");
                 drop(permit);
                 tokio::select! {
                     biased;
@@ -215,34 +234,85 @@ where
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%peer, %error, "could not set TCP_NODELAY");
         }
-        reap_finished(&mut tasks);
-        tasks.spawn(serve_connection(
+        dispatch(Accepted {
             stream,
             peer,
-            make_service(peer),
-            Arc::clone(&settings),
-            graceful.watcher(),
             permit,
+        });
+    }
+}
+
+/// The open connections of one runtime: each in its own task, all told to
+/// finish by one graceful shutdown.
+pub(crate) struct Connections<M> {
+    make_service: M,
+    settings: Arc<ConnectionSettings>,
+    graceful: GracefulShutdown,
+    tasks: JoinSet<()>,
+}
+
+impl<M, S, B> Connections<M>
+where
+    M: FnMut(SocketAddr) -> S,
+    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// No connections yet; `config` is valid.
+    pub(crate) fn new(make_service: M, config: &ServerConfig) -> Self {
+        Self {
+            make_service,
+            settings: Arc::new(ConnectionSettings {
+                builder: config.http1_builder(),
+                header_read_timeout: config.header_read_timeout,
+                idle_timeout: config.idle_timeout,
+                body_read_timeout: config.body_read_timeout,
+            }),
+            graceful: GracefulShutdown::new(),
+            tasks: JoinSet::new(),
+        }
+    }
+
+    /// Serves `stream` in a task of the current runtime; `slot` is held
+    /// until the connection closes.
+    pub(crate) fn spawn(&mut self, stream: TcpStream, peer: SocketAddr, slot: impl Send + 'static) {
+        reap_finished(&mut self.tasks);
+        self.tasks.spawn(serve_connection(
+            stream,
+            peer,
+            (self.make_service)(peer),
+            Arc::clone(&self.settings),
+            self.graceful.watcher(),
+            slot,
         ));
     }
 
-    // Stop accepting: the kernel now refuses new connections.
-    drop(listener);
-    let open = graceful.count();
-    tracing::info!(%local_addr, open_connections = open, drain_timeout = ?config.drain_timeout, "server stopping; draining connections");
-    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
-        .await
-        .is_ok()
-    {
-        while let Some(result) = tasks.join_next().await {
-            log_task_result(result);
+    /// Tells every connection to finish its in-flight request and close,
+    /// waits up to `drain_timeout`, then drops the rest.
+    pub(crate) async fn drain(self, local_addr: SocketAddr, drain_timeout: Duration) {
+        let Self {
+            graceful,
+            mut tasks,
+            ..
+        } = self;
+        let open = graceful.count();
+        tracing::info!(%local_addr, open_connections = open, drain_timeout = ?drain_timeout, "server stopping; draining connections");
+        if tokio::time::timeout(drain_timeout, graceful.shutdown())
+            .await
+            .is_ok()
+        {
+            while let Some(result) = tasks.join_next().await {
+                log_task_result(result);
+            }
+            tracing::debug!(%local_addr, "all connections drained");
+        } else {
+            tracing::warn!(%local_addr, remaining = tasks.len(), "drain deadline passed; closing remaining connections");
+            tasks.shutdown().await;
         }
-        tracing::debug!(%local_addr, "all connections drained");
-    } else {
-        tracing::warn!(%local_addr, remaining = tasks.len(), "drain deadline passed; closing remaining connections");
-        tasks.shutdown().await;
     }
-    Ok(())
 }
 
 /// Collects finished connection tasks so the set does not grow unboundedly.

@@ -47,5 +47,6 @@ pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
 pub use crate::config::{
-    AppConfig, Cli, Command, LogFormat, RedisConfig, TopPagesConfig, WindowList, WindowsConfig,
+    AppConfig, Cli, Command, LogFormat, RedisConfig, RuntimeMode, TopPagesConfig, WindowList,
+    WindowsConfig,
 };

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use uniqd::{Cli, Command};
+use uniqd::{Cli, Command, RuntimeMode};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,7 +28,13 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "uniqd: {message}");
         return ExitCode::from(2);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    // With per-core ingest threads, the metrics server and background tasks
+    // need only one more thread.
+    let mut builder = match cli.runtime {
+        RuntimeMode::MultiThread => tokio::runtime::Builder::new_multi_thread(),
+        RuntimeMode::PerCore => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder
         .worker_threads(cli.worker_threads())
         .thread_name("uniqd-worker")
         .enable_all()

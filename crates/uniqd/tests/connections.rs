@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use common::*;
@@ -163,12 +164,27 @@ async fn oversized_request_head_gets_431() {
     service.stop().await;
 }
 
+/// `config` with `--runtime per-core` and `threads` ingest threads.
+fn per_core(mut config: AppConfig, threads: usize) -> AppConfig {
+    config.ingest.per_core_threads = NonZeroUsize::new(threads);
+    config
+}
+
 #[tokio::test]
 async fn connections_past_the_cap_wait_in_the_backlog() {
-    let service = TestService::start_with(config_with(|s| {
-        s.max_connections = 1;
-    }))
-    .await;
+    cap_holds(config_with(|s| s.max_connections = 1)).await;
+}
+
+/// The per-core threads share one cap: the second connection waits even
+/// though another thread is idle.
+#[tokio::test]
+async fn per_core_threads_share_the_connection_cap() {
+    cap_holds(per_core(config_with(|s| s.max_connections = 1), 2)).await;
+}
+
+/// With a cap of one connection: a second waits until the first closes.
+async fn cap_holds(config: AppConfig) {
+    let service = TestService::start_with(config).await;
     // The first connection takes the only slot: prove it is being served by
     // getting a 100 Continue for a request whose body is not sent yet.
     let mut first = TcpStream::connect(service.ingest).await.unwrap();
@@ -213,7 +229,17 @@ async fn in_flight_request(addr: std::net::SocketAddr, content_length: usize) ->
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests() {
-    let mut service = TestService::start().await;
+    in_flight_request_finishes_on_shutdown(AppConfig::default()).await;
+}
+
+#[tokio::test]
+async fn per_core_shutdown_finishes_in_flight_requests() {
+    in_flight_request_finishes_on_shutdown(per_core(AppConfig::default(), 2)).await;
+}
+
+/// SIGTERM closes the listener, and a request in flight still gets its 202.
+async fn in_flight_request_finishes_on_shutdown(config: AppConfig) {
+    let mut service = TestService::start_with(config).await;
     let body = log_line("8.8.8.8");
     let mut stream = in_flight_request(service.ingest, body.len()).await;
     service.trigger_shutdown();
@@ -300,4 +326,35 @@ async fn wait_until_refused(addr: std::net::SocketAddr) {
             }
         }
     }
+}
+
+/// Many connections at once over three per-core threads: every request is
+/// answered and every address counted once.
+#[tokio::test]
+async fn per_core_threads_count_every_request() {
+    let service = TestService::start_with(per_core(AppConfig::default(), 3)).await;
+    let addr = service.ingest;
+    let clients: Vec<_> = (0..24)
+        .map(|client| {
+            tokio::spawn(async move {
+                for n in 0..5 {
+                    let r = post_json(addr, &log_line(&format!("10.0.{client}.{n}"))).await;
+                    assert_eq!(r.status, 202, "{}", r.text());
+                }
+            })
+        })
+        .collect();
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert_eq!(service.unique().await, 120);
+    assert_eq!(
+        service
+            .metric("uniqd_ingest_requests_total{outcome=\"accepted\"}")
+            .await,
+        120.0
+    );
+    let stats = get(service.metrics, "/stats").await.json();
+    assert_eq!(stats["shards"], 3, "one top pages shard per ingest thread");
+    service.stop().await;
 }
