@@ -28,8 +28,9 @@ pub struct IngestConfig {
     pub auth: Option<BearerTokens>,
     /// `None` (the default): serve on the runtime [`run`](crate::run) is
     /// called on. `Some(n)`: serve on `n` threads of its own, each with a
-    /// single-threaded runtime, all accepting from the one listener (see
-    /// [`crate::per_core`]).
+    /// single-threaded runtime; one accept loop on the calling runtime
+    /// hands each connection to the thread with the fewest open ones, where
+    /// it stays.
     pub per_core_threads: Option<NonZeroUsize>,
 }
 

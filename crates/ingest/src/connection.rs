@@ -29,10 +29,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use hyper::body::{Body, Incoming};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper::service::{service_fn, Service};
-use hyper::{Request, Response};
+use hyper::service::service_fn;
+use hyper::Request;
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -40,6 +40,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::request_body::RequestBody;
+use crate::server::ConnectionService;
 
 /// Per-server settings shared by all connection tasks.
 #[derive(Debug)]
@@ -54,21 +55,14 @@ pub(crate) struct ConnectionSettings {
 ///
 /// `_slot` is held until this returns: the connection-cap permit (and, with
 /// per-core threads, the thread's count of open connections).
-pub(crate) async fn serve_connection<S, B>(
+pub(crate) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    service: S,
+    service: impl ConnectionService,
     settings: Arc<ConnectionSettings>,
     watcher: Watcher,
     _slot: impl Send,
-) where
-    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let activity = Arc::new(Activity::default());
     let io = TokioIo::new(ActivityIo {
         inner: stream,

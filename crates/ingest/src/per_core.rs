@@ -27,14 +27,10 @@ use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use hyper::body::Body;
-use hyper::service::Service;
-use hyper::{Request, Response};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
-use crate::request_body::RequestBody;
-use crate::server::{accept_loop, Accepted, Connections, ServerConfig};
+use crate::server::{accept_loop, Accepted, ConnectionService, Connections, ServerConfig};
 
 /// Serves `listener` with `threads` threads until `shutdown` resolves, then
 /// drains (see the module docs). Each thread makes its connections' services
@@ -44,7 +40,7 @@ use crate::server::{accept_loop, Accepted, Connections, ServerConfig};
 ///
 /// `InvalidInput` if `config` fails [`ServerConfig::validate`]; a thread or
 /// runtime that cannot be started; a thread that panicked.
-pub(crate) async fn run<M, S, B>(
+pub(crate) async fn run<M, S>(
     listener: TcpListener,
     threads: NonZeroUsize,
     config: ServerConfig,
@@ -53,12 +49,7 @@ pub(crate) async fn run<M, S, B>(
 ) -> io::Result<()>
 where
     M: FnMut(SocketAddr) -> S + Clone + Send + 'static,
-    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService,
 {
     config
         .validate()
@@ -179,15 +170,10 @@ struct Thread<M> {
     local_addr: SocketAddr,
 }
 
-impl<M, S, B> Thread<M>
+impl<M, S> Thread<M>
 where
     M: FnMut(SocketAddr) -> S,
-    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService,
 {
     /// Serves the connections handed over until the accept loop stops, then
     /// drains them.

@@ -135,6 +135,38 @@ impl ServerConfig {
     }
 }
 
+/// Boxed error of a service or a response body.
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a connection's service must be to run in a connection task: a hyper
+/// service of [`RequestBody`] requests whose future and response body can
+/// move between threads. Implemented for every service that qualifies; it
+/// only names the bounds [`serve`] and its parts share.
+pub trait ConnectionService:
+    Service<
+        Request<RequestBody>,
+        Response = Response<Self::ResponseBody>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Send
+    + 'static
+{
+    /// The body of its responses.
+    type ResponseBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> ConnectionService for S
+where
+    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type ResponseBody = B;
+}
+
 /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then drains.
 ///
 /// `make_service` is called once per accepted connection with the peer
@@ -148,7 +180,7 @@ impl ServerConfig {
 ///
 /// `InvalidInput` if `config` fails [`ServerConfig::validate`]. Runtime
 /// errors (accept failures, broken connections) are logged, not returned.
-pub async fn serve<M, S, B>(
+pub async fn serve<M, S>(
     listener: TcpListener,
     make_service: M,
     config: ServerConfig,
@@ -156,12 +188,7 @@ pub async fn serve<M, S, B>(
 ) -> io::Result<()>
 where
     M: FnMut(SocketAddr) -> S,
-    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService,
 {
     config
         .validate()
@@ -251,15 +278,10 @@ pub(crate) struct Connections<M> {
     tasks: JoinSet<()>,
 }
 
-impl<M, S, B> Connections<M>
+impl<M, S> Connections<M>
 where
     M: FnMut(SocketAddr) -> S,
-    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S: ConnectionService,
 {
     /// No connections yet; `config` is valid.
     pub(crate) fn new(make_service: M, config: &ServerConfig) -> Self {
