@@ -5,6 +5,7 @@
 #   benches/load/run.sh                 # all scenarios, 3 rounds of 10 s each
 #   ROUNDS=5 DURATION=20s benches/load/run.sh single
 #   UNIQD_ARGS="--top-pages-capacity 0" BARE_ARGS=--per-core benches/load/run.sh   # extra flags
+#   BASELINE=/tmp/uniqd-before benches/load/run.sh   # another uniqd build as the baseline (A/B a change)
 #
 # Scenarios: single (one ~90-byte JSON log per request, random IPv4, keep-alive, wrk -t1 -c64,
 # flat out), single_rate (the same logs from `uniqd loadgen` at a fixed RATE requests/s, default
@@ -25,6 +26,9 @@ WORKERS=${WORKERS:-$(nproc)}
 UNIQD_ARGS=${UNIQD_ARGS:-}
 BARE_ARGS=${BARE_ARGS:-}
 RATE=${RATE:-50000}
+# The baseline server: `bare` (bare-hyper), or the path of another uniqd binary, started with the
+# same flags as uniqd plus BARE_ARGS (the tables still call it "bare").
+BASELINE=${BASELINE:-bare}
 scenarios=("$@")
 ((${#scenarios[@]})) || scenarios=(single single_rate batch64k batch1m)
 
@@ -40,6 +44,14 @@ start_server() {
     port=$(free_port)
     case $1 in
     bare)
+        if [[ $BASELINE != bare ]]; then
+            # shellcheck disable=SC2086  # UNIQD_ARGS and BARE_ARGS are lists of flags
+            "$BASELINE" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" \
+                --workers "$WORKERS" --log-level warn $UNIQD_ARGS $BARE_ARGS &
+            pid=$!
+            wait_port "$port"
+            return
+        fi
         local lines=()
         [[ $2 == single* ]] || lines=(--lines)
         # shellcheck disable=SC2086  # BARE_ARGS is a list of flags
@@ -91,7 +103,7 @@ run_wrk() {
 
 results=$(mktemp)
 trap 'rm -f "$results"; [[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null; true' EXIT
-echo "machine: $(nproc) cores, $(uname -r); workers=$WORKERS rounds=$ROUNDS duration=$DURATION" >&2
+echo "machine: $(nproc) cores, $(uname -r); workers=$WORKERS rounds=$ROUNDS duration=$DURATION baseline=$BASELINE" >&2
 for scenario in "${scenarios[@]}"; do
     for round in $(seq "$ROUNDS"); do
         for server in bare uniqd; do
