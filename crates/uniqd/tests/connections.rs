@@ -1,6 +1,7 @@
 //! Connection handling of the shared server loop, through the ingest port:
 //! header/body/idle timeouts, oversized heads, the connection cap, and
-//! graceful shutdown with its drain deadline.
+//! graceful shutdown (in-flight requests finish, the drain deadline, readiness
+//! turning to draining).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

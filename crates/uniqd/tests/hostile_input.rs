@@ -1,6 +1,12 @@
-//! Hostile and unusual requests, one test per case of issue 5's list. Every
-//! rejected request is checked three ways: the status, the JSON error body,
-//! and that the count is untouched (the service has counted one address
+//! Hostile and unusual requests to `POST /logs`, one test per kind of bad
+//! input: JSON that is not a log object (malformed, truncated, not UTF-8, the
+//! wrong type, a missing or invalid `ip`), bodies that lie about or exceed
+//! their size or type, request heads hyper rejects itself, and valid but
+//! unusual requests (HTTP/1.0, pipelining, `Expect: 100-continue`, chunked)
+//! that must keep working. `docs/reliability.md` lists each case with its test.
+//!
+//! Every rejected request is checked three ways: the status, the JSON error
+//! body, and that the count is untouched (the service has counted one address
 //! before, still has exactly that one after, and still counts the next).
 //! Where hyper answers by itself (431, a malformed request line), there is no
 //! JSON body; those tests pin down exactly what is sent instead.
