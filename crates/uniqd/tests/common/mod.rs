@@ -122,6 +122,36 @@ impl Drop for TestService {
     }
 }
 
+/// The bearer token of [`start_with_metrics_token`].
+pub const METRICS_TOKEN: &str = "s3cret";
+
+/// A service whose metrics port (and its JSON endpoints) needs [`METRICS_TOKEN`].
+pub async fn start_with_metrics_token() -> TestService {
+    let mut config = AppConfig::default();
+    config.exporter.metrics_auth = Some(uniqd_ingest::BearerTokens::new([METRICS_TOKEN]).unwrap());
+    TestService::start_with(config).await
+}
+
+/// Asserts that `GET path` on the metrics port is refused without a token (401 JSON error
+/// with the bearer challenge) and answered 200 with [`METRICS_TOKEN`]; returns that answer.
+pub async fn assert_needs_metrics_token(service: &TestService, path: &str) -> HttpResponse {
+    let response = get(service.metrics, path).await;
+    response.expect_error(401, "unauthorized");
+    assert_eq!(
+        response.header("www-authenticate"),
+        Some("Bearer realm=\"uniqd\""),
+        "{path}"
+    );
+    let authorization = format!("Bearer {METRICS_TOKEN}");
+    let response = send_raw(
+        service.metrics,
+        request_bytes("GET", path, &[("Authorization", &authorization)], b""),
+    )
+    .await;
+    assert_eq!(response.status, 200, "{path}: {}", response.text());
+    response
+}
+
 /// `{"ip": "<ip>"}` plus some other fields, as a log line.
 pub fn log_line(ip: &str) -> String {
     format!(
