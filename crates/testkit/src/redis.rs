@@ -4,9 +4,14 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::poll::block_until;
+use crate::TempDir;
+
+/// How long redis-server may take to start, restart or form its cluster.
+const START_LIMIT: Duration = Duration::from_secs(10);
 
 /// A RESP reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +57,7 @@ pub struct RedisServer {
     /// The loopback port it listens on.
     pub port: u16,
     cluster: bool,
-    dir: PathBuf,
+    dir: TempDir,
 }
 
 impl RedisServer {
@@ -77,18 +82,15 @@ impl RedisServer {
             Reply::Status("OK".to_owned()),
             "CLUSTER ADDSLOTSRANGE"
         );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        block_until("cluster_state:ok", START_LIMIT, || {
             let info = conn.cmd(&[b"CLUSTER", b"INFO"]).text();
             if info.contains("cluster_state:ok") {
-                return server;
+                Ok(())
+            } else {
+                Err(info)
             }
-            assert!(
-                Instant::now() < deadline,
-                "cluster did not become ok: {info}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        });
+        server
     }
 
     fn start_mode(cluster: bool) -> Self {
@@ -101,8 +103,7 @@ impl RedisServer {
                 child: None,
                 port,
                 cluster,
-                dir: std::env::temp_dir()
-                    .join(format!("uniqd-redis-{}-{port}", std::process::id())),
+                dir: TempDir::new("redis"),
             };
             if server.try_spawn() {
                 return server;
@@ -113,7 +114,6 @@ impl RedisServer {
 
     /// Spawns the server on `self.port`; false if the port turned out to be taken.
     fn try_spawn(&mut self) -> bool {
-        std::fs::create_dir_all(&self.dir).expect("create the redis-server directory");
         let mut command = Command::new("redis-server");
         command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
@@ -126,7 +126,7 @@ impl RedisServer {
                 "yes",
             ])
             .arg("--dir")
-            .arg(&self.dir);
+            .arg(self.dir.path());
         if self.cluster {
             command.args([
                 "--cluster-enabled",
@@ -144,25 +144,22 @@ impl RedisServer {
             });
         let pid = child.id();
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
+        block_until("redis-server to answer", START_LIMIT, || {
             if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
                 self.child = None;
-                return false; // Exited: most likely the port was taken.
+                return Some(false); // Exited: most likely the port was taken.
             }
-            if let Ok(mut conn) = self.try_connect() {
-                if let Reply::Bulk(Some(info)) = conn.cmd(&[b"INFO", b"server"]) {
-                    let ours = format!("process_id:{pid}\r\n");
-                    if String::from_utf8_lossy(&info).contains(&ours) {
-                        return true;
-                    }
-                    self.kill();
-                    return false;
-                }
+            let mut conn = self.try_connect().ok()?;
+            let Reply::Bulk(Some(info)) = conn.cmd(&[b"INFO", b"server"]) else {
+                return None;
+            };
+            let ours = format!("process_id:{pid}\r\n");
+            if String::from_utf8_lossy(&info).contains(&ours) {
+                return Some(true);
             }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("redis-server did not answer within 10 s");
+            self.kill();
+            Some(false)
+        })
     }
 
     /// `redis://127.0.0.1:<port>/`
@@ -182,15 +179,8 @@ impl RedisServer {
     /// without persistence. Retries for a few seconds if the port is briefly unavailable.
     pub fn restart(&mut self) {
         self.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.try_spawn() {
-            assert!(
-                Instant::now() < deadline,
-                "could not restart redis-server on port {}",
-                self.port
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let what = format!("redis-server to restart on port {}", self.port);
+        block_until(what, START_LIMIT, || self.try_spawn());
     }
 
     fn try_connect(&self) -> std::io::Result<Conn> {
@@ -210,8 +200,8 @@ impl RedisServer {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // The directory goes with `self.dir`, after the server is gone.
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Optional bearer-token authentication: `POST /logs` (`--ingest-token`),
 //! `/metrics` (`--metrics-token`), the probes left open, tokens from the
-//! environment and from files, and tokens never appearing in logs or help.
+//! environment and from files, tokens never appearing in logs or help, and
+//! token settings that cannot work refusing to start.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -1,5 +1,6 @@
-//! The built `uniqd` binary as a black box: flags, the structured startup
-//! log line, serving, and a clean exit 0 on SIGTERM after draining.
+//! The built `uniqd` binary as a black box: flags and their environment
+//! variables (help, bad values, unbindable addresses), the structured startup
+//! log line, serving, and a clean exit 0 on SIGTERM or SIGINT after draining.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

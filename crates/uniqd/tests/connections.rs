@@ -1,6 +1,7 @@
 //! Connection handling of the shared server loop, through the ingest port:
 //! header/body/idle timeouts, oversized heads, the connection cap, and
-//! graceful shutdown with its drain deadline.
+//! graceful shutdown (in-flight requests finish, the drain deadline, readiness
+//! turning to draining).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -49,10 +50,7 @@ async fn stalled_body_gets_408_and_counts_nothing() {
         )
         .await
         .unwrap();
-    let response = tokio::time::timeout(DEADLINE, read_response(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let response = next_response(&mut stream).await;
     response.expect_error(408, "body_timeout");
     assert_eq!(response.header("connection"), Some("close"));
     assert_eq!(service.unique().await, 0);
@@ -81,14 +79,21 @@ async fn stalled_batch_reports_lines_already_counted() {
                 Content-Length: 100000\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
     stream.write_all(lines.as_bytes()).await.unwrap();
-    let response = tokio::time::timeout(DEADLINE, read_response(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let response = next_response(&mut stream).await;
     let json = response.expect_error(408, "body_timeout");
     assert_eq!(json["accepted"], 2);
     assert_eq!(service.unique().await, 2);
     service.stop().await;
+}
+
+/// Opens a connection and has one log (`ip`) accepted on it, kept alive; returns it.
+async fn one_log_kept_alive(addr: std::net::SocketAddr, ip: &str) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let request = keep_alive_post(None, log_line(ip).as_bytes());
+    stream.write_all(&request).await.unwrap();
+    let response = next_response(&mut stream).await;
+    assert_eq!(response.status, 202);
+    stream
 }
 
 #[tokio::test]
@@ -100,18 +105,7 @@ async fn idle_keep_alive_connection_is_closed() {
         s.header_read_timeout = Duration::from_secs(60);
     }))
     .await;
-    let mut stream = TcpStream::connect(service.ingest).await.unwrap();
-    let body = log_line("3.3.3.3");
-    let request = format!(
-        "POST /logs HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let response = tokio::time::timeout(DEADLINE, read_response(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(response.status, 202);
+    let mut stream = one_log_kept_alive(service.ingest, "3.3.3.3").await;
     // Kept alive after the response, then closed once idle.
     let rest = wait_for_close(&mut stream, Duration::from_secs(10)).await;
     assert!(rest.is_empty(), "{rest:?}");
@@ -127,18 +121,7 @@ async fn header_timeout_also_bounds_idle_keep_alive() {
         s.header_read_timeout = Duration::from_millis(300);
     }))
     .await;
-    let mut stream = TcpStream::connect(service.ingest).await.unwrap();
-    let body = log_line("3.3.3.4");
-    let request = format!(
-        "POST /logs HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let response = tokio::time::timeout(DEADLINE, read_response(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(response.status, 202);
+    let mut stream = one_log_kept_alive(service.ingest, "3.3.3.4").await;
     wait_for_close(&mut stream, Duration::from_secs(10)).await;
     service.stop().await;
 }
@@ -247,10 +230,7 @@ async fn in_flight_request_finishes_on_shutdown(config: AppConfig) {
     wait_until_refused(service.ingest).await;
     // The in-flight request still completes.
     stream.write_all(body.as_bytes()).await.unwrap();
-    let response = tokio::time::timeout(DEADLINE, read_response(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let response = next_response(&mut stream).await;
     assert_eq!(response.status, 202, "{}", response.text());
     assert_eq!(response.header("connection"), Some("close"));
     service.join().await.expect("clean shutdown");
@@ -292,19 +272,11 @@ async fn readiness_turns_to_draining_on_shutdown() {
     // server) alive while readiness is checked.
     let stream = in_flight_request(service.ingest, 50).await;
     service.trigger_shutdown();
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        let r = get(service.metrics, "/readyz").await;
-        if r.status == 503 {
-            assert_eq!(r.json()["status"], "draining");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "never turned draining"
-        );
-        tokio::task::yield_now().await;
-    }
+    let r = poll_until("/readyz to turn 503", async || {
+        Some(get(service.metrics, "/readyz").await).filter(|r| r.status == 503)
+    })
+    .await;
+    assert_eq!(r.json()["status"], "draining");
     // Still scrapable while ingest drains.
     assert_eq!(get(service.metrics, "/metrics").await.status, 200);
     drop(stream);
@@ -313,19 +285,10 @@ async fn readiness_turns_to_draining_on_shutdown() {
 
 /// Polls until connecting to `addr` is refused.
 async fn wait_until_refused(addr: std::net::SocketAddr) {
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        match TcpStream::connect(addr).await {
-            Err(_) => return,
-            Ok(_) => {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "listener never closed"
-                );
-                tokio::task::yield_now().await;
-            }
-        }
-    }
+    poll_until("the listener to close", async || {
+        TcpStream::connect(addr).await.is_err()
+    })
+    .await;
 }
 
 /// Many connections at once over three per-core threads: every request is

@@ -1,6 +1,12 @@
-//! Hostile and unusual requests, one test per case of issue 5's list. Every
-//! rejected request is checked three ways: the status, the JSON error body,
-//! and that the count is untouched (the service has counted one address
+//! Hostile and unusual requests to `POST /logs`, one test per kind of bad
+//! input: JSON that is not a log object (malformed, truncated, not UTF-8, the
+//! wrong type, a missing or invalid `ip`), bodies that lie about or exceed
+//! their size or type, request heads hyper rejects itself, and valid but
+//! unusual requests (HTTP/1.0, pipelining, `Expect: 100-continue`, chunked)
+//! that must keep working. `docs/reliability.md` lists each case with its test.
+//!
+//! Every rejected request is checked three ways: the status, the JSON error
+//! body, and that the count is untouched (the service has counted one address
 //! before, still has exactly that one after, and still counts the next).
 //! Where hyper answers by itself (431, a malformed request line), there is no
 //! JSON body; those tests pin down exactly what is sent instead.
@@ -342,10 +348,7 @@ async fn content_length_longer_than_the_body() {
     let mut raw = b"POST /logs HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n".to_vec();
     raw.extend_from_slice(body);
     stream.write_all(&raw).await.unwrap();
-    let r = tokio::time::timeout(DEADLINE, read_response(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = next_response(&mut stream).await;
     r.expect_error(408, "body_timeout");
     untouched_and_alive(service).await;
 
@@ -355,10 +358,7 @@ async fn content_length_longer_than_the_body() {
     let (mut reader, mut writer) = stream.into_split();
     writer.write_all(&raw).await.unwrap();
     writer.shutdown().await.unwrap();
-    let r = tokio::time::timeout(DEADLINE, read_response(&mut reader))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = next_response(&mut reader).await;
     r.expect_error(400, "body_read_error");
     untouched_and_alive(service).await;
 }
@@ -564,10 +564,7 @@ async fn expect_100_continue() {
     stream.write_all(head.as_bytes()).await.unwrap();
     expect_continue(&mut stream).await;
     stream.write_all(body.as_bytes()).await.unwrap();
-    let r = tokio::time::timeout(DEADLINE, read_response(&mut stream))
-        .await
-        .unwrap()
-        .unwrap();
+    let r = next_response(&mut stream).await;
     assert_eq!(r.status, 202, "{}", r.text());
     assert_eq!(service.unique().await, 1);
     service.stop().await;

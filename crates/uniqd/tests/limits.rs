@@ -89,7 +89,7 @@ async fn connections_past_the_cap_do_not_grow_the_process() {
     }
     // Nothing to poll for when proving a negative: give the server 300 ms
     // to (wrongly) accept more.
-    let held = poll_until("the cap to fill", || {
+    let held = poll_until("the cap to fill", async || {
         let fds = process.open_fds();
         (fds >= fds_before + CAP).then_some(fds)
     })

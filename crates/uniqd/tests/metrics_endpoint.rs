@@ -1,5 +1,7 @@
 //! The metrics port: OpenMetrics validity (checked by Python's strict
-//! parser), the contracted metric names, `/healthz`, `/readyz`, 404s.
+//! parser) in both counter phases, the contracted metric names, scrape time,
+//! `/healthz`, `/readyz`, 404 and 405, and the status page (`/`) with its
+//! `/status.json`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

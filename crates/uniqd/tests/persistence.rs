@@ -100,7 +100,7 @@ async fn sigkill_loses_at_most_the_last_interval() {
     let first = Process::spawn(&flags);
     post_batch(first.ingest, (0..100).map(distinct_ip)).await;
     // A periodic save (not a shutdown) puts the first batch on disk.
-    poll_until("the first batch in the state file", || {
+    poll_until("the first batch in the state file", async || {
         saved(&state, 1000).filter(|c| c.estimate() == 100)
     })
     .await;
@@ -115,7 +115,7 @@ async fn sigkill_loses_at_most_the_last_interval() {
     assert!((100.0..=200.0).contains(&count), "{count}");
     assert_eq!(phase, "exact");
     // No temporary file is left behind by a saver that only ever renames.
-    let leftovers: Vec<_> = std::fs::read_dir(&dir.0)
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n != "uniqd.state")
@@ -197,7 +197,7 @@ async fn reset_flag_starts_empty_and_keeps_the_bad_file() {
     ]);
     assert_eq!(count_and_phase(process.metrics).await.0, 0.0);
     // The bad file is kept aside, byte for byte; a fresh state replaced it.
-    let kept: Vec<_> = std::fs::read_dir(&dir.0)
+    let kept: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.to_string_lossy().contains("uniqd.state.corrupt-"))
@@ -236,13 +236,8 @@ async fn client(
         loop {
             let ip = distinct_ip(id << 16 | seq);
             seq += 1;
-            let body = log_line(&ip);
-            let request = format!(
-                "POST /logs HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
-                 Content-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            if writer.write_all(request.as_bytes()).await.is_err() {
+            let request = keep_alive_post(Some("application/json"), log_line(&ip).as_bytes());
+            if writer.write_all(&request).await.is_err() {
                 *unanswered.lock().unwrap() += 1;
                 continue 'connect;
             }
@@ -289,7 +284,7 @@ async fn sigterm_under_load_loses_no_accepted_request() {
         })
         .collect();
     // SIGTERM while the clients are busy.
-    poll_until("load to build up", || {
+    poll_until("load to build up", async || {
         (accepted.lock().unwrap().len() >= 1000).then_some(())
     })
     .await;

@@ -50,15 +50,6 @@ async fn post_addresses(service: &TestService, ips: &[String]) {
     }
 }
 
-/// Polls `check` until it holds, failing after [`DEADLINE`] with `what`.
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 /// Every replica reports `expected` as `unique_ip_addresses` and `uniqd_redis_up 1`.
 async fn all_report(replicas: &[TestService], expected: u64) -> bool {
     for replica in replicas {
@@ -101,7 +92,7 @@ async fn three_replicas_share_one_global_count() {
 
     let union = pfcount_of(&mut conn, "check:union", &addresses(0..40_000));
     assert_eq!(merged.estimate(), union, "merging the local counters");
-    eventually("every replica reports PFCOUNT of the union", async || {
+    poll_until("every replica reports PFCOUNT of the union", async || {
         all_report(&replicas, union).await
     })
     .await;
@@ -149,7 +140,7 @@ async fn a_redis_outage_and_restart_loses_nothing() {
     post_addresses(&replicas[0], &addresses(0..5_000)).await;
     post_addresses(&replicas[1], &addresses(2_500..7_500)).await;
     let before = pfcount_of(&mut redis.connect(), "check:before", &addresses(0..7_500));
-    eventually("synced before the outage", async || {
+    poll_until("synced before the outage", async || {
         all_report(&replicas, before).await
     })
     .await;
@@ -158,7 +149,7 @@ async fn a_redis_outage_and_restart_loses_nothing() {
     redis.kill();
     let during = addresses(7_500..15_000);
     let mut chunks = during.chunks(500).enumerate();
-    eventually("both replicas report uniqd_redis_up 0", async || {
+    poll_until("both replicas report uniqd_redis_up 0", async || {
         if let Some((i, chunk)) = chunks.next() {
             post_addresses(&replicas[i % 2], chunk).await;
         }
@@ -189,7 +180,7 @@ async fn a_redis_outage_and_restart_loses_nothing() {
     post_addresses(&replicas[1], &addresses(15_000..20_000)).await;
     let mut conn = redis.connect();
     let union = pfcount_of(&mut conn, "check:union", &addresses(0..20_000));
-    eventually("the global count converges to the union", async || {
+    poll_until("the global count converges to the union", async || {
         all_report(&replicas, union).await
     })
     .await;
@@ -209,7 +200,7 @@ async fn a_slow_redis_delays_only_the_sync() {
         redis.timeout = timeout;
     }
     let replica = TestService::start_with(config).await;
-    eventually("first sync", async || {
+    poll_until("first sync", async || {
         replica.metric("uniqd_redis_up").await == 1.0
     })
     .await;
@@ -219,7 +210,7 @@ async fn a_slow_redis_delays_only_the_sync() {
     let paused = Instant::now();
     let ips = addresses(0..2_000);
     let mut posted = 0;
-    eventually("uniqd_redis_up 0 after a round timed out", async || {
+    poll_until("uniqd_redis_up 0 after a round timed out", async || {
         if posted < ips.len() {
             let started = Instant::now();
             post_addresses(&replica, &ips[posted..posted + 100]).await;
@@ -241,7 +232,7 @@ async fn a_slow_redis_delays_only_the_sync() {
 
     let mut check = redis.connect(); // waits out the pause
     let expected = pfcount_of(&mut check, "check", &ips);
-    eventually("synced after the pause", async || {
+    poll_until("synced after the pause", async || {
         all_report(std::slice::from_ref(&replica), expected).await
     })
     .await;
@@ -261,14 +252,14 @@ async fn nothing_is_written_while_nothing_changes_and_a_lost_key_is_restored() {
     .await;
     post_addresses(&replica, &addresses(0..1_000)).await;
     let expected = pfcount_of(&mut conn, "check", &addresses(0..1_000));
-    eventually("first sync", async || {
+    poll_until("first sync", async || {
         all_report(std::slice::from_ref(&replica), expected).await
     })
     .await;
 
     // Idle: only the marker refresh and the count read, no write of the sketch.
     conn.cmd(&[b"CONFIG", b"RESETSTAT"]);
-    eventually("ten idle sync rounds", async || {
+    poll_until("ten idle sync rounds", async || {
         conn.command_calls("pfcount") >= 10
     })
     .await;
@@ -279,9 +270,9 @@ async fn nothing_is_written_while_nothing_changes_and_a_lost_key_is_restored() {
 
     // One new address: exactly one merge.
     post_addresses(&replica, &addresses(1_000..1_001)).await;
-    eventually("one merge", async || conn.command_calls("pfmerge") == 1).await;
+    poll_until("one merge", async || conn.command_calls("pfmerge") == 1).await;
     let rounds = conn.command_calls("pfcount");
-    eventually("five more rounds", async || {
+    poll_until("five more rounds", async || {
         conn.command_calls("pfcount") >= rounds + 5
     })
     .await;
@@ -292,7 +283,7 @@ async fn nothing_is_written_while_nothing_changes_and_a_lost_key_is_restored() {
     // replica merges its registers again.
     let expected = pfcount_of(&mut conn, "check", &addresses(0..1_001));
     conn.cmd(&[b"FLUSHALL"]);
-    eventually("the shared key is restored", async || {
+    poll_until("the shared key is restored", async || {
         conn.pfcount(DEFAULT_REDIS_KEY) == expected
     })
     .await;
@@ -311,7 +302,7 @@ async fn shutdown_merges_what_the_last_interval_counted() {
         Duration::from_secs(3600),
     ))
     .await;
-    eventually("first sync", async || {
+    poll_until("first sync", async || {
         replica.metric("uniqd_redis_up").await == 1.0
     })
     .await;
@@ -335,7 +326,7 @@ async fn the_merge_transaction_is_valid_on_redis_cluster() {
         let ips = addresses(0..200);
         post_addresses(&replica, &ips).await;
         let expected = pfcount_of(&mut conn, &format!("{key}:check"), &ips);
-        eventually("synced with the cluster node", async || {
+        poll_until("synced with the cluster node", async || {
             all_report(std::slice::from_ref(&replica), expected).await
         })
         .await;

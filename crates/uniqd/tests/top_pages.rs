@@ -241,21 +241,8 @@ async fn capacity_zero_turns_top_pages_off() {
 
 #[tokio::test]
 async fn stats_needs_the_metrics_token_when_one_is_set() {
-    let mut config = AppConfig::default();
-    config.exporter.metrics_auth = Some(uniqd_ingest::BearerTokens::new(["s3cret"]).unwrap());
-    let service = TestService::start_with(config).await;
-    let response = get(service.metrics, "/stats").await;
-    response.expect_error(401, "unauthorized");
-    assert_eq!(
-        response.header("www-authenticate"),
-        Some("Bearer realm=\"uniqd\"")
-    );
-    let response = send_raw(
-        service.metrics,
-        request_bytes("GET", "/stats", &[("Authorization", "Bearer s3cret")], b""),
-    )
-    .await;
-    assert_eq!(response.status, 200, "{}", response.text());
+    let service = start_with_metrics_token().await;
+    let response = assert_needs_metrics_token(&service, "/stats").await;
     assert_eq!(response.json()["total_requests"], 0);
     service.stop().await;
 }

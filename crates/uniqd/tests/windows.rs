@@ -344,25 +344,12 @@ async fn windows_off_answers_404_and_exports_no_gauge() {
 
 #[tokio::test]
 async fn the_endpoints_need_the_metrics_token_when_one_is_set() {
-    let mut config = AppConfig::default();
-    config.exporter.metrics_auth = Some(uniqd_ingest::BearerTokens::new(["s3cret"]).unwrap());
-    let service = TestService::start_with(config).await;
+    let service = start_with_metrics_token().await;
     for path in [
         "/api/v1/unique?window=5m",
         "/api/v1/unique/series?lookback=5m&step=1m",
     ] {
-        let response = get(service.metrics, path).await;
-        response.expect_error(401, "unauthorized");
-        assert_eq!(
-            response.header("www-authenticate"),
-            Some("Bearer realm=\"uniqd\"")
-        );
-        let response = send_raw(
-            service.metrics,
-            request_bytes("GET", path, &[("Authorization", "Bearer s3cret")], b""),
-        )
-        .await;
-        assert_eq!(response.status, 200, "{path}: {}", response.text());
+        let response = assert_needs_metrics_token(&service, path).await;
         assert!(response.json().get("now_ms").is_some());
     }
     service.stop().await;

@@ -14,6 +14,8 @@ use hyper::{Method, Request, Uri};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::exposition::sample_value;
+
 /// A parsed `http://host:port/path` URL.
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
@@ -168,15 +170,7 @@ pub(crate) async fn read_gauge(
         .await
         .map_err(|_| format!("no answer within {timeout:?}"))??;
     let text = std::str::from_utf8(&body).map_err(|_| "the page is not UTF-8".to_owned())?;
-    sample(text, name).ok_or_else(|| format!("no sample {name} on the page"))
-}
-
-/// The value of the unlabelled sample `name` in exposition `text`.
-fn sample(text: &str, name: &str) -> Option<f64> {
-    text.lines().find_map(|line| {
-        let rest = line.strip_prefix(name)?.strip_prefix(' ')?;
-        rest.split_whitespace().next()?.parse().ok()
-    })
+    sample_value(text, name).ok_or_else(|| format!("no sample {name} on the page"))
 }
 
 #[cfg(test)]
@@ -200,7 +194,7 @@ mod tests {
 
         let page = "# TYPE unique_ip_addresses gauge\nunique_ip_addresses_window{w=\"1h\"} 3\n\
                     unique_ip_addresses 1234\n# EOF\n";
-        assert_eq!(sample(page, "unique_ip_addresses"), Some(1234.0));
-        assert_eq!(sample(page, "missing"), None);
+        assert_eq!(sample_value(page, "unique_ip_addresses"), Some(1234.0));
+        assert_eq!(sample_value(page, "missing"), None);
     }
 }

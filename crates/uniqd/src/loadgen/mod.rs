@@ -15,6 +15,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod exposition;
 pub mod histogram;
 mod http;
 

@@ -1,19 +1,17 @@
 //! The Prometheus server of the end-to-end test: Debian's `prometheus` on a
 //! free loopback port with a generated config and its own storage directory
-//! (under Cargo's temporary directory for integration tests), queried through
-//! its HTTP API, killed and cleaned up on drop.
+//! (a [`TempDir`]), queried through its HTTP API, killed and cleaned up on drop.
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value as Json;
-use tokio::net::TcpStream;
 
-use crate::common::{query_encode, read_response, request_bytes, HttpResponse, DEADLINE};
+use crate::common::{poll_every, query_encode, try_get, TempDir};
 
 /// Pause between two polls of Prometheus (every wait also has a deadline).
 const POLL: Duration = Duration::from_millis(100);
@@ -30,29 +28,6 @@ pub fn one_value(result: &[Sample]) -> Option<f64> {
     match result {
         [only] => Some(only.value),
         _ => None,
-    }
-}
-
-/// A directory under Cargo's temporary directory for integration tests,
-/// removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&path).unwrap();
-        Self(path)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -86,15 +61,15 @@ impl Prometheus {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let dir = TempDir::new("prometheus");
-            let config_file = dir.0.join("prometheus.yml");
+            let config_file = dir.join("prometheus.yml");
             std::fs::write(&config_file, &config).unwrap();
             let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-            let log = File::create(dir.0.join("prometheus.log")).unwrap();
+            let log = File::create(dir.join("prometheus.log")).unwrap();
             let child = Command::new("prometheus")
                 .arg(format!("--config.file={}", config_file.display()))
                 .arg(format!(
                     "--storage.tsdb.path={}",
-                    dir.0.join("data").display()
+                    dir.join("data").display()
                 ))
                 .arg(format!("--web.listen-address={addr}"))
                 .stdin(Stdio::null())
@@ -121,27 +96,23 @@ impl Prometheus {
 
     /// Polls `/-/ready` until 200; `false` if Prometheus exits first.
     async fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + DEADLINE;
-        while Instant::now() < deadline {
+        poll_every(POLL, "Prometheus to be ready", async || {
             if self.child.try_wait().unwrap().is_some() {
-                return false;
+                return Ok(false);
             }
             if try_get(self.addr, "/-/ready")
                 .await
                 .is_some_and(|r| r.status == 200)
             {
-                return true;
+                return Ok(true);
             }
-            tokio::time::sleep(POLL).await;
-        }
-        panic!(
-            "Prometheus not ready after {DEADLINE:?}; its log:\n{}",
-            self.log()
-        );
+            Err(format!("not ready; its log:\n{}", self.log()))
+        })
+        .await
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("prometheus.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("prometheus.log")).unwrap_or_default()
     }
 
     /// `GET path` on the API; returns `data` of a `"status": "success"`
@@ -184,25 +155,20 @@ impl Prometheus {
     }
 
     /// Re-evaluates `expr` until `check` accepts its result; fails at once
-    /// if Prometheus rejects the expression, and after [`DEADLINE`]
+    /// if Prometheus rejects the expression, and after `DEADLINE`
     /// otherwise, showing the last result.
     pub async fn poll(&self, what: &str, expr: &str, check: impl Fn(&[Sample]) -> Option<()>) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        poll_every(POLL, what, async || {
             let result = self
                 .query(expr)
                 .await
                 .unwrap_or_else(|e| panic!("{what}: Prometheus rejected {expr}: {e}"));
-            if check(&result).is_some() {
-                return;
+            match check(&result) {
+                Some(()) => Ok(()),
+                None => Err(format!("{result:?}; Prometheus log:\n{}", self.log())),
             }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: still {result:?} after {DEADLINE:?}; Prometheus log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        })
+        .await;
     }
 
     /// The only active target is `target`, job `uniqd`, scraped without error.
@@ -221,8 +187,7 @@ impl Prometheus {
     /// each has evaluated without error (polled: a rule is `unknown` until
     /// its first evaluation).
     pub async fn assert_rules_healthy(&self, names: &BTreeSet<String>) {
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        poll_every(POLL, "healthy rules", async || {
             let data = self.api("/api/v1/rules").await.unwrap();
             let mut loaded = BTreeSet::new();
             let mut unhealthy = Vec::new();
@@ -239,14 +204,12 @@ impl Prometheus {
             }
             assert_eq!(&loaded, names, "loaded rules differ from the rule files");
             if unhealthy.is_empty() {
-                return;
+                Ok(())
+            } else {
+                Err(format!("unhealthy: {unhealthy:?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "rules not healthy after {DEADLINE:?}: {unhealthy:?}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        })
+        .await;
     }
 
     /// Waits until the active alerts are exactly `expected` (name, state).
@@ -255,8 +218,7 @@ impl Prometheus {
             .iter()
             .map(|(n, s)| ((*n).to_owned(), (*s).to_owned()))
             .collect();
-        let deadline = Instant::now() + DEADLINE;
-        loop {
+        poll_every(POLL, format!("active alerts {expected:?}"), async || {
             let data = self.api("/api/v1/alerts").await.unwrap();
             let active: BTreeSet<(String, String)> = data["alerts"]
                 .as_array()
@@ -269,14 +231,12 @@ impl Prometheus {
                 })
                 .collect();
             if active == expected {
-                return;
+                Ok(())
+            } else {
+                Err(format!("active alerts {active:?}"))
             }
-            assert!(
-                Instant::now() < deadline,
-                "active alerts {active:?}, expected {expected:?}"
-            );
-            tokio::time::sleep(POLL).await;
-        }
+        })
+        .await;
     }
 }
 
@@ -293,21 +253,4 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .unwrap()
         .port()
-}
-
-/// `GET path`, or `None` if nothing listens or no complete answer arrives
-/// in time.
-async fn try_get(addr: SocketAddr, path: &str) -> Option<HttpResponse> {
-    let exchange = async {
-        let stream = TcpStream::connect(addr).await.ok()?;
-        let (mut reader, mut writer) = stream.into_split();
-        tokio::io::AsyncWriteExt::write_all(&mut writer, &request_bytes("GET", path, &[], b""))
-            .await
-            .ok()?;
-        read_response(&mut reader).await.ok()
-    };
-    tokio::time::timeout(DEADLINE, exchange)
-        .await
-        .ok()
-        .flatten()
 }
