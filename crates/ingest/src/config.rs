@@ -1,7 +1,5 @@
 //! Configuration of the ingest server.
 
-use std::num::NonZeroUsize;
-
 use crate::auth::BearerTokens;
 use crate::server::ServerConfig;
 
@@ -26,12 +24,6 @@ pub struct IngestConfig {
     /// Bearer tokens `POST /logs` requires; `None` (the default) leaves it
     /// open.
     pub auth: Option<BearerTokens>,
-    /// `None` (the default): serve on the runtime [`run`](crate::run) is
-    /// called on. `Some(n)`: serve on `n` threads of its own, each with a
-    /// single-threaded runtime; one accept loop on the calling runtime
-    /// hands each connection to the thread with the fewest open ones, where
-    /// it stays.
-    pub per_core_threads: Option<NonZeroUsize>,
 }
 
 impl Default for IngestConfig {
@@ -41,7 +33,6 @@ impl Default for IngestConfig {
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             auth: None,
-            per_core_threads: None,
         }
     }
 }

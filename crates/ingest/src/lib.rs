@@ -30,7 +30,7 @@
 //! * **The library never binds sockets, reads flags or installs signal
 //!   handlers**: [`run`] takes a bound listener, the shared state, a config
 //!   and a shutdown future, in the style of mini-redis. It runs on either
-//!   tokio runtime flavour.
+//!   tokio runtime flavour (the binary uses the multi-thread one).
 //!
 //! # Protocol
 //!
@@ -66,7 +66,6 @@ mod logs;
 pub mod metrics;
 pub mod ndjson;
 pub mod parse;
-mod per_core;
 pub mod request_body;
 mod routes;
 pub mod scan;
@@ -155,7 +154,6 @@ pub async fn run(
         .validate()
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let server_config = config.server.clone();
-    let per_core_threads = config.per_core_threads;
     let state = Arc::new(IngestState {
         targets,
         metrics,
@@ -168,10 +166,5 @@ pub async fn run(
             async move { Ok::<_, Infallible>(routes::handle(&state, req).await) }
         })
     };
-    match per_core_threads {
-        None => server::serve(listener, make_service, server_config, shutdown).await,
-        Some(threads) => {
-            per_core::run(listener, threads, server_config, make_service, shutdown).await
-        }
-    }
+    server::serve(listener, make_service, server_config, shutdown).await
 }

@@ -208,17 +208,17 @@ where
 
 /// A connection just accepted, with its slot under the connection cap.
 #[derive(Debug)]
-pub(crate) struct Accepted {
-    pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
-    pub(crate) permit: OwnedSemaphorePermit,
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
 }
 
 /// Accepts connections on `listener` until `shutdown` resolves, handing each
 /// to `dispatch` with TCP_NODELAY set. A permit of `permits` is taken
 /// *before* each accept, so at the cap clients wait in the kernel's backlog;
 /// accept errors are logged and retried with backoff.
-pub(crate) async fn accept_loop(
+async fn accept_loop(
     listener: &TcpListener,
     permits: &Arc<Semaphore>,
     shutdown: impl Future<Output = ()>,
@@ -269,9 +269,9 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// The open connections of one runtime: each in its own task, all told to
-/// finish by one graceful shutdown.
-pub(crate) struct Connections<M> {
+/// The open connections: each in its own task, all told to finish by one
+/// graceful shutdown.
+struct Connections<M> {
     make_service: M,
     settings: Arc<ConnectionSettings>,
     graceful: GracefulShutdown,
@@ -284,7 +284,7 @@ where
     S: ConnectionService,
 {
     /// No connections yet; `config` is valid.
-    pub(crate) fn new(make_service: M, config: &ServerConfig) -> Self {
+    fn new(make_service: M, config: &ServerConfig) -> Self {
         Self {
             make_service,
             settings: Arc::new(ConnectionSettings {
@@ -298,9 +298,9 @@ where
         }
     }
 
-    /// Serves `stream` in a task of the current runtime; `slot` is held
+    /// Serves `stream` in a task of the current runtime; `permit` is held
     /// until the connection closes.
-    pub(crate) fn spawn(&mut self, stream: TcpStream, peer: SocketAddr, slot: impl Send + 'static) {
+    fn spawn(&mut self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         reap_finished(&mut self.tasks);
         self.tasks.spawn(serve_connection(
             stream,
@@ -308,13 +308,13 @@ where
             (self.make_service)(peer),
             Arc::clone(&self.settings),
             self.graceful.watcher(),
-            slot,
+            permit,
         ));
     }
 
     /// Tells every connection to finish its in-flight request and close,
     /// waits up to `drain_timeout`, then drops the rest.
-    pub(crate) async fn drain(self, local_addr: SocketAddr, drain_timeout: Duration) {
+    async fn drain(self, local_addr: SocketAddr, drain_timeout: Duration) {
         let Self {
             graceful,
             mut tasks,

@@ -17,7 +17,6 @@
 
 use std::future::Future;
 use std::io;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -77,11 +76,8 @@ pub async fn serve(
     let build = BuildInfo {
         version: VERSION.to_owned(),
     };
-    // One shard per thread that ingests: its own threads, else the runtime's workers.
-    let workers = config.ingest.per_core_threads.map_or_else(
-        || tokio::runtime::Handle::current().metrics().num_workers(),
-        NonZeroUsize::get,
-    );
+    // One shard per thread that ingests: the runtime's workers.
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
     let top_pages = config
         .top_pages
         .summary(workers)

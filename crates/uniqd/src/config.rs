@@ -43,19 +43,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// How the service uses its worker threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum RuntimeMode {
-    /// One multi-thread tokio runtime of `--workers` threads runs
-    /// everything; connections move between threads with the load.
-    MultiThread,
-    /// `--workers` ingest threads, each a single-threaded runtime accepting
-    /// from the one listener; a connection stays on the thread that
-    /// accepted it (no cross-thread wake-ups). The metrics server and the
-    /// background tasks share one more thread.
-    PerCore,
-}
-
 /// uniqd counts distinct client IP addresses posted as JSON logs and
 /// exports the count to Prometheus.
 ///
@@ -127,13 +114,6 @@ pub struct Cli {
     /// Tokio worker threads [default: available parallelism].
     #[arg(long, env = "UNIQD_WORKERS")]
     pub workers: Option<NonZeroUsize>,
-
-    /// Threading model: `multi-thread` (one work-stealing runtime) or
-    /// `per-core` (one single-threaded runtime per ingest worker; more
-    /// requests per second from many connections, but a connection never
-    /// moves to an idle core).
-    #[arg(long, env = "UNIQD_RUNTIME", value_enum, default_value_t = RuntimeMode::MultiThread)]
-    pub runtime: RuntimeMode,
 
     /// Log format.
     #[arg(long, env = "UNIQD_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
@@ -395,10 +375,6 @@ impl Cli {
                     &self.ingest_token,
                     self.ingest_token_file.as_deref(),
                 )?,
-                per_core_threads: match self.runtime {
-                    RuntimeMode::MultiThread => None,
-                    RuntimeMode::PerCore => NonZeroUsize::new(self.worker_threads()),
-                },
             },
             exporter: ExporterConfig {
                 server,
@@ -789,20 +765,7 @@ mod tests {
         assert_eq!(cli.worker_threads(), 3);
         assert_eq!(cli.log_format, LogFormat::Json);
         assert_eq!(config.redis, None);
-        assert_eq!(
-            config.ingest.per_core_threads, None,
-            "multi-thread by default"
-        );
         assert_eq!(config.validate(), Ok(()));
-    }
-
-    #[test]
-    fn per_core_runtime_runs_one_ingest_thread_per_worker() {
-        let cli = Cli::try_parse_from(["uniqd", "--runtime", "per-core", "--workers", "3"])
-            .expect("parses");
-        assert_eq!(cli.runtime, RuntimeMode::PerCore);
-        let config = cli.app_config().expect("valid");
-        assert_eq!(config.ingest.per_core_threads, NonZeroUsize::new(3));
     }
 
     #[test]

@@ -47,6 +47,5 @@ pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
 pub use crate::config::{
-    AppConfig, Cli, Command, LogFormat, RedisConfig, RuntimeMode, TopPagesConfig, WindowList,
-    WindowsConfig,
+    AppConfig, Cli, Command, LogFormat, RedisConfig, TopPagesConfig, WindowList, WindowsConfig,
 };
