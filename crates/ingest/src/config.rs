@@ -1,7 +1,6 @@
 //! Configuration of the ingest server.
 
-use crate::auth::BearerTokens;
-use crate::server::ServerConfig;
+use uniqd_http::{BearerTokens, ServerConfig};
 
 /// Default size limit for a single-object body, and the longest NDJSON line:
 /// 1 MiB.

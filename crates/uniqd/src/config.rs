@@ -16,7 +16,8 @@ use uniqd_core::{
     MAX_TOP_PAGES_CAPACITY,
 };
 use uniqd_exporter::ExporterConfig;
-use uniqd_ingest::{BearerTokens, IngestConfig, ServerConfig};
+use uniqd_http::{BearerTokens, ServerConfig};
+use uniqd_ingest::IngestConfig;
 
 use crate::persistence::StateConfig;
 use crate::units::{parse_byte_size, parse_duration};

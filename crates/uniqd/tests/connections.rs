@@ -13,7 +13,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use uniqd::AppConfig;
 
-fn config_with(f: impl FnOnce(&mut uniqd_ingest::ServerConfig)) -> AppConfig {
+fn config_with(f: impl FnOnce(&mut uniqd_http::ServerConfig)) -> AppConfig {
     let mut config = AppConfig::default();
     f(&mut config.ingest.server);
     config

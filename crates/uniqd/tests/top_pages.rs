@@ -242,7 +242,7 @@ async fn capacity_zero_turns_top_pages_off() {
 #[tokio::test]
 async fn stats_needs_the_metrics_token_when_one_is_set() {
     let mut config = AppConfig::default();
-    config.exporter.metrics_auth = Some(uniqd_ingest::BearerTokens::new(["s3cret"]).unwrap());
+    config.exporter.metrics_auth = Some(uniqd_http::BearerTokens::new(["s3cret"]).unwrap());
     let service = TestService::start_with(config).await;
     let response = get(service.metrics, "/stats").await;
     response.expect_error(401, "unauthorized");

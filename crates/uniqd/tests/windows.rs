@@ -345,7 +345,7 @@ async fn windows_off_answers_404_and_exports_no_gauge() {
 #[tokio::test]
 async fn the_endpoints_need_the_metrics_token_when_one_is_set() {
     let mut config = AppConfig::default();
-    config.exporter.metrics_auth = Some(uniqd_ingest::BearerTokens::new(["s3cret"]).unwrap());
+    config.exporter.metrics_auth = Some(uniqd_http::BearerTokens::new(["s3cret"]).unwrap());
     let service = TestService::start_with(config).await;
     for path in [
         "/api/v1/unique?window=5m",

@@ -41,7 +41,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::request_body::RequestBody;
-use crate::server::ConnectionService;
+use crate::service::ConnectionService;
 
 /// Per-server settings shared by all connection tasks.
 #[derive(Debug)]
