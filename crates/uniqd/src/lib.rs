@@ -6,7 +6,8 @@
 //! The binary is a thin shell over this library so that tests can run the
 //! whole service in-process: [`serve`] takes already-bound listeners and a
 //! shutdown future, which makes port-0 binding and deterministic shutdown
-//! trivial, and keeps flag parsing ([`config`]), logging ([`logging`]) and
+//! trivial, and keeps flag parsing ([`cli`], mapped to the checked
+//! [`config`]), logging ([`logging`]) and
 //! signals ([`signal`]) out of the reusable crates (`uniqd-ingest`,
 //! `uniqd-exporter`), which never bind sockets or read flags themselves.
 //!
@@ -36,6 +37,8 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod build;
+pub mod cli;
 pub mod config;
 pub mod healthcheck;
 pub mod loadgen;
@@ -46,6 +49,6 @@ pub mod signal;
 pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
-pub use crate::config::{
-    AppConfig, Cli, Command, LogFormat, RedisConfig, TopPagesConfig, WindowList, WindowsConfig,
-};
+pub use crate::cli::{Cli, Command, LogFormat, WindowList};
+pub use crate::config::{AppConfig, TopPagesConfig, WindowsConfig};
+pub use crate::redis_sync::config::RedisConfig;
