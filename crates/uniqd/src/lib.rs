@@ -7,9 +7,11 @@
 //! whole service in-process: [`serve`] takes already-bound listeners and a
 //! shutdown future, which makes port-0 binding and deterministic shutdown
 //! trivial, and keeps flag parsing ([`cli`], mapped to the checked
-//! [`config`]), logging ([`logging`]) and
-//! signals ([`signal`]) out of the reusable crates (`uniqd-ingest`,
-//! `uniqd-exporter`), which never bind sockets or read flags themselves.
+//! [`config`], from which [`build`] makes the runtime objects), logging
+//! ([`logging`]) and signals ([`signal`]) out of the reusable crates
+//! (`uniqd-http`, `uniqd-ingest`, `uniqd-exporter`), which never bind
+//! sockets or read flags themselves. The binary runs everything on one
+//! multi-thread tokio runtime of `--workers` threads.
 //!
 //! The optional state file ([`persistence`]) lives here too, not in the
 //! counter crate: when to write, how to write atomically and what to do with
