@@ -1,6 +1,6 @@
 //! Configuration of the metrics server.
 
-use uniqd_ingest::{BearerTokens, ServerConfig};
+use uniqd_http::{BearerTokens, ServerConfig};
 
 /// Default metrics port.
 pub const DEFAULT_METRICS_PORT: u16 = 9102;

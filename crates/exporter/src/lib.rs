@@ -11,8 +11,8 @@
 //!   exported values are never stale.
 //! * **A plain [`Registry`]**, so more collectors or metrics can be added by
 //!   the caller before [`run`]; [`registry`] builds the standard one.
-//! * **Same server loop as ingest** ([`uniqd_ingest::server::serve`]):
-//!   connection cap, timeouts, graceful drain.
+//! * **Same server kit as ingest** ([`uniqd_http::serve`]): connection
+//!   cap, timeouts, graceful drain.
 //! * **Replicas sharing a count.** A [`SharedCount`] given to the collector
 //!   answers `unique_ip_addresses`; the local count is then exported as
 //!   `uniqd_local_unique_ip_addresses`. How the count is shared is the
@@ -64,7 +64,8 @@ use hyper::service::service_fn;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use uniqd_core::UniqueCounter;
-use uniqd_ingest::{BearerTokens, IngestMetrics};
+use uniqd_http::BearerTokens;
+use uniqd_ingest::IngestMetrics;
 
 pub use crate::collector::{BuildInfo, UniqdCollector};
 pub use crate::config::ExporterConfig;
@@ -120,7 +121,7 @@ impl ExporterState {
 }
 
 /// Runs the metrics server on `listener` until `shutdown` resolves, then
-/// drains (see [`uniqd_ingest::server::serve`]). `/metrics` encodes
+/// drains (see [`uniqd_http::serve`]). `/metrics` encodes
 /// `registry`; the status page reads `status`.
 ///
 /// # Errors
@@ -149,7 +150,7 @@ pub async fn run(
             async move { Ok::<_, Infallible>(response) }
         })
     };
-    uniqd_ingest::server::serve(listener, make_service, config.server, shutdown).await
+    uniqd_http::serve(listener, make_service, config.server, shutdown).await
 }
 
 #[cfg(test)]

@@ -12,8 +12,7 @@ use hyper::header::{
     WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use uniqd_ingest::auth::WWW_AUTHENTICATE_BEARER;
-use uniqd_ingest::json::JsonObject;
+use uniqd_http::{json_error as error, json_response as json, JsonObject, WWW_AUTHENTICATE_BEARER};
 
 use crate::readiness::ReadyState;
 use crate::stats::{parse_limit, stats_json};
@@ -183,23 +182,4 @@ fn readyz(state: &ExporterState) -> Response<Full<Bytes>> {
         body = body.raw(detail.key(), &detail.to_json());
     }
     json(status, body.finish())
-}
-
-fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json(
-        status,
-        JsonObject::new()
-            .str("error", code)
-            .str("message", message)
-            .finish(),
-    )
-}
-
-fn json(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
 }

@@ -18,7 +18,7 @@
 use std::fmt;
 
 use uniqd_core::{TopPages, TopPagesSnapshot};
-use uniqd_ingest::json::JsonObject;
+use uniqd_http::JsonObject;
 
 use crate::query::{single_param, Repeated};
 

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use uniqd_core::{TopPages, UniqueCounter, WindowRing};
-use uniqd_ingest::json::JsonObject;
+use uniqd_http::JsonObject;
 use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
 use uniqd_ingest::IngestMetrics;
 

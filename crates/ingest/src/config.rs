@@ -1,9 +1,6 @@
 //! Configuration of the ingest server.
 
-use std::num::NonZeroUsize;
-
-use crate::auth::BearerTokens;
-use crate::server::ServerConfig;
+use uniqd_http::{BearerTokens, ServerConfig};
 
 /// Default size limit for a single-object body, and the longest NDJSON line:
 /// 1 MiB.
@@ -26,12 +23,6 @@ pub struct IngestConfig {
     /// Bearer tokens `POST /logs` requires; `None` (the default) leaves it
     /// open.
     pub auth: Option<BearerTokens>,
-    /// `None` (the default): serve on the runtime [`run`](crate::run) is
-    /// called on. `Some(n)`: serve on `n` threads of its own, each with a
-    /// single-threaded runtime; one accept loop on the calling runtime
-    /// hands each connection to the thread with the fewest open ones, where
-    /// it stays.
-    pub per_core_threads: Option<NonZeroUsize>,
 }
 
 impl Default for IngestConfig {
@@ -41,7 +32,6 @@ impl Default for IngestConfig {
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             auth: None,
-            per_core_threads: None,
         }
     }
 }

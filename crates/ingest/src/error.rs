@@ -15,22 +15,13 @@
 //! harmless.
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, ALLOW, CONNECTION, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
+use uniqd_http::{json_response, BodyError, JsonObject, ResponseBody, WWW_AUTHENTICATE_BEARER};
 
-use crate::auth::WWW_AUTHENTICATE_BEARER;
-use crate::json::JsonObject;
 use crate::metrics::RequestOutcome;
 use crate::ndjson::BatchReport;
 use crate::parse::LineError;
-use crate::request_body::BodyError;
-
-/// The body type of every response this crate produces.
-pub type ResponseBody = Full<Bytes>;
-
-/// `Content-Type` of every JSON response.
-pub const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 /// A failed ingest request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,10 +232,8 @@ impl IngestError {
     /// The complete HTTP response for this error.
     #[must_use]
     pub fn into_response(self) -> Response<ResponseBody> {
-        let mut response = Response::new(Full::new(Bytes::from(self.body())));
-        *response.status_mut() = self.status();
+        let mut response = json_response(self.status(), self.body());
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
         match self {
             Self::MethodNotAllowed => {
                 headers.insert(ALLOW, HeaderValue::from_static("POST"));
@@ -289,12 +278,7 @@ pub fn accepted_response(lines: u64) -> Response<ResponseBody> {
     } else {
         Bytes::from(JsonObject::new().u64("accepted", lines).finish())
     };
-    let mut response = Response::new(Full::new(body));
-    *response.status_mut() = StatusCode::ACCEPTED;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, APPLICATION_JSON);
-    response
+    json_response(StatusCode::ACCEPTED, body)
 }
 
 /// Truncates an untrusted header value for inclusion in a message (it is
@@ -306,6 +290,8 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use hyper::header::CONTENT_TYPE;
+
     use super::*;
     use crate::ndjson::LineFailure;
 

@@ -25,12 +25,14 @@
 //!   by the size limit or a timeout has already counted its first lines; the
 //!   error body says how many (`accepted`), and since counting the same
 //!   address twice changes nothing, the client can simply retry.
-//! * **Reusable server loop.** [`server::serve`] (connection cap, timeouts,
-//!   accept backoff, graceful drain) is shared with the metrics exporter.
+//! * **The server kit is `uniqd-http`.** Its [`serve`](uniqd_http::serve)
+//!   (connection cap, timeouts, accept backoff, graceful drain), request
+//!   bodies with a read timeout, bearer tokens and JSON writer are shared
+//!   with the metrics exporter; this crate only adds `/logs`.
 //! * **The library never binds sockets, reads flags or installs signal
 //!   handlers**: [`run`] takes a bound listener, the shared state, a config
 //!   and a shutdown future, in the style of mini-redis. It runs on either
-//!   tokio runtime flavour.
+//!   tokio runtime flavour (the binary uses the multi-thread one).
 //!
 //! # Protocol
 //!
@@ -44,7 +46,7 @@
 //!
 //! When [`IngestConfig::auth`] holds tokens, a request without
 //! `Authorization: Bearer <token>` naming one of them gets `401` (see
-//! [`auth`]) before anything else is looked at.
+//! [`BearerTokens`](uniqd_http::BearerTokens)) before anything else is looked at.
 //!
 //! Answers `202 {"accepted": n}`; `400` for invalid JSON / missing or invalid
 //! `ip` / empty body (for a batch: the valid lines are still counted and the
@@ -55,22 +57,16 @@
 
 #![forbid(unsafe_code)]
 
-pub mod auth;
 pub mod config;
-mod connection;
 pub mod content_type;
 pub mod error;
-pub mod json;
 mod line_parser;
 mod logs;
 pub mod metrics;
 pub mod ndjson;
 pub mod parse;
-mod per_core;
-pub mod request_body;
 mod routes;
 pub mod scan;
-pub mod server;
 pub mod timestamp;
 
 use std::convert::Infallible;
@@ -82,10 +78,8 @@ use hyper::service::service_fn;
 use tokio::net::TcpListener;
 use uniqd_core::{TopPages, UniqueCounter, WindowRing};
 
-pub use crate::auth::BearerTokens;
 pub use crate::config::IngestConfig;
 pub use crate::metrics::IngestMetrics;
-pub use crate::server::ServerConfig;
 
 /// What accepted log lines are counted in.
 #[derive(Debug, Clone)]
@@ -138,7 +132,7 @@ impl std::fmt::Debug for IngestState {
 }
 
 /// Runs the ingest server on `listener` until `shutdown` resolves, then
-/// drains in-flight requests (see [`server::serve`]). Every accepted log
+/// drains in-flight requests (see [`uniqd_http::serve`]). Every accepted log
 /// object is counted in `targets`.
 ///
 /// # Errors
@@ -155,7 +149,6 @@ pub async fn run(
         .validate()
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let server_config = config.server.clone();
-    let per_core_threads = config.per_core_threads;
     let state = Arc::new(IngestState {
         targets,
         metrics,
@@ -168,10 +161,5 @@ pub async fn run(
             async move { Ok::<_, Infallible>(routes::handle(&state, req).await) }
         })
     };
-    match per_core_threads {
-        None => server::serve(listener, make_service, server_config, shutdown).await,
-        Some(threads) => {
-            per_core::run(listener, threads, server_config, make_service, shutdown).await
-        }
-    }
+    uniqd_http::serve(listener, make_service, server_config, shutdown).await
 }

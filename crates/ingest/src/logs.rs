@@ -25,8 +25,8 @@ use crate::content_type::{classify, BodyFormat};
 use crate::error::IngestError;
 use crate::line_parser::with_parser;
 use crate::ndjson::NdjsonBatch;
-use crate::request_body::RequestBody;
 use crate::IngestState;
+use uniqd_http::RequestBody;
 
 /// Handles `POST /logs`; returns the number of lines counted.
 pub(crate) async fn post_logs(

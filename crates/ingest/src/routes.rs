@@ -7,11 +7,11 @@ use std::time::Instant;
 
 use hyper::{Method, Request, Response};
 
-use crate::error::{accepted_response, IngestError, ResponseBody};
+use crate::error::{accepted_response, IngestError};
 use crate::logs::post_logs;
 use crate::metrics::RequestOutcome;
-use crate::request_body::RequestBody;
 use crate::IngestState;
+use uniqd_http::{RequestBody, ResponseBody};
 
 /// Serves one request; never fails (errors become JSON responses).
 pub(crate) async fn handle(

@@ -17,14 +17,15 @@
 
 use std::future::Future;
 use std::io;
-use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use uniqd_exporter::{BuildInfo, Readiness, ReadyState, StatusSource, UniqdCollector};
 use uniqd_ingest::IngestMetrics;
 
-use crate::config::{AppConfig, Cli};
+use crate::build;
+use crate::cli::Cli;
+use crate::config::AppConfig;
 use crate::persistence;
 use crate::redis_sync::metrics::RedisCollector;
 use crate::redis_sync::RedisSync;
@@ -57,7 +58,10 @@ pub async fn serve(
     let ingest_addr = ingest_listener.local_addr()?;
     let metrics_addr = metrics_listener.local_addr()?;
 
-    let windows = config.windows.as_ref().map(|w| Arc::new(w.ring()));
+    let windows = config
+        .windows
+        .as_ref()
+        .map(|w| Arc::new(build::window_ring(w)));
     let (counter, saver) = persistence::open(
         config.state.as_ref(),
         config.exact_threshold,
@@ -77,14 +81,9 @@ pub async fn serve(
     let build = BuildInfo {
         version: VERSION.to_owned(),
     };
-    // One shard per thread that ingests: its own threads, else the runtime's workers.
-    let workers = config.ingest.per_core_threads.map_or_else(
-        || tokio::runtime::Handle::current().metrics().num_workers(),
-        NonZeroUsize::get,
-    );
-    let top_pages = config
-        .top_pages
-        .summary(workers)
+    // One shard per thread that ingests: the runtime's workers.
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    let top_pages = build::top_pages(&config.top_pages, workers)
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?
         .map(Arc::new);
     let mut readiness = Readiness::new();

@@ -6,9 +6,12 @@
 //! The binary is a thin shell over this library so that tests can run the
 //! whole service in-process: [`serve`] takes already-bound listeners and a
 //! shutdown future, which makes port-0 binding and deterministic shutdown
-//! trivial, and keeps flag parsing ([`config`]), logging ([`logging`]) and
-//! signals ([`signal`]) out of the reusable crates (`uniqd-ingest`,
-//! `uniqd-exporter`), which never bind sockets or read flags themselves.
+//! trivial, and keeps flag parsing ([`cli`], mapped to the checked
+//! [`config`], from which [`build`] makes the runtime objects), logging
+//! ([`logging`]) and signals ([`signal`]) out of the reusable crates
+//! (`uniqd-http`, `uniqd-ingest`, `uniqd-exporter`), which never bind
+//! sockets or read flags themselves. The binary runs everything on one
+//! multi-thread tokio runtime of `--workers` threads.
 //!
 //! The optional state file ([`persistence`]) lives here too, not in the
 //! counter crate: when to write, how to write atomically and what to do with
@@ -36,6 +39,8 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod build;
+pub mod cli;
 pub mod config;
 pub mod healthcheck;
 pub mod loadgen;
@@ -46,7 +51,6 @@ pub mod signal;
 pub mod units;
 
 pub use crate::app::{run, serve, VERSION};
-pub use crate::config::{
-    AppConfig, Cli, Command, LogFormat, RedisConfig, RuntimeMode, TopPagesConfig, WindowList,
-    WindowsConfig,
-};
+pub use crate::cli::{Cli, Command, LogFormat, WindowList};
+pub use crate::config::{AppConfig, TopPagesConfig, WindowsConfig};
+pub use crate::redis_sync::config::RedisConfig;

@@ -9,7 +9,7 @@ use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use uniqd::{Cli, Command, RuntimeMode};
+use uniqd::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -28,13 +28,8 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "uniqd: {message}");
         return ExitCode::from(2);
     }
-    // With per-core ingest threads, the metrics server and background tasks
-    // need only one more thread.
-    let mut builder = match cli.runtime {
-        RuntimeMode::MultiThread => tokio::runtime::Builder::new_multi_thread(),
-        RuntimeMode::PerCore => tokio::runtime::Builder::new_current_thread(),
-    };
-    let runtime = match builder
+    // One work-stealing runtime serves both ports and the background tasks.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(cli.worker_threads())
         .thread_name("uniqd-worker")
         .enable_all()

@@ -10,7 +10,7 @@ mod common;
 use common::process::{run_to_exit, Process, BIN};
 use common::*;
 use uniqd::AppConfig;
-use uniqd_ingest::BearerTokens;
+use uniqd_http::BearerTokens;
 
 fn ingest_auth(tokens: &[&str]) -> AppConfig {
     let mut config = AppConfig::default();

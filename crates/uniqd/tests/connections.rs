@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use common::*;
@@ -15,7 +14,7 @@ use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 use uniqd::AppConfig;
 
-fn config_with(f: impl FnOnce(&mut uniqd_ingest::ServerConfig)) -> AppConfig {
+fn config_with(f: impl FnOnce(&mut uniqd_http::ServerConfig)) -> AppConfig {
     let mut config = AppConfig::default();
     f(&mut config.ingest.server);
     config
@@ -147,22 +146,9 @@ async fn oversized_request_head_gets_431() {
     service.stop().await;
 }
 
-/// `config` with `--runtime per-core` and `threads` ingest threads.
-fn per_core(mut config: AppConfig, threads: usize) -> AppConfig {
-    config.ingest.per_core_threads = NonZeroUsize::new(threads);
-    config
-}
-
 #[tokio::test]
 async fn connections_past_the_cap_wait_in_the_backlog() {
     cap_holds(config_with(|s| s.max_connections = 1)).await;
-}
-
-/// The per-core threads share one cap: the second connection waits even
-/// though another thread is idle.
-#[tokio::test]
-async fn per_core_threads_share_the_connection_cap() {
-    cap_holds(per_core(config_with(|s| s.max_connections = 1), 2)).await;
 }
 
 /// With a cap of one connection: a second waits until the first closes.
@@ -213,11 +199,6 @@ async fn in_flight_request(addr: std::net::SocketAddr, content_length: usize) ->
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests() {
     in_flight_request_finishes_on_shutdown(AppConfig::default()).await;
-}
-
-#[tokio::test]
-async fn per_core_shutdown_finishes_in_flight_requests() {
-    in_flight_request_finishes_on_shutdown(per_core(AppConfig::default(), 2)).await;
 }
 
 /// SIGTERM closes the listener, and a request in flight still gets its 202.
@@ -291,11 +272,11 @@ async fn wait_until_refused(addr: std::net::SocketAddr) {
     .await;
 }
 
-/// Many connections at once over three per-core threads: every request is
+/// Many connections at once over three runtime workers: every request is
 /// answered and every address counted once.
-#[tokio::test]
-async fn per_core_threads_count_every_request() {
-    let service = TestService::start_with(per_core(AppConfig::default(), 3)).await;
+#[tokio::test(flavor = "multi_thread", worker_threads = 3)]
+async fn many_connections_count_every_request() {
+    let service = TestService::start_with(AppConfig::default()).await;
     let addr = service.ingest;
     let clients: Vec<_> = (0..24)
         .map(|client| {
@@ -318,6 +299,6 @@ async fn per_core_threads_count_every_request() {
         120.0
     );
     let stats = get(service.metrics, "/stats").await.json();
-    assert_eq!(stats["shards"], 3, "one top pages shard per ingest thread");
+    assert_eq!(stats["shards"], 3, "one top pages shard per runtime worker");
     service.stop().await;
 }

@@ -35,7 +35,7 @@ async fn every_documented_example_gets_the_documented_answer() {
 
     let mut config = uniqd::AppConfig::default();
     config.ingest.server.body_read_timeout = Duration::from_millis(200);
-    let tokens = uniqd_ingest::BearerTokens::new([EXAMPLE_TOKEN]).unwrap();
+    let tokens = uniqd_http::BearerTokens::new([EXAMPLE_TOKEN]).unwrap();
     config.ingest.auth = Some(tokens.clone());
     config.exporter.metrics_auth = Some(tokens);
     let service = TestService::start_with(config).await;

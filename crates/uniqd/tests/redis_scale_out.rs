@@ -10,7 +10,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use common::*;
-use uniqd::config::DEFAULT_REDIS_KEY;
+use uniqd::redis_sync::config::DEFAULT_REDIS_KEY;
 use uniqd::{AppConfig, RedisConfig};
 use uniqd_core::UniqueCounter;
 use uniqd_testkit::redis::{Conn, RedisServer};

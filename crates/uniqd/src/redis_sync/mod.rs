@@ -30,6 +30,7 @@
 //! All keys of a replica share the shared key's hash slot ([`keys`]), so the transaction is
 //! valid on Redis Cluster. `docs/scale-out.md` covers failure modes and sizing.
 
+pub mod config;
 pub mod keys;
 pub mod metrics;
 pub mod outage;
@@ -44,7 +45,7 @@ use redis::{Client, RedisError, RedisResult};
 use tokio::time::Instant;
 use uniqd_core::UniqueCounter;
 
-use crate::config::RedisConfig;
+use self::config::RedisConfig;
 use keys::SyncKeys;
 use outage::Outage;
 pub use status::RedisStatus;
@@ -86,7 +87,7 @@ impl RedisSync {
     ///
     /// An invalid configuration (see [`RedisConfig::validate`]).
     pub fn new(config: &RedisConfig, counter: Arc<UniqueCounter>) -> Result<Self, String> {
-        let client = config.client()?;
+        let client = crate::build::redis_client(config)?;
         let replica = keys::new_replica_id();
         let keys = SyncKeys::new(&config.key, &replica)?;
         let marker_ttl = config.sync_interval.saturating_mul(10).max(MIN_MARKER_TTL);

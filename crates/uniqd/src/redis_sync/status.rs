@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uniqd_core::UniqueCounter;
 use uniqd_exporter::{ReadyDetail, SharedCount};
-use uniqd_ingest::json::JsonObject;
+use uniqd_http::JsonObject;
 
 use super::millis;
 

@@ -128,7 +128,7 @@ pub const METRICS_TOKEN: &str = "s3cret";
 /// A service whose metrics port (and its JSON endpoints) needs [`METRICS_TOKEN`].
 pub async fn start_with_metrics_token() -> TestService {
     let mut config = AppConfig::default();
-    config.exporter.metrics_auth = Some(uniqd_ingest::BearerTokens::new([METRICS_TOKEN]).unwrap());
+    config.exporter.metrics_auth = Some(uniqd_http::BearerTokens::new([METRICS_TOKEN]).unwrap());
     TestService::start_with(config).await
 }
 

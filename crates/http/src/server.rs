@@ -1,4 +1,5 @@
-//! The HTTP/1.1 accept loop shared by the ingest and the metrics servers.
+//! The HTTP/1.1 accept loop shared by the ingest and the metrics servers:
+//! [`serve`].
 //!
 //! [`serve`] owns a bound listener and runs until `shutdown` resolves, then
 //! drains. What it guarantees, in order of a connection's life:
@@ -18,7 +19,7 @@
 //!      **and** idle keep-alive time, but not bodies;
 //!    * `max_buf_size`: a request head that does not fit gets hyper's 431;
 //!    * a **body-read timeout**, per chunk, applied by
-//!      [`RequestBody`], which hyper lacks;
+//!      [`RequestBody`](crate::RequestBody), which hyper lacks;
 //!    * an **idle timeout** (see `connection.rs`): a connection with no
 //!      request in flight and no bytes moved for `idle_timeout` is closed.
 //!      With the defaults, the shorter header timeout closes idle
@@ -40,138 +41,21 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Body;
-use hyper::server::conn::http1;
-use hyper::service::Service;
-use hyper::{Request, Response};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::config::ServerConfig;
 use crate::connection::{serve_connection, ConnectionSettings};
-use crate::request_body::RequestBody;
-
-/// hyper's lower bound for `max_buf_size` (it panics below this).
-pub const MIN_BUF_SIZE: usize = 8192;
-
-/// Connection handling settings for [`serve`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerConfig {
-    /// Maximum simultaneously open connections; more wait in the backlog.
-    pub max_connections: usize,
-    /// How long shutdown waits for in-flight requests before dropping
-    /// the remaining connections.
-    pub drain_timeout: Duration,
-    /// Deadline for receiving a complete request head, counted from when the
-    /// connection starts waiting for one (so it also bounds idle keep-alive).
-    pub header_read_timeout: Duration,
-    /// Close a connection with no request in flight after this long without
-    /// any bytes read or written.
-    pub idle_timeout: Duration,
-    /// Longest wait for each next chunk of a request body (408 after).
-    pub body_read_timeout: Duration,
-    /// hyper's per-connection read buffer limit; a request head larger than
-    /// this is answered with 431. At least [`MIN_BUF_SIZE`].
-    pub max_buf_size: usize,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        Self {
-            max_connections: 10_000,
-            drain_timeout: Duration::from_secs(10),
-            header_read_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(30),
-            body_read_timeout: Duration::from_secs(30),
-            max_buf_size: 64 * 1024,
-        }
-    }
-}
-
-impl ServerConfig {
-    /// Checks the values [`serve`] would otherwise reject.
-    ///
-    /// # Errors
-    ///
-    /// A human-readable description of the first invalid setting.
-    pub fn validate(&self) -> Result<(), String> {
-        if self.max_connections == 0 || self.max_connections > Semaphore::MAX_PERMITS {
-            return Err(format!(
-                "max connections must be between 1 and {}",
-                Semaphore::MAX_PERMITS
-            ));
-        }
-        if self.max_buf_size < MIN_BUF_SIZE {
-            return Err(format!(
-                "max buffer (header) size must be at least {MIN_BUF_SIZE} bytes"
-            ));
-        }
-        for (name, value) in [
-            ("header read timeout", self.header_read_timeout),
-            ("idle timeout", self.idle_timeout),
-            ("body read timeout", self.body_read_timeout),
-        ] {
-            if value.is_zero() {
-                return Err(format!("{name} must be greater than zero"));
-            }
-        }
-        Ok(())
-    }
-
-    fn http1_builder(&self) -> http1::Builder {
-        let mut builder = http1::Builder::new();
-        builder
-            // The connection watchdog keeps the header-read timeout instead.
-            .header_read_timeout(None)
-            .keep_alive(true)
-            // `max_buf_size` alone only stops a head that is still incomplete
-            // when the buffer fills, and a single read can bring in more
-            // than that; `max_header_size` also rejects complete heads that
-            // are too large.
-            .max_header_size(self.max_buf_size)
-            .max_buf_size(self.max_buf_size);
-        builder
-    }
-}
-
-/// Boxed error of a service or a response body.
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What a connection's service must be to run in a connection task: a hyper
-/// service of [`RequestBody`] requests whose future and response body can
-/// move between threads. Implemented for every service that qualifies; it
-/// only names the bounds [`serve`] and its parts share.
-pub trait ConnectionService:
-    Service<
-        Request<RequestBody>,
-        Response = Response<Self::ResponseBody>,
-        Future: Send + 'static,
-        Error: Into<BoxError>,
-    > + Send
-    + 'static
-{
-    /// The body of its responses.
-    type ResponseBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
-}
-
-impl<S, B> ConnectionService for S
-where
-    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type ResponseBody = B;
-}
+use crate::service::ConnectionService;
 
 /// Serves HTTP/1.1 on `listener` until `shutdown` resolves, then drains.
 ///
 /// `make_service` is called once per accepted connection with the peer
 /// address and returns the service for that connection. Requests reach it
-/// with a [`RequestBody`] that enforces the body-read timeout.
+/// with a [`RequestBody`](crate::RequestBody) that enforces the body-read
+/// timeout.
 ///
 /// Works on both the current-thread and the multi-thread tokio runtime
 /// (connections are spawned on the ambient runtime).
@@ -208,17 +92,17 @@ where
 
 /// A connection just accepted, with its slot under the connection cap.
 #[derive(Debug)]
-pub(crate) struct Accepted {
-    pub(crate) stream: TcpStream,
-    pub(crate) peer: SocketAddr,
-    pub(crate) permit: OwnedSemaphorePermit,
+struct Accepted {
+    stream: TcpStream,
+    peer: SocketAddr,
+    permit: OwnedSemaphorePermit,
 }
 
 /// Accepts connections on `listener` until `shutdown` resolves, handing each
 /// to `dispatch` with TCP_NODELAY set. A permit of `permits` is taken
 /// *before* each accept, so at the cap clients wait in the kernel's backlog;
 /// accept errors are logged and retried with backoff.
-pub(crate) async fn accept_loop(
+async fn accept_loop(
     listener: &TcpListener,
     permits: &Arc<Semaphore>,
     shutdown: impl Future<Output = ()>,
@@ -269,9 +153,9 @@ pub(crate) async fn accept_loop(
     }
 }
 
-/// The open connections of one runtime: each in its own task, all told to
-/// finish by one graceful shutdown.
-pub(crate) struct Connections<M> {
+/// The open connections: each in its own task, all told to finish by one
+/// graceful shutdown.
+struct Connections<M> {
     make_service: M,
     settings: Arc<ConnectionSettings>,
     graceful: GracefulShutdown,
@@ -284,7 +168,7 @@ where
     S: ConnectionService,
 {
     /// No connections yet; `config` is valid.
-    pub(crate) fn new(make_service: M, config: &ServerConfig) -> Self {
+    fn new(make_service: M, config: &ServerConfig) -> Self {
         Self {
             make_service,
             settings: Arc::new(ConnectionSettings {
@@ -298,9 +182,9 @@ where
         }
     }
 
-    /// Serves `stream` in a task of the current runtime; `slot` is held
+    /// Serves `stream` in a task of the current runtime; `permit` is held
     /// until the connection closes.
-    pub(crate) fn spawn(&mut self, stream: TcpStream, peer: SocketAddr, slot: impl Send + 'static) {
+    fn spawn(&mut self, stream: TcpStream, peer: SocketAddr, permit: OwnedSemaphorePermit) {
         reap_finished(&mut self.tasks);
         self.tasks.spawn(serve_connection(
             stream,
@@ -308,13 +192,13 @@ where
             (self.make_service)(peer),
             Arc::clone(&self.settings),
             self.graceful.watcher(),
-            slot,
+            permit,
         ));
     }
 
     /// Tells every connection to finish its in-flight request and close,
     /// waits up to `drain_timeout`, then drops the rest.
-    pub(crate) async fn drain(self, local_addr: SocketAddr, drain_timeout: Duration) {
+    async fn drain(self, local_addr: SocketAddr, drain_timeout: Duration) {
         let Self {
             graceful,
             mut tasks,
@@ -390,27 +274,5 @@ mod tests {
         assert_eq!(delays, [10, 20, 40, 80, 160, 320, 640, 1000, 1000]);
         b.reset();
         assert_eq!(b.next_delay(), Duration::from_millis(10));
-    }
-
-    #[test]
-    fn config_validation() {
-        assert_eq!(ServerConfig::default().validate(), Ok(()));
-        let bad = [
-            ServerConfig {
-                max_connections: 0,
-                ..ServerConfig::default()
-            },
-            ServerConfig {
-                max_buf_size: 100,
-                ..ServerConfig::default()
-            },
-            ServerConfig {
-                body_read_timeout: Duration::ZERO,
-                ..ServerConfig::default()
-            },
-        ];
-        for config in bad {
-            assert!(config.validate().is_err(), "{config:?}");
-        }
     }
 }

@@ -1,4 +1,4 @@
-//! The request body handed to services run by [`serve`](crate::server::serve):
+//! The request body handed to services run by [`serve`](crate::serve):
 //! hyper's streaming body plus a per-frame read timeout.
 //!
 //! The header-read timeout stops at the end of the request head; a

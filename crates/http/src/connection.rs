@@ -37,10 +37,11 @@ use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
 use crate::request_body::RequestBody;
-use crate::server::ConnectionService;
+use crate::service::ConnectionService;
 
 /// Per-server settings shared by all connection tasks.
 #[derive(Debug)]
@@ -53,15 +54,14 @@ pub(crate) struct ConnectionSettings {
 
 /// Serves one connection until it closes, times out, or is drained.
 ///
-/// `_slot` is held until this returns: the connection-cap permit (and, with
-/// per-core threads, the thread's count of open connections).
+/// `_permit` (the connection cap's) is held until this returns.
 pub(crate) async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
     service: impl ConnectionService,
     settings: Arc<ConnectionSettings>,
     watcher: Watcher,
-    _slot: impl Send,
+    _permit: OwnedSemaphorePermit,
 ) {
     let activity = Arc::new(Activity::default());
     let io = TokioIo::new(ActivityIo {

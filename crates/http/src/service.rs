@@ -1,0 +1,42 @@
+//! [`ConnectionService`]: what a service must be for [`serve`](crate::serve) to
+//! run it on a connection. Its own module so that the accept loop
+//! (`server.rs`) and the connection task (`connection.rs`) both depend on it,
+//! and not on each other.
+
+use hyper::body::Body;
+use hyper::service::Service;
+use hyper::{Request, Response};
+
+use crate::request_body::RequestBody;
+
+/// Boxed error of a service or a response body.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What a connection's service must be to run in a connection task: a hyper
+/// service of [`RequestBody`] requests whose future and response body can
+/// move between threads. Implemented for every service that qualifies; it
+/// only names the bounds [`serve`](crate::serve) and its parts share.
+pub trait ConnectionService:
+    Service<
+        Request<RequestBody>,
+        Response = Response<Self::ResponseBody>,
+        Future: Send + 'static,
+        Error: Into<BoxError>,
+    > + Send
+    + 'static
+{
+    /// The body of its responses.
+    type ResponseBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+}
+
+impl<S, B> ConnectionService for S
+where
+    S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type ResponseBody = B;
+}
