@@ -21,6 +21,26 @@
 //! stale temporary file beside it). A save is skipped when the encoded state
 //! equals the last one written, so an idle service does not touch the disk.
 //!
+//! **One process per file.** Before loading, the process takes an exclusive
+//! advisory lock on `<file>.lock` and holds it for its life ([`lock`]); a
+//! second process on the same file refuses to start, naming the holder.
+//!
+//! **Symbolic links are written through.** A state file path that is a link
+//! is resolved once at start ([`resolve_links`]); loads, saves (the temporary
+//! file and the rename in the target's directory), the lock and a reset's
+//! `.corrupt-` copy all use the target, so the link stays a link.
+//!
+//! **Window history survives `--windows off`.** A version 2 file loaded with
+//! time windows off keeps its window section: checked, then saved again
+//! unchanged with every later save (not aged, not counted into), so turning
+//! windows on again finds the history (slots the ring no longer keeps are
+//! dropped at that load, as after any downtime).
+//!
+//! **Failed saves are visible** as `uniqd_state_save_failures_total` and
+//! `uniqd_state_last_save_timestamp_seconds` ([`metrics`]); `/readyz` stays
+//! ready (a replica that cannot save still counts correctly, and taking it out
+//! of the load balancer would lose traffic, not save it).
+//!
 //! **Loading never resets silently.** A missing file is a fresh start (logged
 //! at info). Any other failure (unreadable, not a state file, truncated, bad
 //! checksum, unknown version) stops the start with a message naming the file
@@ -28,15 +48,22 @@
 //! file is renamed to `<file>.corrupt-<unix seconds>` (kept for inspection)
 //! and the service starts empty, logging an error.
 
-use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs;
 use std::future::Future;
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use uniqd_core::{UniqueCounter, WindowRing};
+
+mod files;
+pub mod lock;
+pub mod metrics;
+
+pub use files::{resolve_links, write_atomically};
+pub use lock::StateLock;
+pub use metrics::{SaveStatus, StateCollector};
 
 /// Where and how often to save the counter.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,13 +78,16 @@ pub struct StateConfig {
 }
 
 /// The service's counter: loaded from the state file if one is configured
-/// (then also written once, so a path that cannot be written fails the start
-/// rather than the first save), else empty; plus the [`Saver`] to run. The
-/// saved window slots are restored into `windows` when given.
+/// (after locking it and resolving a symbolic link; then also written once,
+/// so a path that cannot be written fails the start rather than the first
+/// save), else empty; plus the [`Saver`] to run, which holds the lock. The
+/// saved window slots are restored into `windows` when given, and carried
+/// through unchanged when not.
 ///
 /// # Errors
 ///
-/// See [`load`]; or the first write failed.
+/// Another process holds the state file's lock (`ResourceBusy`, see
+/// [`StateLock::acquire`]); see [`load`]; or the first write failed.
 pub async fn open(
     config: Option<&StateConfig>,
     threshold: usize,
@@ -66,8 +96,24 @@ pub async fn open(
     let Some(config) = config else {
         return Ok((Arc::new(UniqueCounter::with_threshold(threshold)), None));
     };
-    let counter = Arc::new(load(config, threshold, windows.map(Arc::as_ref))?);
-    let mut saver = Saver::new(Arc::clone(&counter), windows.cloned(), config);
+    let resolved = resolve_links(&config.path)?;
+    if resolved != config.path {
+        tracing::info!(
+            path = %config.path.display(),
+            target = %resolved.display(),
+            "the state file is a symbolic link: loading and saving its target"
+        );
+    }
+    let config = StateConfig {
+        path: resolved,
+        ..config.clone()
+    };
+    let lock = StateLock::acquire(&config.path)?;
+    let (counter, carried) = load_state(&config, threshold, windows.map(Arc::as_ref))?;
+    let counter = Arc::new(counter);
+    let mut saver = Saver::new(Arc::clone(&counter), windows.cloned(), &config);
+    saver.carried_windows = carried;
+    saver.lock = Some(lock);
     saver.save().await.map_err(|e| {
         io::Error::new(
             e.kind(),
@@ -83,6 +129,7 @@ pub async fn open(
 /// Loads the counter from `config.path`, or an empty one if there is no
 /// file yet; the window slots the file holds (format version 2) are merged
 /// into `windows` when given, those the ring no longer retains dropped.
+/// Neither locks nor resolves links ([`open`] does).
 ///
 /// # Errors
 ///
@@ -95,15 +142,27 @@ pub fn load(
     threshold: usize,
     windows: Option<&WindowRing>,
 ) -> io::Result<UniqueCounter> {
+    load_state(config, threshold, windows).map(|(counter, _)| counter)
+}
+
+/// [`load`], plus the file's window section when `windows` is `None` (time
+/// windows off), to be saved again unchanged.
+fn load_state(
+    config: &StateConfig,
+    threshold: usize,
+    windows: Option<&WindowRing>,
+) -> io::Result<(UniqueCounter, Option<Vec<u8>>)> {
     let path = &config.path;
     let problem = match fs::read(path) {
         Ok(bytes) => {
             let loaded = match windows {
-                Some(ring) => UniqueCounter::from_state_with_windows(&bytes, threshold, ring),
-                None => UniqueCounter::from_state(&bytes, threshold).map(|c| (c, 0)),
+                Some(ring) => UniqueCounter::from_state_with_windows(&bytes, threshold, ring)
+                    .map(|(c, slots)| (c, slots, None)),
+                None => UniqueCounter::from_state_keeping_windows(&bytes, threshold)
+                    .map(|(c, section)| (c, 0, section)),
             };
             match loaded {
-                Ok((counter, window_slots)) => {
+                Ok((counter, window_slots, carried)) => {
                     tracing::info!(
                         path = %path.display(),
                         estimate = counter.estimate(),
@@ -111,14 +170,22 @@ pub fn load(
                         window_slots,
                         "state loaded"
                     );
-                    return Ok(counter);
+                    if carried.is_some() {
+                        tracing::warn!(
+                            path = %path.display(),
+                            "time windows are off: the window history in the state file is \
+                             kept as it is (saved again unchanged, not updated) for when they \
+                             are on again"
+                        );
+                    }
+                    return Ok((counter, carried));
                 }
                 Err(e) => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
             }
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             tracing::info!(path = %path.display(), "no state file yet; starting empty");
-            return Ok(UniqueCounter::with_threshold(threshold));
+            return Ok((UniqueCounter::with_threshold(threshold), None));
         }
         Err(e) => e,
     };
@@ -150,7 +217,7 @@ pub fn load(
         "STATE FILE UNUSABLE: starting with an EMPTY count (--state-reset-on-error); \
          the bad file was kept"
     );
-    Ok(UniqueCounter::with_threshold(threshold))
+    Ok((UniqueCounter::with_threshold(threshold), None))
 }
 
 /// `<file>.corrupt-<unix seconds>`.
@@ -163,67 +230,27 @@ fn corrupt_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes `bytes` to `path` atomically and durably (see the module docs).
-///
-/// # Errors
-///
-/// Any failing step; the temporary file is removed and `path` is untouched.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("state file {} has no file name", path.display()),
-        )
-    })?;
-    let mut tmp_name = OsString::from(".");
-    tmp_name.push(name);
-    tmp_name.push(format!(".{}.tmp", std::process::id()));
-    let tmp = dir.join(tmp_name);
-    let written = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    sync_dir(dir)
-}
-
-/// Makes a rename in `dir` durable.
-#[cfg(unix)]
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// Directories cannot be opened for syncing here; the rename is as durable
-/// as the platform makes it.
-#[cfg(not(unix))]
-fn sync_dir(_dir: &Path) -> io::Result<()> {
-    Ok(())
-}
-
 /// Saves `counter` (and the window ring, when on) to the state file when
 /// their state differs from the last save.
 #[derive(Debug)]
 pub struct Saver {
     counter: Arc<UniqueCounter>,
     windows: Option<Arc<WindowRing>>,
+    /// With windows off: the loaded file's window section, saved again unchanged.
+    carried_windows: Option<Vec<u8>>,
     path: PathBuf,
     interval: Duration,
     last: Option<Vec<u8>>,
+    status: Arc<SaveStatus>,
+    /// The state file's lock (from [`open`]), released when the saver is dropped: after the
+    /// final save.
+    lock: Option<StateLock>,
 }
 
 impl Saver {
     /// A saver for `counter` and `windows` per `config`; the first
-    /// [`save`](Self::save) always writes.
+    /// [`save`](Self::save) always writes. It neither locks the file nor
+    /// resolves links: [`open`] does both.
     #[must_use]
     pub fn new(
         counter: Arc<UniqueCounter>,
@@ -233,23 +260,48 @@ impl Saver {
         Self {
             counter,
             windows,
+            carried_windows: None,
             path: config.path.clone(),
             interval: config.interval,
             last: None,
+            status: Arc::new(SaveStatus::default()),
+            lock: None,
         }
+    }
+
+    /// The save counters, for [`StateCollector`].
+    #[must_use]
+    pub fn status(&self) -> Arc<SaveStatus> {
+        Arc::clone(&self.status)
+    }
+
+    /// The lock file, when the saver holds the lock (it came from [`open`]).
+    #[must_use]
+    pub fn lock_path(&self) -> Option<&Path> {
+        self.lock.as_ref().map(StateLock::path)
     }
 
     /// Writes the state if it changed since the last successful write;
     /// returns whether it wrote. The file system work runs on tokio's
-    /// blocking pool.
+    /// blocking pool. Failures count in [`status`](Self::status).
     ///
     /// # Errors
     ///
     /// The write failed (the previous file is intact; the next call retries).
     pub async fn save(&mut self) -> io::Result<bool> {
-        let bytes = match &self.windows {
-            Some(ring) => self.counter.to_state_with_windows(ring),
-            None => self.counter.to_state(),
+        let result = self.write_if_changed().await;
+        match &result {
+            Ok(_) => self.status.saved(),
+            Err(_) => self.status.failed(),
+        }
+        result
+    }
+
+    async fn write_if_changed(&mut self) -> io::Result<bool> {
+        let bytes = match (&self.windows, &self.carried_windows) {
+            (Some(ring), _) => self.counter.to_state_with_windows(ring),
+            (None, Some(section)) => self.counter.to_state_with_window_section(section),
+            (None, None) => self.counter.to_state(),
         };
         if self.last.as_ref() == Some(&bytes) {
             return Ok(false);
@@ -303,176 +355,4 @@ impl Saver {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("uniqd-persistence-{name}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("temp dir");
-        dir
-    }
-
-    fn config(path: PathBuf, reset_on_error: bool) -> StateConfig {
-        StateConfig {
-            path,
-            interval: Duration::from_secs(10),
-            reset_on_error,
-        }
-    }
-
-    #[test]
-    fn atomic_write_replaces_and_leaves_no_temporary_file() {
-        let dir = temp_dir("atomic");
-        let path = dir.join("state");
-        write_atomically(&path, b"one").expect("first write");
-        write_atomically(&path, b"two").expect("second write");
-        assert_eq!(fs::read(&path).expect("read"), b"two");
-        let names: Vec<_> = fs::read_dir(&dir)
-            .expect("list")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(names, [OsString::from("state")]);
-        // A directory that does not exist: an error, nothing created.
-        assert!(write_atomically(&dir.join("missing/state"), b"x").is_err());
-        fs::remove_dir_all(&dir).expect("cleanup");
-    }
-
-    #[test]
-    fn missing_file_is_a_fresh_start() {
-        let dir = temp_dir("missing");
-        let counter = load(&config(dir.join("state"), false), 100, None).expect("fresh");
-        assert_eq!(counter.estimate(), 0);
-        assert_eq!(counter.threshold(), 100);
-        fs::remove_dir_all(&dir).expect("cleanup");
-    }
-
-    #[test]
-    fn corrupt_file_refuses_or_is_moved_aside() {
-        let dir = temp_dir("corrupt");
-        let path = dir.join("state");
-        let counter = UniqueCounter::with_threshold(100);
-        counter.insert_str("1.2.3.4").expect("valid");
-        let mut bytes = counter.to_state();
-        bytes[40] ^= 1;
-        fs::write(&path, &bytes).expect("write");
-
-        let err = load(&config(path.clone(), false), 100, None).expect_err("must refuse");
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        let message = err.to_string();
-        assert!(message.contains("CRC-32"), "{message}");
-        assert!(message.contains("--state-reset-on-error"), "{message}");
-        assert_eq!(fs::read(&path).expect("untouched"), bytes);
-
-        let counter = load(&config(path.clone(), true), 100, None).expect("reset");
-        assert_eq!(counter.estimate(), 0);
-        assert!(!path.exists());
-        let kept: Vec<_> = fs::read_dir(&dir)
-            .expect("list")
-            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(kept.len(), 1);
-        assert!(kept[0].starts_with("state.corrupt-"), "{kept:?}");
-        fs::remove_dir_all(&dir).expect("cleanup");
-    }
-
-    #[tokio::test]
-    async fn saver_writes_only_on_change_and_round_trips() {
-        let dir = temp_dir("saver");
-        let path = dir.join("state");
-        let counter = Arc::new(UniqueCounter::with_threshold(100));
-        let mut saver = Saver::new(Arc::clone(&counter), None, &config(path.clone(), false));
-        assert!(saver.save().await.expect("first save writes"));
-        assert!(!saver.save().await.expect("unchanged"));
-        counter.insert_str("10.0.0.1").expect("valid");
-        counter.insert_str("::1").expect("valid");
-        assert!(saver.save().await.expect("changed"));
-        let loaded = load(&config(path, false), 100, None).expect("loads");
-        assert_eq!(loaded.estimate(), 2);
-        assert_eq!(loaded.registers(), counter.registers());
-        fs::remove_dir_all(&dir).expect("cleanup");
-    }
-
-    /// A ring on a hand-driven clock at a whole hour (2027-01-15T08:00:00Z).
-    fn ring_at(now_ms: u64) -> (Arc<uniqd_core::ManualClock>, Arc<WindowRing>) {
-        let clock = Arc::new(uniqd_core::ManualClock::new(now_ms));
-        let ring = Arc::new(WindowRing::new(0, clock.clone()));
-        (clock, ring)
-    }
-
-    fn window(ring: &WindowRing, span: &str) -> u64 {
-        let span = uniqd_core::Span::parse(span).expect("a span");
-        ring.count(span)
-            .expect("a window the ring answers")
-            .estimate
-    }
-
-    #[tokio::test]
-    async fn windows_are_saved_with_the_counter_and_stale_slots_dropped() {
-        // A whole hour: 2027-01-15T08:00:00Z.
-        const T0: u64 = 1_800_000_000_000;
-        let dir = temp_dir("windows");
-        let path = dir.join("state");
-        let counter = Arc::new(UniqueCounter::with_threshold(100));
-        let (clock, ring) = ring_at(T0);
-        // Minute 0: two addresses; minute 10: one more.
-        for (ip, at) in [
-            ("10.0.0.1", T0),
-            ("10.0.0.2", T0),
-            ("10.0.0.3", T0 + 600_000),
-        ] {
-            let hash = uniqd_core::hash_ip_str(ip).expect("valid");
-            counter.insert_hash(hash);
-            ring.insert_hash_at(hash, None, at);
-        }
-        clock.set(T0 + 600_000);
-        let mut saver = Saver::new(
-            Arc::clone(&counter),
-            Some(Arc::clone(&ring)),
-            &config(path.clone(), false),
-        );
-        assert!(saver.save().await.expect("first save writes"));
-        assert!(!saver.save().await.expect("unchanged"));
-        let bytes = fs::read(&path).expect("saved");
-        assert_eq!(&bytes[8..12], &2u32.to_le_bytes(), "format version 2");
-
-        // A restart a minute later: every window as before.
-        let (_, later) = ring_at(T0 + 660_000);
-        let loaded = load(&config(path.clone(), false), 100, Some(&later)).expect("loads");
-        assert_eq!(loaded.estimate(), 3);
-        assert_eq!((window(&later, "2m"), window(&later, "1h")), (1, 3));
-        assert_eq!(window(&later, "2h"), 3);
-
-        // Two hours later the minute slots have left the ring; the hour slot stays.
-        let (_, much_later) = ring_at(T0 + 2 * 3_600_000);
-        load(&config(path.clone(), false), 100, Some(&much_later)).expect("loads");
-        assert_eq!(window(&much_later, "1h"), 0);
-        assert_eq!(window(&much_later, "3h"), 3);
-
-        // With windows off the same file loads the counter alone.
-        assert_eq!(
-            load(&config(path, false), 100, None)
-                .expect("loads")
-                .estimate(),
-            3
-        );
-        fs::remove_dir_all(&dir).expect("cleanup");
-    }
-
-    #[test]
-    fn a_version_1_file_loads_with_windows_on() {
-        let dir = temp_dir("version1");
-        let path = dir.join("state");
-        let counter = UniqueCounter::with_threshold(100);
-        counter.insert_str("1.2.3.4").expect("valid");
-        let bytes = counter.to_state();
-        assert_eq!(&bytes[8..12], &1u32.to_le_bytes(), "format version 1");
-        fs::write(&path, &bytes).expect("write");
-        let (_, ring) = ring_at(1_800_000_000_000);
-        let loaded = load(&config(path, false), 100, Some(&ring)).expect("loads");
-        assert_eq!(loaded.estimate(), 1);
-        assert_eq!(window(&ring, "7d"), 0);
-        fs::remove_dir_all(&dir).expect("cleanup");
-    }
-}
+mod tests;
