@@ -59,7 +59,17 @@ impl StateLock {
             .create(true)
             .truncate(false)
             .open(&path)
-            .map_err(named)?;
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!(
+                        "cannot write the state file {}: cannot create its lock file {}: {e}; \
+                         refusing to start",
+                        state.display(),
+                        path.display()
+                    ),
+                )
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
