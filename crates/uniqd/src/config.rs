@@ -186,6 +186,13 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_STATE_RESET_ON_ERROR")]
     pub state_reset_on_error: bool,
 
+    /// With --windows off, write the state file without the time window
+    /// history it holds (format version 1, which builds without time
+    /// windows read: for rolling back to one) instead of keeping it for when
+    /// windows are on again. Refused with time windows on.
+    #[arg(long, env = "UNIQD_STATE_DROP_WINDOWS")]
+    pub state_drop_windows: bool,
+
     /// Require `Authorization: Bearer <token>` on POST /logs. Several
     /// tokens may be given, comma-separated or by repeating the flag.
     /// [default: off]
@@ -418,6 +425,7 @@ impl Cli {
                 path,
                 interval: self.state_interval,
                 reset_on_error: self.state_reset_on_error,
+                drop_windows: self.state_drop_windows,
             }),
             windows: self.windows.0.clone().map(|gauges| WindowsConfig {
                 gauges,
@@ -982,6 +990,7 @@ mod tests {
                 path: PathBuf::from("/var/lib/uniqd/state"),
                 interval: Duration::from_secs(5),
                 reset_on_error: true,
+                drop_windows: false,
             })
         );
         let cli = Cli::try_parse_from(["uniqd", "--state-file", "s", "--state-interval", "0s"])

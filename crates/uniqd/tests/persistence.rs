@@ -389,6 +389,28 @@ async fn sigterm_then_restart_keeps_the_window_counts() {
     assert_eq!(count_and_phase(on.metrics).await.0, grown);
     on.signal("TERM");
     assert!(on.wait().0.success());
+
+    // Dropping the history is explicit (for a rollback to a build without windows), and only
+    // with windows off.
+    let refused = run_to_exit(&[
+        "--state-file",
+        state.to_str().unwrap(),
+        "--state-drop-windows",
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs --windows off"), "{stderr}");
+    let drop = Process::spawn(&[
+        "--state-file",
+        state.to_str().unwrap(),
+        "--windows",
+        "off",
+        "--state-drop-windows",
+    ]);
+    drop.signal("TERM");
+    assert!(drop.wait().0.success());
+    assert_eq!(&std::fs::read(&state).unwrap()[8..12], &1u32.to_le_bytes());
+    assert_eq!(saved(&state, 4096).unwrap().estimate() as f64, grown);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

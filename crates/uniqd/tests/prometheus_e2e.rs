@@ -51,6 +51,7 @@ async fn a_real_prometheus_scrapes_uniqd_and_evaluates_the_dashboard_and_rules()
             path: state_dir.join("uniqd.state"),
             interval: Duration::from_secs(1),
             reset_on_error: false,
+            drop_windows: false,
         }),
         ..uniqd::AppConfig::default()
     };

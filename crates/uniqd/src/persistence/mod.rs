@@ -34,7 +34,9 @@
 //! time windows off keeps its window section: checked, then saved again
 //! unchanged with every later save (not aged, not counted into), so turning
 //! windows on again finds the history (slots the ring no longer keeps are
-//! dropped at that load, as after any downtime).
+//! dropped at that load, as after any downtime). `--state-drop-windows`
+//! (`StateConfig::drop_windows`) drops it instead, writing version 1, for a
+//! rollback to a build without time windows.
 //!
 //! **Failed saves are visible** as `uniqd_state_save_failures_total` and
 //! `uniqd_state_last_save_timestamp_seconds` ([`metrics`]); `/readyz` stays
@@ -75,6 +77,9 @@ pub struct StateConfig {
     /// Start empty (keeping the bad file aside) instead of refusing to start
     /// when the file cannot be loaded.
     pub reset_on_error: bool,
+    /// With time windows off, save without the file's window history
+    /// (version 1) instead of carrying it through (`--state-drop-windows`).
+    pub drop_windows: bool,
 }
 
 /// The service's counter: loaded from the state file if one is configured
@@ -96,6 +101,13 @@ pub async fn open(
     let Some(config) = config else {
         return Ok((Arc::new(UniqueCounter::with_threshold(threshold)), None));
     };
+    if config.drop_windows && windows.is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "--state-drop-windows drops the time window history from the state file and \
+             needs --windows off",
+        ));
+    }
     let resolved = resolve_links(&config.path)?;
     if resolved != config.path {
         tracing::info!(
@@ -109,7 +121,14 @@ pub async fn open(
         ..config.clone()
     };
     let lock = StateLock::acquire(&config.path)?;
-    let (counter, carried) = load_state(&config, threshold, windows.map(Arc::as_ref))?;
+    let (counter, mut carried) = load_state(&config, threshold, windows.map(Arc::as_ref))?;
+    if config.drop_windows && carried.take().is_some() {
+        tracing::warn!(
+            path = %config.path.display(),
+            "--state-drop-windows: the time window history is removed from the state file \
+             at the first save (format version 1)"
+        );
+    }
     let counter = Arc::new(counter);
     let mut saver = Saver::new(Arc::clone(&counter), windows.cloned(), &config);
     saver.carried_windows = carried;
@@ -170,7 +189,7 @@ fn load_state(
                         window_slots,
                         "state loaded"
                     );
-                    if carried.is_some() {
+                    if carried.is_some() && !config.drop_windows {
                         tracing::warn!(
                             path = %path.display(),
                             "time windows are off: the window history in the state file is \

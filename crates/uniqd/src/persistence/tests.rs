@@ -16,6 +16,7 @@ fn config(path: PathBuf, reset_on_error: bool) -> StateConfig {
         path,
         interval: Duration::from_secs(10),
         reset_on_error,
+        drop_windows: false,
     }
 }
 
