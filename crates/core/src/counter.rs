@@ -307,6 +307,16 @@ impl UniqueCounter {
         })
     }
 
+    /// [`to_state`](Self::to_state) with a window ring section as
+    /// [`from_state_keeping_windows`](Self::from_state_keeping_windows) returned it, stored
+    /// unchanged (format version 2): how a service with time windows off keeps the saved
+    /// window history for when they are on again.
+    pub fn to_state_with_window_section(&self, section: &[u8]) -> Vec<u8> {
+        self.encode_state(state::Extras {
+            windows: Some(section),
+        })
+    }
+
     fn encode_state(&self, extras: state::Extras<'_>) -> Vec<u8> {
         let guard = epoch::pin();
         let mut hashes = Vec::new();
@@ -357,6 +367,26 @@ impl UniqueCounter {
             None => 0,
         };
         Ok((Self::from_decoded(state, threshold), restored))
+    }
+
+    /// [`from_state`](Self::from_state), and the file's window ring section (format version 2)
+    /// as stored, checked with [`WindowRing::check_state`] but not loaded into a ring: for a
+    /// service with time windows off, which saves it again with
+    /// [`to_state_with_window_section`](Self::to_state_with_window_section). `None` for a
+    /// version 1 file.
+    pub fn from_state_keeping_windows(
+        bytes: &[u8],
+        threshold: usize,
+    ) -> Result<(Self, Option<Vec<u8>>), StateError> {
+        let state = state::decode(bytes)?;
+        let section = match state.windows {
+            Some(ring) => {
+                WindowRing::check_state(ring).map_err(StateError::Windows)?;
+                Some(ring.to_vec())
+            }
+            None => None,
+        };
+        Ok((Self::from_decoded(state, threshold), section))
     }
 
     fn from_decoded(state: state::State<'_>, threshold: usize) -> Self {

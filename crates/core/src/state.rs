@@ -19,9 +19,11 @@
 //! end-4   4       CRC-32 (IEEE) of every byte before it, u32 LE
 //! ```
 //!
-//! Version 2 is version 1 with the window section before the checksum; it is written only
-//! when the service keeps time windows, so a file written with `--windows off` is still a
-//! version 1 file that older builds read. Both versions load.
+//! Version 2 is version 1 with the window section before the checksum; it is written when
+//! the service keeps time windows, or when it runs with `--windows off` on a file that has a
+//! window section (carried through unchanged: `UniqueCounter::from_state_keeping_windows` and
+//! `to_state_with_window_section`, so the history survives a start without windows). A file
+//! that never had windows stays a version 1 file that older builds read. Both versions load.
 //!
 //! The registers sit at a fixed offset as a Redis string, so the state can be inspected with
 //! Redis itself: `tail -c +33 state | head -c 12304 | redis-cli -x SET k` then `PFCOUNT k`.

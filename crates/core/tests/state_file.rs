@@ -248,3 +248,79 @@ mod windows {
         }
     }
 }
+
+/// 2027-01-15T08:00:00Z, a whole hour.
+const T0: u64 = 1_800_000_000_000;
+
+/// A counter and ring at `T0` with `n` addresses in the current minute and `m` an hour ago.
+fn with_windows(n: u64, m: u64, threshold: usize) -> (UniqueCounter, uniqd_core::WindowRing) {
+    let ring =
+        uniqd_core::WindowRing::new(0, std::sync::Arc::new(uniqd_core::ManualClock::new(T0)));
+    let counter = UniqueCounter::with_threshold(threshold);
+    for (range, at) in [(0..n, T0), (n..n + m, T0 - 3_600_000)] {
+        for i in range {
+            let hash = uniqd_core::hash_element(&i.to_le_bytes());
+            counter.insert_hash(hash);
+            ring.insert_hash_at(hash, None, at);
+        }
+    }
+    (counter, ring)
+}
+
+#[test]
+fn a_window_section_is_carried_through_unchanged() {
+    let (counter, ring) = with_windows(5, 300, 4096);
+    let file = counter.to_state_with_windows(&ring);
+    let (loaded, section) = UniqueCounter::from_state_keeping_windows(&file, 4096).expect("loads");
+    let section = section.expect("a version 2 file has a window section");
+    assert_eq!(section, ring.to_state());
+    // Counting goes on with windows off; the section is saved back as it was.
+    loaded.insert_element(b"new");
+    let carried = loaded.to_state_with_window_section(&section);
+    assert_eq!(&carried[8..12], &STATE_VERSION.to_le_bytes());
+    let (_, again) = UniqueCounter::from_state_keeping_windows(&carried, 4096).expect("loads");
+    assert_eq!(again.as_deref(), Some(&section[..]));
+    // Windows on again: the ring is restored as saved.
+    let restored =
+        uniqd_core::WindowRing::new(0, std::sync::Arc::new(uniqd_core::ManualClock::new(T0)));
+    let (back, _) =
+        UniqueCounter::from_state_with_windows(&carried, 4096, &restored).expect("loads");
+    assert_eq!(back.estimate(), counter.estimate() + 1);
+    assert_eq!(restored.to_state(), ring.to_state());
+    // A version 1 file has no section.
+    let (_, none) =
+        UniqueCounter::from_state_keeping_windows(&counter.to_state(), 4096).expect("loads");
+    assert_eq!(none, None);
+}
+
+#[test]
+fn a_damaged_window_section_is_refused_with_windows_off_too() {
+    let (counter, ring) = with_windows(3, 0, 4096);
+    let mut file = counter.to_state_with_windows(&ring);
+    // The section's last byte is its own CRC; flip a byte before it and re-seal the file's.
+    let at = file.len() - 4 - 4 - 1;
+    file[at] ^= 0x40;
+    reseal(&mut file);
+    assert!(
+        UniqueCounter::from_state(&file, 4096).is_ok(),
+        "the counter alone is fine"
+    );
+    let err = UniqueCounter::from_state_keeping_windows(&file, 4096).expect_err("refused");
+    assert!(matches!(err, StateError::Windows(_)), "{err:?}");
+}
+
+/// Writes the committed version 2 seeds of the `state_file` fuzz target (format: a selector
+/// byte, then the file; see `crates/fuzz/fuzz_targets/state_file.rs`):
+/// `cargo test -p uniqd-core --test state_file -- --ignored write_state_file_fuzz_seeds`.
+#[test]
+#[ignore = "writes crates/fuzz/seeds/state_file; run by hand when the format changes"]
+fn write_state_file_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/state_file");
+    // Selector 0x06: threshold 100, no re-seal.
+    for (name, n, m) in [("v2_exact_windows", 5, 3), ("v2_sketch_windows", 400, 300)] {
+        let (counter, ring) = with_windows(n, m, 100);
+        let mut seed = vec![0x06];
+        seed.extend(counter.to_state_with_windows(&ring));
+        std::fs::write(dir.join(name), seed).expect("write seed");
+    }
+}

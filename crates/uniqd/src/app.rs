@@ -114,6 +114,10 @@ pub async fn serve(
     if let Some(redis_collector) = redis_collector {
         registry.register_collector(Box::new(redis_collector));
     }
+    // uniqd_state_* (save failures, last good save): only with --state-file.
+    if let Some(saver) = &saver {
+        registry.register_collector(Box::new(persistence::StateCollector(saver.status())));
+    }
     let registry = Arc::new(registry);
 
     let (stop_exporter, exporter_stop) = tokio::sync::oneshot::channel::<()>();

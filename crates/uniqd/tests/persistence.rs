@@ -1,7 +1,9 @@
 //! `--state-file` with the built binary: restarts after SIGTERM and SIGKILL,
 //! files that must not load, `--state-reset-on-error`, a SIGTERM under load
-//! that loses no accepted request, and the time windows saved with the count
-//! (window slots the ring no longer keeps dropped at start).
+//! that loses no accepted request, the time windows saved with the count
+//! (window slots the ring no longer keeps dropped at start, the history kept
+//! through a start with `--windows off`), one process per state file (the
+//! lock), a symbolic link written through, and failed saves on `/metrics`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -118,7 +120,8 @@ async fn sigkill_loses_at_most_the_last_interval() {
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "uniqd.state")
+        // The lock file stays by design (see `uniqd::persistence::lock`).
+        .filter(|n| n != "uniqd.state" && n != "uniqd.state.lock")
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     second.signal("TERM");
@@ -355,12 +358,193 @@ async fn sigterm_then_restart_keeps_the_window_counts() {
     second.signal("TERM");
     assert!(second.wait().0.success());
 
-    // With --windows off the file loads (the counter alone) and is written as version 1.
+    // With --windows off the file loads (the counter), the count grows and is saved, and the
+    // window history is kept in the file, loudly: a warning says so.
     let off = Process::spawn(&["--state-file", state.to_str().unwrap(), "--windows", "off"]);
-    assert!(count_and_phase(off.metrics).await.0 > 300.0);
+    let (count, _) = count_and_phase(off.metrics).await;
+    assert!(count > 300.0, "{count}");
+    assert!(
+        off.startup
+            .iter()
+            .any(|l| l.contains("WARN") && l.contains("window history")),
+        "{:#?}",
+        off.startup
+    );
+    post_batch(off.ingest, (1000..1010).map(distinct_ip)).await;
+    let grown = count_and_phase(off.metrics).await.0;
+    assert!(grown > count, "{grown} vs {count}");
     off.signal("TERM");
     assert!(off.wait().0.success());
+    assert_eq!(&std::fs::read(&state).unwrap()[8..12], &2u32.to_le_bytes());
+    assert_eq!(saved(&state, 4096).unwrap().estimate() as f64, grown);
+
+    // Windows on again: the history is still there; the count has what came in meanwhile.
+    let on = Process::spawn(&flags);
+    assert_eq!(window_counts(on.metrics).await, before);
+    assert_eq!(count_and_phase(on.metrics).await.0, grown);
+    on.signal("TERM");
+    assert!(on.wait().0.success());
+
+    // Dropping the history is explicit (for a rollback to a build without windows), and only
+    // with windows off.
+    let refused = run_to_exit(&[
+        "--state-file",
+        state.to_str().unwrap(),
+        "--state-drop-windows",
+    ]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("needs --windows off"), "{stderr}");
+    let drop = Process::spawn(&[
+        "--state-file",
+        state.to_str().unwrap(),
+        "--windows",
+        "off",
+        "--state-drop-windows",
+    ]);
+    drop.signal("TERM");
+    assert!(drop.wait().0.success());
     assert_eq!(&std::fs::read(&state).unwrap()[8..12], &1u32.to_le_bytes());
+    assert_eq!(saved(&state, 4096).unwrap().estimate() as f64, grown);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_one_state_file_refuses_to_start() {
+    let dir = TempDir::new("lock");
+    let state = dir.join("uniqd.state");
+    let flags = ["--state-file", state.to_str().unwrap()];
+    let first = Process::spawn(&flags);
+    post_batch(first.ingest, (0..5).map(distinct_ip)).await;
+
+    // Through the same path, and through a symbolic link to it: both refused.
+    let link = dir.join("link.state");
+    std::os::unix::fs::symlink(&state, &link).unwrap();
+    for path in [&state, &link] {
+        let output = run_to_exit(&["--state-file", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        for needle in [
+            state.to_str().unwrap(),
+            "in use by another uniqd process",
+            &format!("pid={}", first.pid()),
+            "refusing to start",
+        ] {
+            assert!(stderr.contains(needle), "no {needle:?} in {stderr}");
+        }
+    }
+    // The first one went on untouched, and saves on shutdown as ever.
+    assert_eq!(count_and_phase(first.metrics).await.0, 5.0);
+    first.signal("TERM");
+    assert!(first.wait().0.success());
+
+    // Once it has exited, a new process starts on the file.
+    let second = Process::spawn(&flags);
+    assert_eq!(count_and_phase(second.metrics).await.0, 5.0);
+    second.signal("TERM");
+    assert!(second.wait().0.success());
+    // A SIGKILLed holder frees the lock too (the kernel drops it with the process).
+    let third = Process::spawn(&flags);
+    third.signal("KILL");
+    let _ = third.wait();
+    let fourth = Process::spawn(&flags);
+    fourth.signal("TERM");
+    assert!(fourth.wait().0.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_state_file_is_written_through_the_link() {
+    let dir = TempDir::new("symlink");
+    std::fs::create_dir(dir.join("volume")).unwrap();
+    let target = dir.join("volume/uniqd.state");
+    let link = dir.join("uniqd.state");
+    std::os::unix::fs::symlink("volume/uniqd.state", &link).unwrap();
+    let flags = [
+        "--state-file",
+        link.to_str().unwrap(),
+        "--state-interval",
+        "100ms",
+    ];
+
+    let first = Process::spawn(&flags);
+    post_batch(first.ingest, (0..7).map(distinct_ip)).await;
+    // Periodic saves and the final one all go to the target; the link stays a link.
+    poll_until("the batch saved in the link's target", async || {
+        saved(&target, 4096).filter(|c| c.estimate() == 7)
+    })
+    .await;
+    first.signal("TERM");
+    assert!(first.wait().0.success());
+    assert!(std::fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_eq!(saved(&link, 4096).map(|c| c.estimate()), Some(7));
+    assert!(dir.join("volume/uniqd.state.lock").exists());
+
+    let second = Process::spawn(&flags);
+    assert_eq!(count_and_phase(second.metrics).await.0, 7.0);
+    second.signal("TERM");
+    assert!(second.wait().0.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_saves_show_on_metrics_and_the_replica_stays_ready() {
+    let dir = TempDir::new("save-failures");
+    let state = dir.join("uniqd.state");
+    let process = Process::spawn(&[
+        "--state-file",
+        state.to_str().unwrap(),
+        "--state-interval",
+        "100ms",
+    ]);
+    let scrape = |metrics| async move {
+        let text = get(metrics, "/metrics").await.text();
+        let failures = sample_value(&text, "uniqd_state_save_failures_total").expect("counter");
+        let last = sample_value(&text, "uniqd_state_last_save_timestamp_seconds").expect("gauge");
+        (failures, last)
+    };
+    let (failures, started) = scrape(process.metrics).await;
+    assert_eq!(failures, 0.0);
+    assert!(started > 1.7e9, "{started}");
+
+    // The state file's name taken by a (non-empty) directory: every rename fails. (Root
+    // ignores permissions, so a read-only directory would not do.)
+    std::fs::remove_file(&state).unwrap();
+    std::fs::create_dir(&state).unwrap();
+    std::fs::write(state.join("in-the-way"), b"x").unwrap();
+    post_batch(process.ingest, (0..3).map(distinct_ip)).await;
+    let mut failing = (0.0, 0.0);
+    for _ in 0..2 {
+        // Two scrapes that each see more failures: the saver keeps retrying.
+        let before = failing.0;
+        let deadline = std::time::Instant::now() + DEADLINE;
+        loop {
+            failing = scrape(process.metrics).await;
+            if failing.0 > before {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "no failure counted");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+    assert!(failing.0 >= 2.0, "{failing:?}");
+    let stale = failing.1;
+    // Still ready: it counts correctly, it only cannot persist (alert, not readiness).
+    assert_eq!(get(process.metrics, "/readyz").await.status, 200);
+
+    // The fault removed: the next save succeeds, the timestamp moves on, the count stops.
+    std::fs::remove_dir_all(&state).unwrap();
+    poll_until("a good save after the failures", async || {
+        saved(&state, 4096).filter(|c| c.estimate() == 3)
+    })
+    .await;
+    let (after, last) = scrape(process.metrics).await;
+    assert!(
+        after >= failing.0 && last > stale,
+        "{after} {last} {failing:?}"
+    );
+    process.signal("TERM");
+    assert!(process.wait().0.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,8 @@
 //!
 //! uniqd shares its count through a real `redis-server` (`--redis-url`), so
 //! the dashboard's scale-out panels have data too; with one replica the
-//! global count is the local one.
+//! global count is the local one. It saves a state file too, so that the
+//! `uniqd_state_*` series the state file alert reads exist.
 //!
 //! Prometheus runs on a free loopback port with a generated config (scrape
 //! and rule evaluation every second, the rule files of the shipped
@@ -42,8 +43,16 @@ const BODY_READ_TIMEOUT: Duration = Duration::from_millis(200);
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_prometheus_scrapes_uniqd_and_evaluates_the_dashboard_and_rules() {
     let redis = RedisServer::start();
+    // With a state file, so that the uniqd_state_* series the alerts use exist.
+    let state_dir = TempDir::new("prometheus-e2e");
     let mut config = uniqd::AppConfig {
         redis: Some(RedisConfig::new(redis.url())),
+        state: Some(uniqd::persistence::StateConfig {
+            path: state_dir.join("uniqd.state"),
+            interval: Duration::from_secs(1),
+            reset_on_error: false,
+            drop_windows: false,
+        }),
         ..uniqd::AppConfig::default()
     };
     config.ingest.server.body_read_timeout = BODY_READ_TIMEOUT;
@@ -119,6 +128,27 @@ async fn a_real_prometheus_scrapes_uniqd_and_evaluates_the_dashboard_and_rules()
             .poll(&format!("{expr} -> {expect:?}"), expr, |r| expect.check(r))
             .await;
     }
+
+    // The series UniqdStateSaveFailing reads exist under the names the rule uses (an
+    // empty alert expression alone would not tell a typo from a healthy replica).
+    prometheus
+        .poll(
+            "no failed state file save",
+            "uniqd_state_save_failures_total{job=\"uniqd\"}",
+            |r| one_value(r).filter(|&v| v == 0.0).map(drop),
+        )
+        .await;
+    prometheus
+        .poll(
+            "a recent good state file save",
+            "time() - uniqd_state_last_save_timestamp_seconds{job=\"uniqd\"}",
+            |r| {
+                one_value(r)
+                    .filter(|&v| (-5.0..60.0).contains(&v))
+                    .map(drop)
+            },
+        )
+        .await;
 
     prometheus
         .assert_rules_healthy(&rule_names(&rule_files))

@@ -23,7 +23,7 @@
 use std::fmt;
 
 use super::tier::SlotContents;
-use super::WindowRing;
+use super::{WindowRing, HOUR_MS, MINUTE_MS};
 use crate::registers::{M, MAX_RANK};
 use crate::state::crc32;
 
@@ -192,6 +192,27 @@ impl WindowRing {
         let crc = crc32(&out);
         out.extend_from_slice(&crc.to_le_bytes());
         out
+    }
+
+    /// Checks that `bytes` are a window ring this build can load (everything
+    /// [`restore_state`](Self::restore_state) checks), without a ring to load them into: a
+    /// service with time windows off keeps a saved ring's bytes as they are, and must not keep
+    /// bytes that would refuse the start once windows are on again.
+    ///
+    /// # Errors
+    ///
+    /// The bytes are not a valid window file (see [`WindowStateError`]).
+    pub fn check_state(bytes: &[u8]) -> Result<(), WindowStateError> {
+        let tiers = decode(bytes)?;
+        if tiers
+            .iter()
+            .any(|(interval, _)| ![MINUTE_MS, HOUR_MS].contains(interval))
+        {
+            return Err(WindowStateError::Invalid(
+                "an interval length this build does not keep",
+            ));
+        }
+        Ok(())
     }
 
     /// Merges a saved ring into this one, keeping the slots still retained now. Returns how

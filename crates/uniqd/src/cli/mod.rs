@@ -159,6 +159,13 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_STATE_RESET_ON_ERROR")]
     pub state_reset_on_error: bool,
 
+    /// With --windows off, write the state file without the time window
+    /// history it holds (format version 1, which builds without time
+    /// windows read: for rolling back to one) instead of keeping it for when
+    /// windows are on again. Refused with time windows on.
+    #[arg(long, env = "UNIQD_STATE_DROP_WINDOWS")]
+    pub state_drop_windows: bool,
+
     /// Require `Authorization: Bearer <token>` on POST /logs. Several
     /// tokens may be given, comma-separated or by repeating the flag.
     /// [default: off]

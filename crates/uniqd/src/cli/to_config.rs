@@ -61,6 +61,7 @@ impl Cli {
                 path,
                 interval: self.state_interval,
                 reset_on_error: self.state_reset_on_error,
+                drop_windows: self.state_drop_windows,
             }),
             windows: self.windows.0.clone().map(|gauges| WindowsConfig {
                 gauges,
@@ -337,6 +338,7 @@ mod tests {
                 path: PathBuf::from("/var/lib/uniqd/state"),
                 interval: Duration::from_secs(5),
                 reset_on_error: true,
+                drop_windows: false,
             })
         );
         let cli = Cli::try_parse_from(["uniqd", "--state-file", "s", "--state-interval", "0s"])

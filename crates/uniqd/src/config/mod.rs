@@ -4,7 +4,7 @@
 //!
 //! Each sub-config sits beside what uses it: the top pages and time windows
 //! settings in [`top_pages`] and [`windows`], [`RedisConfig`] in
-//! `redis_sync/config.rs`, `StateConfig` in `persistence.rs`, the servers'
+//! `redis_sync/config.rs`, `StateConfig` in `persistence/mod.rs`, the servers'
 //! settings in their crates (`IngestConfig`, `ExporterConfig`, and
 //! `ServerConfig` in `uniqd-http`). Every bound is checked by one function:
 //! the sub-config's `validate` or a `check_*` it calls, which the flag

@@ -168,6 +168,11 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
         ("absent(up{job=\"uniqd\"})".to_owned(), Empty),
         ("scrape_duration_seconds{job=\"uniqd\"} > 0.5".to_owned(), Empty),
         ("uniqd_redis_up{job=\"uniqd\"} == 0".to_owned(), Empty),
+        // Saves succeed (the state file is on; the test checks its series exist).
+        (
+            "increase(uniqd_state_save_failures_total{job=\"uniqd\"}[10m]) > 0 and (time() - uniqd_state_last_save_timestamp_seconds{job=\"uniqd\"}) > 300".to_owned(),
+            Empty,
+        ),
         // Ingest errors: the recording rule, and its alert, which holds (the
         // traffic has more than 5 % errors).
         (
