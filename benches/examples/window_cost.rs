@@ -130,7 +130,7 @@ fn main() {
     let start = Instant::now();
     for _ in 0..1_000 {
         for stamp in &stamps {
-            std::hint::black_box(uniqd_ingest::timestamp::parse_rfc3339_ms(
+            std::hint::black_box(uniqd_ingest::fields::timestamp::parse_rfc3339_ms(
                 std::hint::black_box(stamp),
             ));
         }
@@ -139,7 +139,7 @@ fn main() {
         "| `parse_rfc3339_ms` of the log timestamp | {:.1} |",
         start.elapsed().as_secs_f64() * 1e9 / 1e6
     );
-    let mut parser = uniqd_ingest::timestamp::TimestampParser::default();
+    let mut parser = uniqd_ingest::fields::timestamp::TimestampParser::default();
     let start = Instant::now();
     for _ in 0..1_000 {
         for stamp in &stamps {

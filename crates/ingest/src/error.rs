@@ -5,7 +5,7 @@
 //! snake_case code) and `message` (human text), served as
 //! `Content-Type: application/json`. Batch-related errors add `accepted`,
 //! `rejected` and (for 400) `errors`: the first
-//! [`MAX_REPORTED_ERRORS`](crate::ndjson::MAX_REPORTED_ERRORS) failures as
+//! [`MAX_REPORTED_ERRORS`](crate::framing::ndjson::MAX_REPORTED_ERRORS) failures as
 //! `{"line": n, "error": code, "message": text}`.
 //!
 //! Lines of an NDJSON batch are counted as they stream in, so a batch that is
@@ -20,10 +20,10 @@ use hyper::header::{HeaderValue, ALLOW, CONNECTION, CONTENT_TYPE, WWW_AUTHENTICA
 use hyper::{Response, StatusCode};
 
 use crate::auth::WWW_AUTHENTICATE_BEARER;
+use crate::fields::LineError;
+use crate::framing::ndjson::BatchReport;
 use crate::json::JsonObject;
 use crate::metrics::RequestOutcome;
-use crate::ndjson::BatchReport;
-use crate::parse::LineError;
 use crate::request_body::BodyError;
 
 /// The body type of every response this crate produces.
@@ -307,7 +307,7 @@ pub(crate) fn excerpt(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ndjson::LineFailure;
+    use crate::framing::ndjson::LineFailure;
 
     fn body_of(e: IngestError) -> (StatusCode, String) {
         let status = e.status();
