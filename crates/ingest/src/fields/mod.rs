@@ -1,5 +1,5 @@
 //! Stage 3 of the ingest pipeline, *fields*: the top-level `ip`, `url` and `timestamp` of one
-//! framed log object, read without building a DOM ([`FieldReader::read`]).
+//! framed log object, read without building a DOM (`FieldReader::read`).
 //!
 //! A log of the plain shape ingress controllers write is read by [`scan::scan_fields`]
 //! straight from the framed bytes, with no copy. Any other log goes to simd-json
@@ -7,11 +7,11 @@
 //! in place, but the bytes arrive shared and immutable (an HTTP body is [`bytes::Bytes`]); such
 //! a log is therefore copied into a mutable buffer first. That buffer, the parser [`Scratch`]
 //! and the [`TimestampParser`] (which remembers the last second it read) live in a
-//! `thread_local` ([`with_reader`]), so the hot path takes no lock and allocates nothing once
+//! `thread_local` (`with_reader`), so the hot path takes no lock and allocates nothing once
 //! warmed up. Borrows of it are strictly synchronous (never held across an `.await`), which is
 //! what makes a thread-local correct under both the current-thread and the multi-thread tokio
 //! runtime. To stop one huge object from pinning megabytes per thread forever, state that grew
-//! past [`RETAIN_LIMIT`] is dropped after use and rebuilt lazily.
+//! past `RETAIN_LIMIT` bytes is dropped after use and rebuilt lazily.
 //!
 //! Nothing here knows where the bytes came from (HTTP today, syslog datagrams or streams
 //! later) nor what they are counted into: the framing stage hands each log to

@@ -9,7 +9,7 @@
 //!
 //! * leading and trailing JSON whitespace is trimmed; what remains is printable
 //!   ASCII (`0x20..=0x7E`, and `0x7F`) without a backslash: one branch-free
-//!   pass over the bytes that the compiler vectorises ([`is_plain_text`]);
+//!   pass over the bytes that the compiler vectorises (`is_plain_text`);
 //! * the text is one object; between tokens only spaces;
 //! * so every `"` delimits a string, and every string is valid JSON as it
 //!   stands (no escapes, no control bytes, valid UTF-8): strings are skipped
