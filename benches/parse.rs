@@ -1,14 +1,15 @@
-//! Cost of reading one log line: the fast scanner (`uniqd_ingest::scan::scan_fields`, straight
-//! from the request bytes) against simd-json (`uniqd_ingest::parse::parse_fields` on a copy,
-//! with reused buffers, as the fallback path does). Run:
+//! Cost of reading one log line: the fast scanner
+//! (`uniqd_ingest::fields::scan::scan_fields`, straight from the request bytes) against
+//! simd-json (`uniqd_ingest::fields::parse::parse_fields` on a copy, with reused buffers, as
+//! the fallback path does). Run:
 //! `cargo bench -p uniqd-benches --bench parse`.
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use uniqd_benches::ipv4_texts;
-use uniqd_ingest::parse::{parse_fields, Scratch};
-use uniqd_ingest::scan::scan_fields;
+use uniqd_ingest::fields::parse::{parse_fields, Scratch};
+use uniqd_ingest::fields::scan::scan_fields;
 
 /// 4,096 lines of the shape the load benchmark sends (about 90 bytes each).
 fn lines() -> Vec<Vec<u8>> {

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 use uniqd_benches::counting_alloc::{collect_garbage, live_bytes, CountingAlloc};
 use uniqd_core::window::{HOUR_MS, HOUR_SLOTS, MINUTE_MS, MINUTE_SLOTS};
 use uniqd_core::{
-    hash_element, ManualClock, PathOptions, Span, TopPages, UniqueCounter, WindowRing,
+    hash_element, ManualClock, PathOptions, Span, TopPages, UniqueCounter, Views, WindowRing,
 };
-use uniqd_exporter::{BuildInfo, UniqdCollector};
+use uniqd_exporter::{BuildInfo, Exported, MetricOptions};
 use uniqd_ingest::IngestMetrics;
 
 #[global_allocator]
@@ -130,7 +130,7 @@ fn main() {
     let start = Instant::now();
     for _ in 0..1_000 {
         for stamp in &stamps {
-            std::hint::black_box(uniqd_ingest::timestamp::parse_rfc3339_ms(
+            std::hint::black_box(uniqd_ingest::fields::timestamp::parse_rfc3339_ms(
                 std::hint::black_box(stamp),
             ));
         }
@@ -139,7 +139,7 @@ fn main() {
         "| `parse_rfc3339_ms` of the log timestamp | {:.1} |",
         start.elapsed().as_secs_f64() * 1e9 / 1e6
     );
-    let mut parser = uniqd_ingest::timestamp::TimestampParser::default();
+    let mut parser = uniqd_ingest::fields::timestamp::TimestampParser::default();
     let start = Instant::now();
     for _ in 0..1_000 {
         for stamp in &stamps {
@@ -195,26 +195,28 @@ fn main() {
         top.record_url(&format!("/page/{}", i % 3_000));
     }
     let gauges = [span("5m"), span("1h"), span("24h")];
-    let encode = |collector: UniqdCollector| {
-        let registry = uniqd_exporter::registry_with(collector);
+    let encode = |views: Views, windows: &[Span]| {
+        let exported = Exported::new(
+            views,
+            Arc::new(IngestMetrics::new()),
+            BuildInfo {
+                version: "bench".to_owned(),
+            },
+        );
+        let options = MetricOptions {
+            top_pages: 20,
+            windows: windows.to_vec(),
+        };
+        let registry = uniqd_exporter::registry(&exported, &options);
         move || {
             let mut text = String::with_capacity(8 * 1024);
             prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
             std::hint::black_box(text);
         }
     };
-    let collector = || {
-        UniqdCollector::new(
-            Arc::clone(&counter),
-            Arc::new(IngestMetrics::new()),
-            BuildInfo {
-                version: "bench".to_owned(),
-            },
-        )
-        .with_top_pages(Arc::clone(&top), 20)
-    };
-    let mut without = encode(collector());
-    let mut with = encode(collector().with_windows(Arc::clone(&ring), &gauges));
+    let views = Views::new(Arc::clone(&counter)).with_top_pages(Arc::clone(&top));
+    let mut without = encode(views.clone(), &[]);
+    let mut with = encode(views.with_windows(Arc::clone(&ring)), &gauges);
     clock.set(NOW);
     let base = time(|_| {}, &mut without);
     let warm = time(|_| {}, &mut with);

@@ -1,7 +1,11 @@
 //! A lock-free counter of distinct IP addresses: exact while the set is small, then a
-//! HyperLogLog sketch of 16 KiB whatever the traffic, with Redis's exact register layout; and
+//! HyperLogLog sketch of 16 KiB whatever the traffic, with Redis's exact register layout;
 //! [`TopPages`], the most requested page paths in fixed memory (Space-Saving, sharded by
-//! thread; its [module docs](top_pages) give the algorithm, the error bound and the memory).
+//! thread; its [module docs](top_pages) give the algorithm, the error bound and the memory);
+//! [`WindowRing`], distinct addresses per minute and hour ([module docs](window)); and
+//! [`Views`], the one value bundling them that ingest records every accepted log into
+//! ([`Views::record`]) and the exporter reads. A new view is a field and one line of
+//! `Views::record` in `views.rs`.
 //!
 //! # Design
 //!
@@ -139,6 +143,7 @@ mod redis_format;
 mod registers;
 mod state;
 pub mod top_pages;
+mod views;
 pub mod window;
 
 pub use counter::{Phase, UniqueCounter, DEFAULT_THRESHOLD, SKETCH_RELATIVE_STANDARD_ERROR};
@@ -151,6 +156,7 @@ pub use top_pages::{
     normalize_path, PageCount, PathOptions, TopPages, TopPagesError, TopPagesSnapshot,
     DEFAULT_TOP_PAGES_CAPACITY, MAX_PATH_BYTES, MAX_TOP_PAGES_CAPACITY, MAX_TOP_PAGES_SHARDS,
 };
+pub use views::{Arrival, Views};
 pub use window::{
     Clock, ManualClock, SeriesPoint, Span, SpanError, SystemClock, WindowCount, WindowRing,
     WindowStateError,

@@ -3,17 +3,21 @@
 //!
 //! # Design
 //!
-//! * **Read at scrape time.** The unique-address estimate and the ingest
-//!   request metrics are not mirrored into prometheus-client metric objects;
-//!   a custom [`Collector`](prometheus_client::collector::Collector)
-//!   ([`collector::UniqdCollector`]) reads them when Prometheus scrapes. The
-//!   ingest hot path thus only touches its own lock-free atomics, and the
-//!   exported values are never stale.
+//! * **One value to read.** [`Exported`] holds the [`Views`](uniqd_core::Views)
+//!   (the same value ingest records into), the ingest metrics, the build and
+//!   the shared count if any; `/metrics` and every JSON API read it.
+//! * **Read at scrape time, one collector per view.** The unique-address
+//!   estimate and the ingest request metrics are not mirrored into
+//!   prometheus-client metric objects; custom
+//!   [`Collector`](prometheus_client::collector::Collector)s read them when
+//!   Prometheus scrapes, one per view, registered only when the view is on
+//!   ([`collectors`]). The ingest hot path thus only touches its own lock-free
+//!   atomics, and the exported values are never stale.
 //! * **A plain [`Registry`]**, so more collectors or metrics can be added by
 //!   the caller before [`run`]; [`registry`] builds the standard one.
 //! * **Same server kit as ingest** ([`uniqd_http::serve`]): connection
 //!   cap, timeouts, graceful drain.
-//! * **Replicas sharing a count.** A [`SharedCount`] given to the collector
+//! * **Replicas sharing a count.** A [`SharedCount`] given to [`Exported`]
 //!   answers `unique_ip_addresses`; the local count is then exported as
 //!   `uniqd_local_unique_ip_addresses`. How the count is shared is the
 //!   application's business (uniqd's Redis sync).
@@ -31,8 +35,8 @@
 //! | `/readyz`  | 200 `{"status":"ready",...}`; 503 while starting or draining; [`ReadyDetail`]s add fields |
 //! | `/`        | 200, the status page (HTML) |
 //! | `/status.json` | 200, count, phase, error bound and ingest counters (JSON) |
-//! | `/stats`   | 200, the most requested pages with counts and error bounds (JSON, [`stats`]); `?limit=N`, 400 for a bad one; 404 without [`StatusSource::with_top_pages`] |
-//! | `/api/v1/unique?window=15m` | 200, distinct addresses in the window (JSON, [`windows`]); 400 for a bad or too long window; 404 without [`StatusSource::with_windows`] |
+//! | `/stats`   | 200, the most requested pages with counts and error bounds (JSON, [`stats`]); `?limit=N`, 400 for a bad one; 404 when the top pages are off |
+//! | `/api/v1/unique?window=15m` | 200, distinct addresses in the window (JSON, [`windows`]); 400 for a bad or too long window; 404 when the windows are off |
 //! | `/api/v1/unique/series?lookback=1h&step=1m` | 200, distinct addresses per step (JSON); 400 for bad parameters |
 //! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
 //!
@@ -43,8 +47,9 @@
 
 #![forbid(unsafe_code)]
 
-pub mod collector;
+pub mod collectors;
 pub mod config;
+mod exported;
 pub mod query;
 pub mod readiness;
 mod routes;
@@ -63,43 +68,20 @@ use std::time::Instant;
 use hyper::service::service_fn;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use uniqd_core::UniqueCounter;
 use uniqd_http::BearerTokens;
-use uniqd_ingest::IngestMetrics;
 
-pub use crate::collector::{BuildInfo, UniqdCollector};
+pub use crate::collectors::{registry, MetricOptions};
 pub use crate::config::ExporterConfig;
+pub use crate::exported::{BuildInfo, Exported};
 pub use crate::readiness::{Readiness, ReadyState};
 pub use crate::routes::OPENMETRICS_CONTENT_TYPE;
 pub use crate::shared_count::{ReadyDetail, SharedCount};
-pub use crate::status::StatusSource;
-
-/// The standard registry: one [`UniqdCollector`] over the counter and the
-/// ingest metrics.
-#[must_use]
-pub fn registry(
-    counter: Arc<UniqueCounter>,
-    ingest: Arc<IngestMetrics>,
-    build: BuildInfo,
-) -> Registry {
-    registry_with(UniqdCollector::new(counter, ingest, build))
-}
-
-/// A registry holding `collector` (e.g. one
-/// [`with_shared_count`](UniqdCollector::with_shared_count)); register more
-/// collectors on it before [`run`].
-#[must_use]
-pub fn registry_with(collector: UniqdCollector) -> Registry {
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(collector));
-    registry
-}
 
 /// State shared by all metrics connections.
 #[derive(Debug)]
 struct ExporterState {
     registry: Arc<Registry>,
-    status: StatusSource,
+    exported: Exported,
     readiness: Arc<Readiness>,
     /// Tokens `/metrics` requires, if any.
     metrics_auth: Option<BearerTokens>,
@@ -122,7 +104,7 @@ impl ExporterState {
 
 /// Runs the metrics server on `listener` until `shutdown` resolves, then
 /// drains (see [`uniqd_http::serve`]). `/metrics` encodes
-/// `registry`; the status page reads `status`.
+/// `registry` (see [`registry`]); the JSON APIs read `exported`.
 ///
 /// # Errors
 ///
@@ -130,14 +112,14 @@ impl ExporterState {
 pub async fn run(
     listener: TcpListener,
     registry: Arc<Registry>,
-    status: StatusSource,
+    exported: Exported,
     readiness: Arc<Readiness>,
     config: ExporterConfig,
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let state = Arc::new(ExporterState {
         registry,
-        status,
+        exported,
         readiness,
         metrics_auth: config.metrics_auth,
         started: Instant::now(),
@@ -156,6 +138,22 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use uniqd_core::{TopPages, UniqueCounter, Views};
+    use uniqd_ingest::IngestMetrics;
+
+    fn build(version: &str) -> BuildInfo {
+        BuildInfo {
+            version: version.to_owned(),
+        }
+    }
+
+    /// The registry of the counter alone, with default options.
+    fn counter_registry(counter: Arc<UniqueCounter>, ingest: Arc<IngestMetrics>) -> Registry {
+        registry(
+            &Exported::new(Views::new(counter), ingest, build("1.2.3")),
+            &MetricOptions::default(),
+        )
+    }
 
     fn scrape(registry: &Registry) -> String {
         let mut text = String::new();
@@ -175,14 +173,7 @@ mod tests {
             std::time::Duration::from_micros(300),
         );
         ingest.record_lines(4, 1);
-        let registry = registry(
-            Arc::clone(&counter),
-            ingest,
-            BuildInfo {
-                version: "1.2.3".to_owned(),
-            },
-        );
-        let text = scrape(&registry);
+        let text = scrape(&counter_registry(Arc::clone(&counter), ingest));
         for expected in [
             "# TYPE unique_ip_addresses gauge\nunique_ip_addresses 2\n",
             "uniqd_counter_phase{phase=\"exact\"} 1\n",
@@ -219,15 +210,13 @@ mod tests {
     fn a_shared_count_answers_unique_ip_addresses() {
         let counter = Arc::new(UniqueCounter::new());
         counter.insert_str("1.2.3.4").expect("valid");
-        let collector = UniqdCollector::new(
-            counter,
+        let exported = Exported::new(
+            Views::new(counter),
             Arc::new(IngestMetrics::new()),
-            BuildInfo {
-                version: "1".to_owned(),
-            },
+            build("1"),
         )
         .with_shared_count(Arc::new(FixedCount(12_345)));
-        let text = scrape(&registry_with(collector));
+        let text = scrape(&registry(&exported, &MetricOptions::default()));
         assert!(
             text.contains("# TYPE unique_ip_addresses gauge\nunique_ip_addresses 12345\n"),
             "{text}"
@@ -242,22 +231,24 @@ mod tests {
 
     #[test]
     fn top_pages_are_exported_highest_first_up_to_k() {
-        let top = Arc::new(
-            uniqd_core::TopPages::new(16, 1, uniqd_core::PathOptions::default())
-                .expect("valid size"),
-        );
+        let top =
+            Arc::new(TopPages::new(16, 1, uniqd_core::PathOptions::default()).expect("valid size"));
         for url in ["/a", "/b", "/b", "/c\"d", "/c\"d", "/c\"d", "/z"] {
             top.record_url(url);
         }
-        let collector = UniqdCollector::new(
-            Arc::new(UniqueCounter::new()),
+        let exported = Exported::new(
+            Views::new(Arc::new(UniqueCounter::new())).with_top_pages(Arc::clone(&top)),
             Arc::new(IngestMetrics::new()),
-            BuildInfo {
-                version: "1".to_owned(),
-            },
-        )
-        .with_top_pages(Arc::clone(&top), 3);
-        let text = scrape(&registry_with(collector));
+            build("1"),
+        );
+        let top_pages = |pages| {
+            let options = MetricOptions {
+                top_pages: pages,
+                ..MetricOptions::default()
+            };
+            scrape(&registry(&exported, &options))
+        };
+        let text = top_pages(3);
         assert!(
             text.contains(
                 "# TYPE uniqd_top_page_requests gauge\n\
@@ -271,14 +262,6 @@ mod tests {
         assert!(!text.contains("\"/z\""), "only the top 3: {text}");
 
         // K = 0: no family at all.
-        let collector = UniqdCollector::new(
-            Arc::new(UniqueCounter::new()),
-            Arc::new(IngestMetrics::new()),
-            BuildInfo {
-                version: "1".to_owned(),
-            },
-        )
-        .with_top_pages(top, 0);
-        assert!(!scrape(&registry_with(collector)).contains("uniqd_top_page_requests"));
+        assert!(!top_pages(0).contains("uniqd_top_page_requests"));
     }
 }

@@ -5,6 +5,8 @@
 //! endpoints (`/metrics`, `/stats`, `/api/v1/...`) without a valid bearer
 //! token (when tokens are configured) a JSON 401.
 
+use std::sync::LazyLock;
+
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
@@ -16,7 +18,7 @@ use uniqd_http::{json_error as error, json_response as json, JsonObject, WWW_AUT
 
 use crate::readiness::ReadyState;
 use crate::stats::{parse_limit, stats_json};
-use crate::status::{STATUS_PAGE, STATUS_PAGE_CSP};
+use crate::status::{status_json, STATUS_PAGE, STATUS_PAGE_CSP};
 use crate::windows::{series_json, unique_json, WindowQueryError};
 use crate::ExporterState;
 
@@ -24,60 +26,111 @@ use crate::ExporterState;
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
+/// An endpoint of the metrics port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Endpoint {
+    Metrics,
+    Healthz,
+    Readyz,
+    StatusPage,
+    StatusJson,
+    Stats,
+    Unique,
+    Series,
+}
+
+/// Every path the metrics port serves: the one list routing, the 405s and the 404 message
+/// read.
+const ENDPOINTS: [(&str, Endpoint); 8] = [
+    ("/metrics", Endpoint::Metrics),
+    ("/healthz", Endpoint::Healthz),
+    ("/readyz", Endpoint::Readyz),
+    ("/", Endpoint::StatusPage),
+    ("/status.json", Endpoint::StatusJson),
+    ("/stats", Endpoint::Stats),
+    ("/api/v1/unique", Endpoint::Unique),
+    ("/api/v1/unique/series", Endpoint::Series),
+];
+
+impl Endpoint {
+    fn find(path: &str) -> Option<Self> {
+        ENDPOINTS
+            .iter()
+            .find(|(known, _)| *known == path)
+            .map(|&(_, endpoint)| endpoint)
+    }
+
+    /// The data endpoints, which need the bearer token when tokens are configured; the probes
+    /// and the status page stay open.
+    fn needs_token(self) -> bool {
+        matches!(
+            self,
+            Self::Metrics | Self::Stats | Self::Unique | Self::Series
+        )
+    }
+}
+
+/// The message of the 404: "no such endpoint; try /metrics, ..., /a or /b".
+fn not_found_message() -> &'static str {
+    static MESSAGE: LazyLock<String> = LazyLock::new(|| {
+        let paths: Vec<&str> = ENDPOINTS.iter().map(|&(path, _)| path).collect();
+        match paths.split_last() {
+            Some((last, rest)) => format!("no such endpoint; try {} or {last}", rest.join(", ")),
+            None => "no such endpoint".to_owned(),
+        }
+    });
+    &MESSAGE
+}
+
 /// Serves one request to the metrics port.
 pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Full<Bytes>> {
-    let read = matches!(*req.method(), Method::GET | Method::HEAD);
-    match (read, req.uri().path()) {
-        (true, "/metrics" | "/stats" | UNIQUE | SERIES) if !authorized(state, req) => {
-            let mut response = error(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or invalid bearer token; send the header Authorization: Bearer <token>",
-            );
-            response
-                .headers_mut()
-                .insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
-            response
-        }
-        (true, "/metrics") => metrics(state),
-        (true, "/healthz") => json(
+    let Some(endpoint) = Endpoint::find(req.uri().path()) else {
+        return error(StatusCode::NOT_FOUND, "not_found", not_found_message());
+    };
+    if !matches!(*req.method(), Method::GET | Method::HEAD) {
+        let mut response = error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "only GET and HEAD are supported here",
+        );
+        response
+            .headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return response;
+    }
+    if endpoint.needs_token() && !authorized(state, req) {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token; send the header Authorization: Bearer <token>",
+        );
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
+        return response;
+    }
+    let query = req.uri().query();
+    match endpoint {
+        Endpoint::Metrics => metrics(state),
+        Endpoint::Healthz => json(
             StatusCode::OK,
             JsonObject::new().str("status", "ok").finish(),
         ),
-        (true, "/readyz") => readyz(state),
-        (true, "/") => status_page(),
-        (true, "/status.json") => {
-            no_store(json(StatusCode::OK, state.status.to_json(state.started)))
-        }
-        (true, "/stats") => stats(state, req.uri().query()),
-        (true, UNIQUE) => windows(state, req.uri().query(), unique_json),
-        (true, SERIES) => windows(state, req.uri().query(), series_json),
-        (
-            false,
-            "/metrics" | "/healthz" | "/readyz" | "/" | "/status.json" | "/stats" | UNIQUE | SERIES,
-        ) => {
-            let mut response = error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "only GET and HEAD are supported here",
-            );
-            response
-                .headers_mut()
-                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-            response
-        }
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            "no such endpoint; try /metrics, /healthz, /readyz, /, /status.json, /stats, \
-             /api/v1/unique or /api/v1/unique/series",
-        ),
+        Endpoint::Readyz => readyz(state),
+        Endpoint::StatusPage => status_page(),
+        Endpoint::StatusJson => no_store(json(
+            StatusCode::OK,
+            status_json(&state.exported, state.started),
+        )),
+        Endpoint::Stats => stats(state, query),
+        Endpoint::Unique => windows(state, query, unique_json),
+        Endpoint::Series => windows(state, query, series_json),
     }
 }
 
 /// `/stats?limit=N`: the top pages, or 404 when they are off, 400 for a bad `limit`.
 fn stats(state: &ExporterState, query: Option<&str>) -> Response<Full<Bytes>> {
-    let Some(top) = state.status.top_pages() else {
+    let Some(top) = state.exported.views().top_pages() else {
         return error(
             StatusCode::NOT_FOUND,
             "top_pages_disabled",
@@ -90,17 +143,13 @@ fn stats(state: &ExporterState, query: Option<&str>) -> Response<Full<Bytes>> {
     }
 }
 
-/// `/api/v1/unique?window=` and `/api/v1/unique/series?lookback=&step=`.
-const UNIQUE: &str = "/api/v1/unique";
-const SERIES: &str = "/api/v1/unique/series";
-
 /// A time-window endpoint: 404 when windows are off, 400 for a bad query.
 fn windows(
     state: &ExporterState,
     query: Option<&str>,
     body: fn(&uniqd_core::WindowRing, Option<&str>) -> Result<String, WindowQueryError>,
 ) -> Response<Full<Bytes>> {
-    let Some(ring) = state.status.windows() else {
+    let Some(ring) = state.exported.views().windows() else {
         return error(
             StatusCode::NOT_FOUND,
             "windows_disabled",
@@ -182,4 +231,22 @@ fn readyz(state: &ExporterState) -> Response<Full<Bytes>> {
         body = body.raw(detail.key(), &detail.to_json());
     }
     json(status, body.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_not_found_message_lists_every_path() {
+        assert_eq!(
+            not_found_message(),
+            "no such endpoint; try /metrics, /healthz, /readyz, /, /status.json, /stats, \
+             /api/v1/unique or /api/v1/unique/series"
+        );
+        for (path, endpoint) in ENDPOINTS {
+            assert_eq!(Endpoint::find(path), Some(endpoint));
+        }
+        assert_eq!(Endpoint::find("/metrics/"), None);
+    }
 }

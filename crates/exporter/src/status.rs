@@ -9,22 +9,18 @@
 //! difference of the server's uptime (server time, so network jitter does
 //! not skew the rate).
 //!
-//! Like `/metrics`, `status.json` reads the counter and the ingest atomics
-//! when asked; nothing is cached or updated on the ingest path. With a
-//! [`SharedCount`] (replicas sharing one count) it reports the shared count as
+//! Like `/metrics`, `status.json` reads the counter and the ingest atomics of
+//! the [`Exported`] value when asked; nothing is cached or updated on the
+//! ingest path. With a [`SharedCount`](crate::SharedCount) (replicas sharing one count) it reports the shared count as
 //! `unique_ip_addresses`, as `/metrics` does, and this replica's own as
 //! `local_unique_ip_addresses`.
 
-use std::sync::Arc;
 use std::time::Instant;
 
-use uniqd_core::{TopPages, UniqueCounter, WindowRing};
 use uniqd_http::JsonObject;
 use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
-use uniqd_ingest::IngestMetrics;
 
-use crate::collector::BuildInfo;
-use crate::shared_count::SharedCount;
+use crate::exported::Exported;
 
 /// The status page (HTML with inline CSS and JavaScript).
 pub const STATUS_PAGE: &str = include_str!("status.html");
@@ -35,131 +31,71 @@ pub const STATUS_PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'
      script-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-/// What the JSON endpoints read at request time: for `status.json` the
-/// counter, the ingest counters and the build; for `/stats` the top pages
-/// summary, if on.
-#[derive(Debug, Clone)]
-pub struct StatusSource {
-    counter: Arc<UniqueCounter>,
-    ingest: Arc<IngestMetrics>,
-    build: BuildInfo,
-    shared: Option<Arc<dyn SharedCount>>,
-    top_pages: Option<Arc<TopPages>>,
-    windows: Option<Arc<WindowRing>>,
-}
-
-impl StatusSource {
-    /// A source over the shared counter and ingest metrics (the same ones
-    /// the registry's collector reads).
-    #[must_use]
-    pub fn new(counter: Arc<UniqueCounter>, ingest: Arc<IngestMetrics>, build: BuildInfo) -> Self {
-        Self {
-            counter,
-            ingest,
-            build,
-            shared: None,
-            top_pages: None,
-            windows: None,
-        }
-    }
-
-    /// Reports `shared` as `unique_ip_addresses` and the local counter as
-    /// `local_unique_ip_addresses` (like
-    /// [`UniqdCollector::with_shared_count`](crate::UniqdCollector::with_shared_count)).
-    #[must_use]
-    pub fn with_shared_count(mut self, shared: Arc<dyn SharedCount>) -> Self {
-        self.shared = Some(shared);
-        self
-    }
-
-    /// Serves `top_pages` at `/stats` (without it, `/stats` answers 404).
-    #[must_use]
-    pub fn with_top_pages(mut self, top_pages: Arc<TopPages>) -> Self {
-        self.top_pages = Some(top_pages);
-        self
-    }
-
-    /// Serves `windows` at `/api/v1/unique` and `/api/v1/unique/series`
-    /// (without it, both answer 404).
-    #[must_use]
-    pub fn with_windows(mut self, windows: Arc<WindowRing>) -> Self {
-        self.windows = Some(windows);
-        self
-    }
-
-    /// The window ring the `/api/v1/unique` endpoints read, if on.
-    #[must_use]
-    pub fn windows(&self) -> Option<&WindowRing> {
-        self.windows.as_deref()
-    }
-
-    /// The top pages summary `/stats` reads, if on.
-    #[must_use]
-    pub fn top_pages(&self) -> Option<&TopPages> {
-        self.top_pages.as_deref()
-    }
-
-    /// The `status.json` body; `started` is when the metrics server started.
-    #[must_use]
-    pub fn to_json(&self, started: Instant) -> String {
-        let requests: u64 = RequestOutcome::ALL
-            .iter()
-            .map(|&outcome| self.ingest.requests(outcome))
-            .sum();
-        let uptime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let local = self.counter.estimate();
-        let mut json = JsonObject::with_capacity(320);
-        json = match &self.shared {
-            Some(shared) => json
-                .u64("unique_ip_addresses", shared.global_estimate())
-                .u64("local_unique_ip_addresses", local),
-            None => json.u64("unique_ip_addresses", local),
-        };
-        json.str("phase", self.counter.phase().as_str())
-            .f64(
-                "relative_standard_error",
-                self.counter.relative_standard_error(),
-            )
-            .u64(
-                "threshold",
-                u64::try_from(self.counter.threshold()).unwrap_or(u64::MAX),
-            )
-            .u64("ingest_requests_total", requests)
-            .u64(
-                "ingest_requests_accepted_total",
-                self.ingest.requests(RequestOutcome::Accepted),
-            )
-            .u64(
-                "ingest_lines_accepted_total",
-                self.ingest.lines(LineOutcome::Accepted),
-            )
-            .u64(
-                "ingest_lines_invalid_total",
-                self.ingest.lines(LineOutcome::Invalid),
-            )
-            .u64("uptime_ms", uptime_ms)
-            .str("version", &self.build.version)
-            .finish()
-    }
+/// The `status.json` body of `exported`; `started` is when the metrics server started.
+#[must_use]
+pub fn status_json(exported: &Exported, started: Instant) -> String {
+    let (counter, ingest) = (exported.views().counter(), exported.ingest());
+    let requests: u64 = RequestOutcome::ALL
+        .iter()
+        .map(|&outcome| ingest.requests(outcome))
+        .sum();
+    let uptime_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let local = counter.estimate();
+    let mut json = JsonObject::with_capacity(320);
+    json = match exported.shared_count() {
+        Some(shared) => json
+            .u64("unique_ip_addresses", shared.global_estimate())
+            .u64("local_unique_ip_addresses", local),
+        None => json.u64("unique_ip_addresses", local),
+    };
+    json.str("phase", counter.phase().as_str())
+        .f64("relative_standard_error", counter.relative_standard_error())
+        .u64(
+            "threshold",
+            u64::try_from(counter.threshold()).unwrap_or(u64::MAX),
+        )
+        .u64("ingest_requests_total", requests)
+        .u64(
+            "ingest_requests_accepted_total",
+            ingest.requests(RequestOutcome::Accepted),
+        )
+        .u64(
+            "ingest_lines_accepted_total",
+            ingest.lines(LineOutcome::Accepted),
+        )
+        .u64(
+            "ingest_lines_invalid_total",
+            ingest.lines(LineOutcome::Invalid),
+        )
+        .u64("uptime_ms", uptime_ms)
+        .str("version", &exported.build().version)
+        .finish()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    use uniqd_core::{UniqueCounter, Views};
+    use uniqd_ingest::IngestMetrics;
+
+    use crate::exported::BuildInfo;
+    use crate::shared_count::SharedCount;
 
     #[test]
     fn reports_the_counter_and_the_ingest_counters() {
         let counter = Arc::new(UniqueCounter::with_threshold(2));
         let ingest = Arc::new(IngestMetrics::new());
-        let source = StatusSource::new(
-            Arc::clone(&counter),
+        let source = Exported::new(
+            Views::new(Arc::clone(&counter)),
             Arc::clone(&ingest),
             BuildInfo {
                 version: "9.8.7".to_owned(),
             },
         );
-        let json = source.to_json(Instant::now());
+        let json = status_json(&source, Instant::now());
         assert!(
             json.starts_with(
                 r#"{"unique_ip_addresses":0,"phase":"exact","relative_standard_error":0,"threshold":2,"ingest_requests_total":0,"#
@@ -173,7 +109,7 @@ mod tests {
         ingest.record_request(RequestOutcome::Accepted, Duration::from_micros(5));
         ingest.record_request(RequestOutcome::BadRequest, Duration::from_micros(5));
         ingest.record_lines(3, 1);
-        let json = source.to_json(Instant::now());
+        let json = status_json(&source, Instant::now());
         for expected in [
             r#""unique_ip_addresses":3,"phase":"sketch","relative_standard_error":0.008125,"#,
             r#""ingest_requests_total":2,"ingest_requests_accepted_total":1,"#,
@@ -197,15 +133,15 @@ mod tests {
     fn a_shared_count_is_the_count_and_the_local_one_is_added() {
         let counter = Arc::new(UniqueCounter::new());
         counter.insert_str("1.1.1.1").expect("valid");
-        let source = StatusSource::new(
-            counter,
+        let source = Exported::new(
+            Views::new(counter),
             Arc::new(IngestMetrics::new()),
             BuildInfo {
                 version: "1".to_owned(),
             },
         )
         .with_shared_count(Arc::new(Global(42)));
-        let json = source.to_json(Instant::now());
+        let json = status_json(&source, Instant::now());
         assert!(
             json.starts_with(
                 r#"{"unique_ip_addresses":42,"local_unique_ip_addresses":1,"phase":"exact","#

@@ -1,4 +1,5 @@
-//! Fuzz target: NDJSON batches (`uniqd_ingest::ndjson::NdjsonBatch`) fed in arbitrary chunks.
+//! Fuzz target: NDJSON batches (`uniqd_ingest::framing::ndjson::NdjsonBatch`) fed in arbitrary
+//! chunks.
 //!
 //! Input layout: byte 0 picks the line-length limit (1 to 1,021 bytes), bytes 1 and 2 seed the
 //! chunk boundaries (chunks of 0 to 63 bytes, empty chunks included), the rest is the body.
@@ -11,9 +12,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use uniqd_core::UniqueCounter;
-use uniqd_ingest::ndjson::{BatchReport, LineFailure, NdjsonBatch, MAX_REPORTED_ERRORS};
-use uniqd_ingest::parse::{parse_line, LineError, Scratch};
+use std::sync::Arc;
+
+use uniqd_core::{UniqueCounter, Views};
+use uniqd_ingest::fields::parse::{parse_line, LineError, Scratch};
+use uniqd_ingest::framing::ndjson::{BatchReport, LineFailure, NdjsonBatch, MAX_REPORTED_ERRORS};
 
 /// What the batch must report, computed line by line from the whole body.
 fn model(body: &[u8], max_line: usize, counter: &UniqueCounter) -> BatchReport {
@@ -61,8 +64,9 @@ fuzz_target!(|data: &[u8]| {
     let expected_counter = UniqueCounter::new();
     let expected = model(body, max_line, &expected_counter);
 
-    let counter = UniqueCounter::new();
-    let mut batch = NdjsonBatch::new(&counter, max_line);
+    let views = Views::new(Arc::new(UniqueCounter::new()));
+    let counter = views.counter();
+    let mut batch = NdjsonBatch::new(&views, max_line);
     let mut rest = body;
     while !rest.is_empty() {
         seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);

@@ -1,12 +1,12 @@
-//! Fuzz target: the single-object parser, `uniqd_ingest::parse::parse_line` and
+//! Fuzz target: the single-object parser, `uniqd_ingest::fields::parse::parse_line` and
 //! `parse_fields`.
 //!
 //! Properties, for any bytes:
 //! * no panic, no hang;
 //! * reusing the parser's scratch buffers does not change the answer, and `parse_line` answers
 //!   what `parse_fields` does;
-//! * where the fast scanner (`uniqd_ingest::scan::scan_fields`) answers, simd-json accepts the
-//!   input and reads the same fields;
+//! * where the fast scanner (`uniqd_ingest::fields::scan::scan_fields`) answers, simd-json
+//!   accepts the input and reads the same fields;
 //! * where serde_json (an independent parser) also reads the input, both agree on what the
 //!   top-level `ip` member is: the same string (the last duplicate wins in both), or the same
 //!   reason there is none (not an object, missing, not a string); and on `url` and
@@ -20,8 +20,8 @@ use std::cell::RefCell;
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
-use uniqd_ingest::parse::{parse_fields, parse_line, LineError, Scratch};
-use uniqd_ingest::scan::scan_fields;
+use uniqd_ingest::fields::parse::{parse_fields, parse_line, LineError, Scratch};
+use uniqd_ingest::fields::scan::scan_fields;
 
 thread_local! {
     /// Scratch kept across inputs, as the server keeps one per thread.

@@ -1,4 +1,4 @@
-//! Deciding how to read a `/logs` body from its `Content-Type`.
+//! The HTTP transport's choice of [`Framing`] for a `/logs` body, from its `Content-Type`.
 //!
 //! * no `Content-Type`, or `application/json` → one JSON object;
 //! * `application/x-ndjson` → newline-delimited JSON objects;
@@ -11,24 +11,16 @@
 use hyper::header::HeaderValue;
 
 use crate::error::{excerpt, IngestError};
-
-/// How a `/logs` body is laid out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyFormat {
-    /// One JSON object.
-    Single,
-    /// NDJSON: one JSON object per line.
-    Ndjson,
-}
+use crate::framing::Framing;
 
 /// Classifies a request's `Content-Type` header.
 ///
 /// # Errors
 ///
 /// [`IngestError::UnsupportedMediaType`] for any other media type.
-pub fn classify(content_type: Option<&HeaderValue>) -> Result<BodyFormat, IngestError> {
+pub fn classify(content_type: Option<&HeaderValue>) -> Result<Framing, IngestError> {
     let Some(value) = content_type else {
-        return Ok(BodyFormat::Single);
+        return Ok(Framing::Object);
     };
     let bytes = value.as_bytes();
     let essence = bytes
@@ -37,9 +29,9 @@ pub fn classify(content_type: Option<&HeaderValue>) -> Result<BodyFormat, Ingest
         .unwrap_or_default()
         .trim_ascii();
     if essence.eq_ignore_ascii_case(b"application/json") {
-        Ok(BodyFormat::Single)
+        Ok(Framing::Object)
     } else if essence.eq_ignore_ascii_case(b"application/x-ndjson") {
-        Ok(BodyFormat::Ndjson)
+        Ok(Framing::Ndjson)
     } else {
         Err(IngestError::UnsupportedMediaType {
             content_type: excerpt(bytes),
@@ -51,13 +43,13 @@ pub fn classify(content_type: Option<&HeaderValue>) -> Result<BodyFormat, Ingest
 mod tests {
     use super::*;
 
-    fn classify_str(s: &str) -> Result<BodyFormat, IngestError> {
+    fn classify_str(s: &str) -> Result<Framing, IngestError> {
         classify(Some(&HeaderValue::from_str(s).expect("valid header")))
     }
 
     #[test]
     fn json_variants() {
-        assert_eq!(classify(None), Ok(BodyFormat::Single));
+        assert_eq!(classify(None), Ok(Framing::Object));
         for s in [
             "application/json",
             "Application/JSON",
@@ -65,7 +57,7 @@ mod tests {
             "application/json;charset=UTF-8",
             " application/json ",
         ] {
-            assert_eq!(classify_str(s), Ok(BodyFormat::Single), "{s}");
+            assert_eq!(classify_str(s), Ok(Framing::Object), "{s}");
         }
     }
 
@@ -75,7 +67,7 @@ mod tests {
             "application/x-ndjson",
             "application/X-NDJSON; charset=utf-8",
         ] {
-            assert_eq!(classify_str(s), Ok(BodyFormat::Ndjson), "{s}");
+            assert_eq!(classify_str(s), Ok(Framing::Ndjson), "{s}");
         }
     }
 

@@ -5,7 +5,7 @@
 //! snake_case code) and `message` (human text), served as
 //! `Content-Type: application/json`. Batch-related errors add `accepted`,
 //! `rejected` and (for 400) `errors`: the first
-//! [`MAX_REPORTED_ERRORS`](crate::ndjson::MAX_REPORTED_ERRORS) failures as
+//! [`MAX_REPORTED_ERRORS`](crate::framing::ndjson::MAX_REPORTED_ERRORS) failures as
 //! `{"line": n, "error": code, "message": text}`.
 //!
 //! Lines of an NDJSON batch are counted as they stream in, so a batch that is
@@ -19,9 +19,9 @@ use hyper::header::{HeaderValue, ALLOW, CONNECTION, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use uniqd_http::{json_response, BodyError, JsonObject, ResponseBody, WWW_AUTHENTICATE_BEARER};
 
+use crate::fields::LineError;
+use crate::framing::ndjson::BatchReport;
 use crate::metrics::RequestOutcome;
-use crate::ndjson::BatchReport;
-use crate::parse::LineError;
 
 /// A failed ingest request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -293,7 +293,7 @@ mod tests {
     use hyper::header::CONTENT_TYPE;
 
     use super::*;
-    use crate::ndjson::LineFailure;
+    use crate::framing::ndjson::LineFailure;
 
     fn body_of(e: IngestError) -> (StatusCode, String) {
         let status = e.status();

@@ -1,7 +1,21 @@
-//! HTTP ingestion for uniqd: `POST /logs` feeds client IP addresses into a
-//! shared [`UniqueCounter`] (and, when on, a [`WindowRing`] of per-minute and
-//! per-hour counts), and the `url` of each accepted log into an optional
-//! [`TopPages`] summary; see [`Targets`].
+//! HTTP ingestion for uniqd: `POST /logs` records every accepted log into the
+//! [`Views`] (the shared [`UniqueCounter`](uniqd_core::UniqueCounter), and when
+//! on the top pages and the time windows; see `uniqd_core::Views`).
+//!
+//! # The pipeline
+//!
+//! A log goes through four stages, each in its own module with one entry
+//! point, and only the first knows where the log came from:
+//!
+//! | stage | module | entry point | a new one plugs in |
+//! |---|---|---|---|
+//! | transport: bytes from a client | `logs.rs` (HTTP body; routes, content type, limits and errors beside it) | `POST /logs` | a listener module (UDP datagrams, TCP streams for syslog) calling a framing entry point |
+//! | framing: where one log ends | [`framing`] | [`framing::object::record_object`], [`framing::ndjson::NdjsonBatch`] | a [`framing::Framing`] variant and its module |
+//! | fields: `ip`, `url`, `timestamp` | [`fields`] | `FieldReader::read` (scanner, then simd-json) | in [`fields`] only |
+//! | views: count it | `record.rs`, then [`Views::record`] | `record_log` | in `uniqd_core::Views` only |
+//!
+//! Framing, fields and the record know nothing of hyper, so a syslog listener
+//! reuses them as they are.
 //!
 //! # Design
 //!
@@ -11,26 +25,28 @@
 //!   place. That keeps the hot path free of boxing and middleware layers.
 //! * **Parse only what is needed.** A line of the plain shape (flat object,
 //!   ASCII strings without escapes) is validated and read in one pass straight
-//!   from the request bytes ([`scan`], about half the cost of simd-json);
-//!   every other line is parsed with simd-json into a flat tape and only the
-//!   top-level `ip` member is extracted ([`parse`]); other members are skipped
-//!   by node count, without recursion.
-//!   Parser buffers are per-thread and reused (`line_parser.rs`), so a
+//!   from the request bytes ([`fields::scan`], about half the cost of
+//!   simd-json); every other line is parsed with simd-json into a flat tape
+//!   and only the top-level `ip`, `url` and `timestamp` members are extracted
+//!   ([`fields::parse`]); other members are skipped by node count, without
+//!   recursion. Parser buffers are per-thread and reused ([`fields`]), so a
 //!   single-object request allocates nothing on the parsing path once warm,
 //!   and nothing takes a lock (the counter and the metrics are lock-free).
+//!   The address is hashed once for every view, and the arrival time read
+//!   once per request or chunk, only when a view needs it.
 //! * **Bounded memory.** Body limits are enforced from `Content-Length` before
 //!   reading and while streaming. NDJSON batches are counted line by line as
-//!   chunks arrive ([`ndjson`]), so a connection buffers at most one line
-//!   (≤ the object limit), not the whole batch. The price: a batch cut short
-//!   by the size limit or a timeout has already counted its first lines; the
-//!   error body says how many (`accepted`), and since counting the same
+//!   chunks arrive ([`framing::ndjson`]), so a connection buffers at most one
+//!   line (≤ the object limit), not the whole batch. The price: a batch cut
+//!   short by the size limit or a timeout has already counted its first lines;
+//!   the error body says how many (`accepted`), and since counting the same
 //!   address twice changes nothing, the client can simply retry.
 //! * **The server kit is `uniqd-http`.** Its [`serve`](uniqd_http::serve)
 //!   (connection cap, timeouts, accept backoff, graceful drain), request
 //!   bodies with a read timeout, bearer tokens and JSON writer are shared
 //!   with the metrics exporter; this crate only adds `/logs`.
 //! * **The library never binds sockets, reads flags or installs signal
-//!   handlers**: [`run`] takes a bound listener, the shared state, a config
+//!   handlers**: [`run`] takes a bound listener, the views, a config
 //!   and a shutdown future, in the style of mini-redis. It runs on either
 //!   tokio runtime flavour (the binary uses the multi-thread one).
 //!
@@ -60,14 +76,12 @@
 pub mod config;
 pub mod content_type;
 pub mod error;
-mod line_parser;
+pub mod fields;
+pub mod framing;
 mod logs;
 pub mod metrics;
-pub mod ndjson;
-pub mod parse;
+mod record;
 mod routes;
-pub mod scan;
-pub mod timestamp;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -76,50 +90,16 @@ use std::sync::Arc;
 
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
-use uniqd_core::{TopPages, UniqueCounter, WindowRing};
+use uniqd_core::Views;
 
 pub use crate::config::IngestConfig;
 pub use crate::metrics::IngestMetrics;
 
-/// What accepted log lines are counted in.
-#[derive(Debug, Clone)]
-pub struct Targets {
-    /// Counts the `ip` of every accepted line.
-    pub counter: Arc<UniqueCounter>,
-    /// Records the `url` of every accepted line that has one, when on.
-    pub top_pages: Option<Arc<TopPages>>,
-    /// Counts the `ip` of every accepted line per minute and hour, at the
-    /// line's `timestamp` when plausible, when on.
-    pub windows: Option<Arc<WindowRing>>,
-}
-
-impl Targets {
-    /// Only the counter.
-    pub fn counter(counter: Arc<UniqueCounter>) -> Self {
-        Self {
-            counter,
-            top_pages: None,
-            windows: None,
-        }
-    }
-}
-
 /// State shared by all ingest connections.
 struct IngestState {
-    targets: Targets,
+    views: Views,
     metrics: Arc<IngestMetrics>,
     config: IngestConfig,
-}
-
-impl IngestState {
-    /// Where accepted lines go (arrival time not yet read).
-    fn sinks(&self) -> line_parser::Sinks<'_> {
-        line_parser::Sinks {
-            top_pages: self.targets.top_pages.as_deref(),
-            windows: self.targets.windows.as_deref(),
-            ..line_parser::Sinks::counter(&self.targets.counter)
-        }
-    }
 }
 
 impl std::fmt::Debug for IngestState {
@@ -133,14 +113,14 @@ impl std::fmt::Debug for IngestState {
 
 /// Runs the ingest server on `listener` until `shutdown` resolves, then
 /// drains in-flight requests (see [`uniqd_http::serve`]). Every accepted log
-/// object is counted in `targets`.
+/// object is recorded in every view of `views` that is on.
 ///
 /// # Errors
 ///
 /// `InvalidInput` if `config` is invalid (see [`IngestConfig::validate`]).
 pub async fn run(
     listener: TcpListener,
-    targets: Targets,
+    views: Views,
     metrics: Arc<IngestMetrics>,
     config: IngestConfig,
     shutdown: impl Future<Output = ()>,
@@ -150,7 +130,7 @@ pub async fn run(
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let server_config = config.server.clone();
     let state = Arc::new(IngestState {
-        targets,
+        views,
         metrics,
         config,
     });

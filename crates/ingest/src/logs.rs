@@ -1,13 +1,20 @@
-//! `POST /logs`: read the body within its size limit, count the addresses and
-//! record the pages (the `url` of each accepted object).
+//! Stage 1 of the ingest pipeline for HTTP, the *transport*: `POST /logs`.
+//! Checks the token, picks the [`Framing`] from the `Content-Type`, reads the
+//! body within its size limit, hands the bytes to the framing's entry point
+//! (which reads the fields and records each log into the views), and maps the
+//! outcome to an [`IngestError`] (status and JSON body). Everything HTTP about
+//! ingest (routes, content type, limits, errors) is here or beside it
+//! (`routes.rs`, `content_type.rs`, `error.rs`); framing, fields and views
+//! know nothing of it, so another transport (a syslog listener on UDP or TCP)
+//! reuses them as they are.
 //!
-//! * Single object: the body is collected (it is at most the object limit)
+//! * One object: the body is collected (it is at most the object limit)
 //!   and parsed once. When it arrives as one chunk, which is the common case,
 //!   the chunk is parsed straight from hyper's buffer, with no intermediate
 //!   copy or allocation besides the per-thread parser buffers.
 //! * NDJSON: chunks are split into lines and counted as they arrive (see
-//!   [`crate::ndjson`]), so memory stays bounded by the object limit however
-//!   large the batch.
+//!   [`crate::framing::ndjson`]), so memory stays bounded by the object limit
+//!   however large the batch.
 //!
 //! With authentication on, the bearer token is checked first (401).
 //!
@@ -21,10 +28,11 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::Request;
 
 use crate::config::IngestConfig;
-use crate::content_type::{classify, BodyFormat};
+use crate::content_type::classify;
 use crate::error::IngestError;
-use crate::line_parser::with_parser;
-use crate::ndjson::NdjsonBatch;
+use crate::framing::ndjson::NdjsonBatch;
+use crate::framing::object::{record_object, ObjectError};
+use crate::framing::Framing;
 use crate::IngestState;
 use uniqd_http::RequestBody;
 
@@ -40,8 +48,8 @@ pub(crate) async fn post_logs(
             return Err(IngestError::Unauthorized);
         }
     }
-    let format = classify(req.headers().get(CONTENT_TYPE))?;
-    let limit = limit_for(&state.config, format);
+    let framing = classify(req.headers().get(CONTENT_TYPE))?;
+    let limit = limit_for(&state.config, framing);
     let mut body = req.into_body();
     match body.declared_len() {
         Some(len) if len > u64::try_from(limit).unwrap_or(u64::MAX) => {
@@ -54,34 +62,30 @@ pub(crate) async fn post_logs(
         Some(0) => return Err(IngestError::EmptyBody),
         _ => {}
     }
-    match format {
-        BodyFormat::Single => single(state, &mut body, limit).await,
-        BodyFormat::Ndjson => ndjson(state, &mut body, limit).await,
+    match framing {
+        Framing::Object => object(state, &mut body, limit).await,
+        Framing::Ndjson => ndjson(state, &mut body, limit).await,
     }
 }
 
-fn limit_for(config: &IngestConfig, format: BodyFormat) -> usize {
-    match format {
-        BodyFormat::Single => config.max_object_bytes,
-        BodyFormat::Ndjson => config.max_batch_bytes,
+fn limit_for(config: &IngestConfig, framing: Framing) -> usize {
+    match framing {
+        Framing::Object => config.max_object_bytes,
+        Framing::Ndjson => config.max_batch_bytes,
     }
 }
 
 /// One JSON object.
-async fn single(
+async fn object(
     state: &IngestState,
     body: &mut RequestBody,
     limit: usize,
 ) -> Result<u64, IngestError> {
     let bytes = collect_single(body, limit).await?;
-    if bytes
-        .iter()
-        .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-    {
-        return Err(IngestError::EmptyBody);
-    }
-    with_parser(|parser| parser.count_line(&bytes, state.sinks().arrived_now()))
-        .map_err(IngestError::InvalidObject)?;
+    record_object(&bytes, &state.views).map_err(|e| match e {
+        ObjectError::Blank => IngestError::EmptyBody,
+        ObjectError::Invalid(e) => IngestError::InvalidObject(e),
+    })?;
     Ok(1)
 }
 
@@ -132,13 +136,7 @@ async fn ndjson(
     body: &mut RequestBody,
     limit: usize,
 ) -> Result<u64, IngestError> {
-    let mut batch = NdjsonBatch::new(&state.targets.counter, state.config.max_object_bytes);
-    if let Some(top) = &state.targets.top_pages {
-        batch = batch.with_top_pages(top);
-    }
-    if let Some(windows) = &state.targets.windows {
-        batch = batch.with_windows(windows);
-    }
+    let mut batch = NdjsonBatch::new(&state.views, state.config.max_object_bytes);
     let mut received: usize = 0;
     while let Some(chunk) = body.data().await {
         let chunk = match chunk {

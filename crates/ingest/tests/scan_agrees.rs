@@ -3,8 +3,8 @@
 //! shape it exists for) takes the fast path.
 
 use proptest::prelude::*;
-use uniqd_ingest::parse::{parse_fields, LogFields, Scratch};
-use uniqd_ingest::scan::scan_fields;
+use uniqd_ingest::fields::parse::{parse_fields, LogFields, Scratch};
+use uniqd_ingest::fields::scan::scan_fields;
 
 type Owned = (String, Option<String>, Option<String>);
 

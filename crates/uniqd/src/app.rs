@@ -20,7 +20,8 @@ use std::io;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use uniqd_exporter::{BuildInfo, Readiness, ReadyState, StatusSource, UniqdCollector};
+use uniqd_core::Views;
+use uniqd_exporter::{BuildInfo, Exported, MetricOptions, Readiness, ReadyState};
 use uniqd_ingest::IngestMetrics;
 
 use crate::build;
@@ -86,31 +87,33 @@ pub async fn serve(
     let top_pages = build::top_pages(&config.top_pages, workers)
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?
         .map(Arc::new);
+    // The views, built once: ingest records into them, the exporter reads them.
+    let mut views = Views::new(counter);
+    if let Some(top) = top_pages {
+        views = views.with_top_pages(top);
+    }
+    if let Some(ring) = windows {
+        views = views.with_windows(ring);
+    }
+    let metric_options = MetricOptions {
+        top_pages: config.top_pages.metric_limit,
+        windows: config
+            .windows
+            .as_ref()
+            .map(|w| w.gauges.clone())
+            .unwrap_or_default(),
+    };
     let mut readiness = Readiness::new();
-    let mut collector = UniqdCollector::new(
-        Arc::clone(&counter),
-        Arc::clone(&ingest_metrics),
-        build.clone(),
-    );
-    let mut status = StatusSource::new(Arc::clone(&counter), Arc::clone(&ingest_metrics), build);
-    if let Some(top) = &top_pages {
-        collector = collector.with_top_pages(Arc::clone(top), config.top_pages.metric_limit);
-        status = status.with_top_pages(Arc::clone(top));
-    }
-    if let (Some(ring), Some(windows)) = (&windows, &config.windows) {
-        collector = collector.with_windows(Arc::clone(ring), &windows.gauges);
-        status = status.with_windows(Arc::clone(ring));
-    }
+    let mut exported = Exported::new(views.clone(), Arc::clone(&ingest_metrics), build);
     let mut redis_collector = None;
     if let Some(sync) = &redis_sync {
         let sync_status = sync.status();
         readiness = readiness.with_detail(sync_status.clone());
-        collector = collector.with_shared_count(sync_status.clone());
-        status = status.with_shared_count(sync_status.clone());
+        exported = exported.with_shared_count(sync_status.clone());
         redis_collector = Some(RedisCollector(sync_status));
     }
     let readiness = Arc::new(readiness);
-    let mut registry = uniqd_exporter::registry_with(collector);
+    let mut registry = uniqd_exporter::registry(&exported, &metric_options);
     if let Some(redis_collector) = redis_collector {
         registry.register_collector(Box::new(redis_collector));
     }
@@ -133,11 +136,7 @@ pub async fn serve(
     let ingest = async move {
         let result = uniqd_ingest::run(
             ingest_listener,
-            uniqd_ingest::Targets {
-                counter,
-                top_pages,
-                windows,
-            },
+            views,
             ingest_metrics,
             config.ingest,
             ingest_shutdown,
@@ -184,7 +183,7 @@ pub async fn serve(
     let exporter = uniqd_exporter::run(
         metrics_listener,
         registry,
-        status,
+        exported,
         Arc::clone(&readiness),
         config.exporter,
         async move {

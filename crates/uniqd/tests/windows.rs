@@ -58,7 +58,7 @@ fn rfc3339_round_trips_through_the_service_parser() {
         now_ms(),
     ] {
         assert_eq!(
-            uniqd_ingest::timestamp::parse_rfc3339_ms(&rfc3339(ms)),
+            uniqd_ingest::fields::timestamp::parse_rfc3339_ms(&rfc3339(ms)),
             Some(ms),
             "{}",
             rfc3339(ms)

@@ -1,12 +1,13 @@
-//! Extracting the `ip` field (and `url`, `timestamp`) from one JSON log object, without
-//! building a DOM.
+//! The full parser of the fields stage: the top-level `ip`, `url` and `timestamp` of any
+//! JSON log object, with simd-json and without building a DOM. The fast scanner
+//! ([`super::scan`]) reads the common plain lines; every other line comes here.
 //!
-//! [`parse_line`] is a pure function (input bytes + reusable [`Scratch`] in,
-//! borrowed `&str` or [`LineError`] out) so it can be wrapped directly by a
-//! cargo-fuzz target:
+//! [`parse_fields`] (and [`parse_line`], its `ip` only) is a pure function (input bytes +
+//! reusable [`Scratch`] in, borrowed [`LogFields`] or [`LineError`] out) so it can be wrapped
+//! directly by a cargo-fuzz target:
 //!
 //! ```
-//! use uniqd_ingest::parse::{parse_line, Scratch};
+//! use uniqd_ingest::fields::parse::{parse_line, Scratch};
 //! let mut scratch = Scratch::new();
 //! let mut line = br#"{"timestamp": "2020-06-24T15:27:00Z", "ip": "83.150.59.250"}"#.to_vec();
 //! assert_eq!(parse_line(&mut line, &mut scratch), Ok("83.150.59.250"));
@@ -24,9 +25,11 @@
 //!
 //! # Semantics
 //!
-//! * Only the top-level `ip` member is read; every other member may hold any
-//!   valid JSON value and is ignored.
-//! * **Duplicate `ip` keys: the last one wins**, as in JavaScript's
+//! * Only the top-level `ip`, `url` and `timestamp` members are read; every
+//!   other member may hold any valid JSON value and is ignored, and so are a
+//!   `url` or `timestamp` that is not a string. A missing `ip`, or one that is
+//!   not a string, rejects the object.
+//! * **Duplicate keys: the last one wins**, as in JavaScript's
 //!   `JSON.parse`, Go's `encoding/json` and Python's `json`. Only the last
 //!   occurrence is type-checked: `{"ip": 1, "ip": "1.2.3.4"}` is accepted.
 //! * Keys are compared after unescaping, so `{"\u0069p": "..."}` is the `ip` key.

@@ -18,8 +18,8 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<u64> {
 
 /// [`parse_rfc3339_ms`] that remembers the date and time (to the second) of the last
 /// timestamp it read: the lines of a batch mostly share their second, and then only the
-/// fraction and the zone are parsed (about a third of the work). One per thread, in the line
-/// parser.
+/// fraction and the zone are parsed (about a third of the work). One per thread, in the fields
+/// stage's reader.
 #[derive(Debug, Default)]
 pub struct TimestampParser {
     /// `YYYY-MM-DDThh:mm:ss` of the last valid timestamp, and its seconds (local time).

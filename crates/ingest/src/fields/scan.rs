@@ -9,7 +9,7 @@
 //!
 //! * leading and trailing JSON whitespace is trimmed; what remains is printable
 //!   ASCII (`0x20..=0x7E`, and `0x7F`) without a backslash: one branch-free
-//!   pass over the bytes that the compiler vectorises ([`is_plain_text`]);
+//!   pass over the bytes that the compiler vectorises (`is_plain_text`);
 //! * the text is one object; between tokens only spaces;
 //! * so every `"` delimits a string, and every string is valid JSON as it
 //!   stands (no escapes, no control bytes, valid UTF-8): strings are skipped
@@ -21,7 +21,7 @@
 //! Anything outside that subset (escapes, non-ASCII text, tabs between tokens,
 //! nested objects or arrays, exponents, long numbers, and every kind of invalid
 //! input) makes it answer `None`, and the caller parses the line with
-//! simd-json ([`crate::parse::parse_fields`]), which accepts it or says exactly
+//! simd-json ([`super::parse::parse_fields`]), which accepts it or says exactly
 //! why not. So the scanner never decides that a line is invalid; it only
 //! recognises lines that are certainly valid, and for those it must answer what
 //! simd-json answers. Duplicate keys follow the same rule (the last one wins),
@@ -30,8 +30,8 @@
 //! (`tests/scan_agrees.rs`) and the `parse_line` fuzz target.
 //!
 //! ```
-//! use uniqd_ingest::parse::LogFields;
-//! use uniqd_ingest::scan::scan_fields;
+//! use uniqd_ingest::fields::scan::scan_fields;
+//! use uniqd_ingest::fields::LogFields;
 //!
 //! let line = br#"{"timestamp": "2020-06-24T15:27:00Z", "ip": "83.150.59.250", "url": "/a", "status": 200}"#;
 //! assert_eq!(
@@ -42,7 +42,7 @@
 //! assert_eq!(scan_fields(br#"{"ip": "1.2.3.\u0034"}"#), None);
 //! ```
 
-use crate::parse::LogFields;
+use super::parse::LogFields;
 
 /// Numbers with more digits than this are left to simd-json (18 digits always
 /// fit an `i64`, and a fraction this short is an ordinary `f64`).

@@ -1,5 +1,5 @@
-//! Incremental NDJSON processing: split body chunks into lines as they
-//! arrive and count each line immediately.
+//! [`Framing::Ndjson`](super::Framing::Ndjson): split chunks into lines as they arrive and
+//! record each line immediately ([`NdjsonBatch`]).
 //!
 //! Only a line that straddles two chunks is buffered (in the splitter's
 //! carry buffer), so memory per request is bounded by the longest allowed
@@ -12,10 +12,10 @@
 //! `\n`; a trailing `\r` is stripped; lines holding only spaces/tabs are
 //! blank and ignored; the final newline is optional.
 
-use uniqd_core::{TopPages, UniqueCounter, WindowRing};
+use uniqd_core::{Arrival, Views};
 
-use crate::line_parser::{with_parser, LineParser, Sinks};
-use crate::parse::LineError;
+use crate::fields::{with_reader, FieldReader, LineError};
+use crate::record::record_log;
 
 /// How many per-line failures a batch report keeps (the rest are counted).
 pub const MAX_REPORTED_ERRORS: usize = 10;
@@ -151,68 +151,56 @@ fn is_blank(line: &[u8]) -> bool {
     line.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r'))
 }
 
-/// Counts the lines of one NDJSON request as its chunks arrive.
+/// Records the lines of one NDJSON body (or stream) in the views as its chunks arrive.
 ///
 /// Public so that the fuzz targets (`crates/fuzz`) can drive it with
 /// arbitrary chunk boundaries; the server uses it through `POST /logs`.
 ///
 /// ```
-/// use uniqd_core::UniqueCounter;
-/// use uniqd_ingest::ndjson::NdjsonBatch;
+/// use std::sync::Arc;
+/// use uniqd_core::{UniqueCounter, Views};
+/// use uniqd_ingest::framing::ndjson::NdjsonBatch;
 ///
-/// let counter = UniqueCounter::new();
-/// let mut batch = NdjsonBatch::new(&counter, 1024);
+/// let views = Views::new(Arc::new(UniqueCounter::new()));
+/// let mut batch = NdjsonBatch::new(&views, 1024);
 /// batch.feed(b"{\"ip\":\"1.2.3.4\"}\n{\"ip\":\"1.2");
 /// batch.feed(b".3.5\"}\nnot json\n");
 /// let report = batch.finish();
 /// assert_eq!((report.accepted, report.rejected), (2, 1));
 /// assert_eq!(report.errors[0].line, 3);
-/// assert_eq!(counter.estimate(), 2);
+/// assert_eq!(views.counter().estimate(), 2);
 /// ```
 #[derive(Debug)]
-pub struct NdjsonBatch<'c> {
+pub struct NdjsonBatch<'v> {
     splitter: LineSplitter,
     report: BatchReport,
-    sinks: Sinks<'c>,
+    views: &'v Views,
 }
 
-impl<'c> NdjsonBatch<'c> {
-    /// `max_line` is the longest accepted line in bytes (excluding `\r\n`).
+impl<'v> NdjsonBatch<'v> {
+    /// Records into every view of `views` that is on; `max_line` is the longest accepted line
+    /// in bytes (excluding `\r\n`).
     #[must_use]
-    pub fn new(counter: &'c UniqueCounter, max_line: usize) -> Self {
+    pub fn new(views: &'v Views, max_line: usize) -> Self {
         Self {
             splitter: LineSplitter::new(max_line),
             report: BatchReport::default(),
-            sinks: Sinks::counter(counter),
+            views,
         }
     }
 
-    /// Also records the `url` of every accepted line in `top_pages`.
-    #[must_use]
-    pub fn with_top_pages(mut self, top_pages: &'c TopPages) -> Self {
-        self.sinks.top_pages = Some(top_pages);
-        self
-    }
-
-    /// Also counts the `ip` of every accepted line in `windows`, at the
-    /// line's `timestamp` when plausible, else at the chunk's arrival.
-    #[must_use]
-    pub fn with_windows(mut self, windows: &'c WindowRing) -> Self {
-        self.sinks.windows = Some(windows);
-        self
-    }
-
-    /// Processes every line completed by `chunk`.
+    /// Processes every line completed by `chunk` (the arrival time is read once for them).
     pub fn feed(&mut self, chunk: &[u8]) {
         let Self {
             splitter,
             report,
-            sinks,
+            views,
         } = self;
-        let (limit, sinks) = (splitter.max_line, sinks.arrived_now());
-        with_parser(|parser| {
+        let limit = splitter.max_line;
+        let arrival = views.arrival();
+        with_reader(|reader| {
             splitter.feed(chunk, |n, line| {
-                handle(parser, sinks, report, limit, n, line)
+                handle(reader, views, arrival, report, limit, n, line)
             });
         });
     }
@@ -223,11 +211,12 @@ impl<'c> NdjsonBatch<'c> {
         let Self {
             splitter,
             report,
-            sinks,
+            views,
         } = &mut self;
-        let (limit, sinks) = (splitter.max_line, sinks.arrived_now());
-        with_parser(|parser| {
-            splitter.finish(|n, line| handle(parser, sinks, report, limit, n, line));
+        let limit = splitter.max_line;
+        let arrival = views.arrival();
+        with_reader(|reader| {
+            splitter.finish(|n, line| handle(reader, views, arrival, report, limit, n, line));
         });
         self.report
     }
@@ -246,8 +235,9 @@ impl<'c> NdjsonBatch<'c> {
 }
 
 fn handle(
-    parser: &mut LineParser,
-    sinks: Sinks<'_>,
+    reader: &mut FieldReader,
+    views: &Views,
+    arrival: Arrival,
     report: &mut BatchReport,
     limit: usize,
     line_no: u64,
@@ -255,13 +245,19 @@ fn handle(
 ) {
     match line {
         Line::Complete(bytes) if is_blank(bytes) => {}
-        Line::Complete(bytes) => report.record(line_no, parser.count_line(bytes, sinks)),
+        Line::Complete(bytes) => {
+            report.record(line_no, record_log(reader, bytes, views, arrival));
+        }
         Line::TooLong => report.record(line_no, Err(LineError::LineTooLong { limit })),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use uniqd_core::{TopPages, UniqueCounter};
+
     use super::*;
 
     #[derive(Debug, PartialEq, Eq)]
@@ -348,8 +344,9 @@ mod tests {
 
     #[test]
     fn batch_counts_and_reports_first_errors() {
-        let counter = UniqueCounter::new();
-        let mut batch = NdjsonBatch::new(&counter, 1024);
+        let views = Views::new(Arc::new(UniqueCounter::new()));
+        let counter = views.counter();
+        let mut batch = NdjsonBatch::new(&views, 1024);
         batch.feed(b"{\"ip\":\"1.1.1.1\"}\n\nnot json\n{\"ip\":\"1.1.");
         assert_eq!(batch.report().accepted, 1);
         batch.feed(b"1.2\"}\n{\"ip\":\"1.1.1.1\"}\r\n");
@@ -364,8 +361,8 @@ mod tests {
 
     #[test]
     fn batch_keeps_only_the_first_ten_errors() {
-        let counter = UniqueCounter::new();
-        let mut batch = NdjsonBatch::new(&counter, 1024);
+        let views = Views::new(Arc::new(UniqueCounter::new()));
+        let mut batch = NdjsonBatch::new(&views, 1024);
         let body = "{}\n".repeat(25);
         batch.feed(body.as_bytes());
         let report = batch.finish();
@@ -380,9 +377,10 @@ mod tests {
 
     #[test]
     fn batch_records_the_urls_of_accepted_lines() {
-        let counter = UniqueCounter::new();
-        let top = TopPages::new(16, 1, uniqd_core::PathOptions::default()).expect("valid size");
-        let mut batch = NdjsonBatch::new(&counter, 1024).with_top_pages(&top);
+        let top =
+            Arc::new(TopPages::new(16, 1, uniqd_core::PathOptions::default()).expect("valid size"));
+        let views = Views::new(Arc::new(UniqueCounter::new())).with_top_pages(Arc::clone(&top));
+        let mut batch = NdjsonBatch::new(&views, 1024);
         batch.feed(b"{\"ip\":\"1.1.1.1\",\"url\":\"/a\"}\n{\"ip\":\"x\",\"url\":\"/a\"}\n");
         batch.feed(b"{\"ip\":\"1.1.1.2\"}\n{\"ip\":\"1.1.1.3\",\"url\":\"/b?q\"}");
         let report = batch.finish();

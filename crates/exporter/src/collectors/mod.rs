@@ -1,0 +1,89 @@
+//! `/metrics`: one prometheus-client [`Collector`](prometheus_client::collector::Collector) per
+//! view, registered only when the view is on (as client_rust's own collectors are), plus the
+//! ingest metrics and the build; [`registry`] assembles them from an [`Exported`].
+//!
+//! Nothing is cached: every scrape reads the views and the ingest atomics directly, so
+//! `/metrics` is always current and the hot path never does extra work for monitoring. Metric
+//! names are a fixed contract with dashboards and alerts (`deploy/`); change them only
+//! together. The families come out in registration order:
+//!
+//! | collector | families | registered |
+//! |---|---|---|
+//! | [`CounterCollector`] | `unique_ip_addresses` (the shared count with a [`SharedCount`](crate::SharedCount), this replica's then as `uniqd_local_unique_ip_addresses`), `uniqd_counter_phase`, `_relative_standard_error`, `_threshold` | always |
+//! | [`IngestCollector`] | `uniqd_ingest_requests_total`, `uniqd_ingest_lines_total`, `uniqd_ingest_request_duration_seconds` | always |
+//! | [`TopPagesCollector`] | `uniqd_top_page_requests{path}` | top pages on and [`MetricOptions::top_pages`] > 0 |
+//! | [`WindowsCollector`] | `unique_ip_addresses_window{window}` | windows on |
+//! | [`BuildInfoCollector`] | `uniqd_build_info{version}` | always |
+//!
+//! A new view gets its own module here with its collector, and one line in [`registry`].
+
+mod build;
+mod counter;
+mod ingest;
+mod top_pages;
+mod windows;
+
+use std::sync::Arc;
+
+use prometheus_client::registry::Registry;
+use uniqd_core::Span;
+
+pub use self::build::{BuildInfoCollector, BUILD_INFO};
+pub use self::counter::{
+    CounterCollector, COUNTER_PHASE, COUNTER_RELATIVE_STANDARD_ERROR, COUNTER_THRESHOLD,
+    LOCAL_UNIQUE_IP_ADDRESSES, UNIQUE_IP_ADDRESSES,
+};
+pub use self::ingest::{IngestCollector, INGEST_LINES, INGEST_REQUESTS, INGEST_REQUEST_DURATION};
+pub use self::top_pages::{TopPagesCollector, TOP_PAGE_REQUESTS};
+pub use self::windows::{WindowsCollector, UNIQUE_IP_ADDRESSES_WINDOW};
+use crate::exported::Exported;
+
+/// How much of the optional views `/metrics` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricOptions {
+    /// How many of the most requested pages to export as `uniqd_top_page_requests` (0: the
+    /// family is left out).
+    pub top_pages: usize,
+    /// The windows exported as `unique_ip_addresses_window{window}`.
+    pub windows: Vec<Span>,
+}
+
+impl Default for MetricOptions {
+    /// The top 20 pages; no window gauge.
+    fn default() -> Self {
+        Self {
+            top_pages: 20,
+            windows: Vec::new(),
+        }
+    }
+}
+
+/// A registry with one collector per view of `exported` that is on, the ingest metrics and
+/// the build (see the [module docs](self)); register more collectors on it before
+/// [`run`](crate::run).
+#[must_use]
+pub fn registry(exported: &Exported, options: &MetricOptions) -> Registry {
+    let views = exported.views();
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(CounterCollector::new(
+        Arc::clone(views.counter()),
+        exported.shared_count().cloned(),
+    )));
+    registry.register_collector(Box::new(IngestCollector::new(Arc::clone(
+        exported.ingest(),
+    ))));
+    if let Some(top) = views.top_pages().filter(|_| options.top_pages > 0) {
+        registry.register_collector(Box::new(TopPagesCollector::new(
+            Arc::clone(top),
+            options.top_pages,
+        )));
+    }
+    if let Some(ring) = views.windows() {
+        registry.register_collector(Box::new(WindowsCollector::new(
+            Arc::clone(ring),
+            &options.windows,
+        )));
+    }
+    registry.register_collector(Box::new(BuildInfoCollector::new(exported.build().clone())));
+    registry
+}
