@@ -6,6 +6,8 @@
 #   ROUNDS=5 DURATION=20s benches/load/run.sh single
 #   UNIQD_ARGS="--top-pages-capacity 0" BARE_ARGS=--per-core benches/load/run.sh   # extra flags
 #   BASELINE=/tmp/uniqd-before benches/load/run.sh   # another uniqd build as the baseline (A/B a change)
+#   UNIQD_BIN=/tmp/uniqd-before BASELINE=/tmp/uniqd-before BARE_ARGS="--runtime per-core" \
+#       benches/load/run.sh                          # one build, two sets of flags
 #
 # Scenarios: single (one ~90-byte JSON log per request, random IPv4, keep-alive, wrk -t1 -c64,
 # flat out), single_rate (the same logs from `uniqd loadgen` at a fixed RATE requests/s, default
@@ -35,6 +37,9 @@ scenarios=("$@")
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p uniqd --bin uniqd -p uniqd-benches --bin bare-hyper
 bin=${CARGO_TARGET_DIR:-target}/release
+# UNIQD_BIN: measure this uniqd binary instead of the one just built (e.g. two topologies of
+# one older build, with BASELINE set to the same binary and BARE_ARGS to the other flags).
+UNIQD_BIN=${UNIQD_BIN:-$bin/uniqd}
 
 # shellcheck source=ports.sh
 source benches/load/ports.sh
@@ -59,7 +64,7 @@ start_server() {
         ;;
     uniqd)
         # shellcheck disable=SC2086  # UNIQD_ARGS is a list of flags
-        "$bin/uniqd" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" \
+        "$UNIQD_BIN" --listen "127.0.0.1:$port" --metrics-listen "127.0.0.1:$(free_port)" \
             --workers "$WORKERS" --log-level warn $UNIQD_ARGS &
         ;;
     esac
