@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::process::{run_to_exit, Process, BIN};
+use common::process::{run_to_exit, run_to_exit_env, Process, BIN};
 use common::*;
 use uniqd::AppConfig;
 use uniqd_http::BearerTokens;
@@ -214,7 +214,7 @@ fn unusable_token_settings_refuse_to_start() {
     for (args, needle) in [
         (
             vec!["--ingest-token-file", empty.to_str().unwrap()],
-            "holds no token",
+            "--ingest-token-file / UNIQD_INGEST_TOKEN_FILE",
         ),
         (
             vec!["--metrics-token-file", missing.to_str().unwrap()],
@@ -230,5 +230,65 @@ fn unusable_token_settings_refuse_to_start() {
         assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
         assert!(!stderr.contains("has space"), "{stderr}");
+    }
+}
+
+/// An empty or blank secret, by flag, by environment variable, as a member of a list, or as a
+/// token file without tokens, refuses the start naming the setting (flag and environment
+/// variable): it never turns authentication off.
+#[test]
+fn empty_secrets_refuse_to_start() {
+    let dir = TempDir::new("empty-secrets");
+    let comments = dir.join("comments");
+    std::fs::write(&comments, "# rotate me\n   \n# nothing yet\n").unwrap();
+    let blank_file = dir.join("blank");
+    std::fs::write(&blank_file, "").unwrap();
+    let comments = comments.to_str().unwrap();
+    let blank_file = blank_file.to_str().unwrap();
+    for (flag, env) in [
+        ("--ingest-token", "UNIQD_INGEST_TOKEN"),
+        ("--metrics-token", "UNIQD_METRICS_TOKEN"),
+    ] {
+        let file_flag = format!("{flag}-file");
+        let file_env = format!("{env}_FILE");
+        let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str, &str)> = vec![
+            (vec![flag, ""], vec![], flag, env),
+            (vec![flag, "   "], vec![], flag, env),
+            (vec![flag, "a-1,,b-2"], vec![], flag, env),
+            (vec![flag, "a-1,"], vec![], flag, env),
+            (vec![flag, "a-1", flag, ""], vec![], flag, env),
+            (vec![], vec![(env, "")], flag, env),
+            (vec![], vec![(env, "  ")], flag, env),
+            (vec![], vec![(env, "a-1,,b-2")], flag, env),
+            (vec![], vec![(env, " , ")], flag, env),
+            (vec![], vec![(file_env.as_str(), "")], &file_flag, &file_env),
+            (vec![&file_flag, comments], vec![], &file_flag, &file_env),
+            (vec![&file_flag, blank_file], vec![], &file_flag, &file_env),
+            (
+                vec![],
+                vec![(file_env.as_str(), comments)],
+                &file_flag,
+                &file_env,
+            ),
+        ];
+        for (args, env_vars, names_flag, names_env) in cases {
+            let output = run_to_exit_env(&args, &env_vars);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            // 1: refused by uniqd's configuration check; 2: an empty `*_FILE` variable, which
+            // clap refuses as a usage error naming the flag.
+            let code = output.status.code();
+            assert!(
+                code == Some(1) || (code == Some(2) && names_env.ends_with("_FILE")),
+                "{args:?} {env_vars:?}: {code:?} {stderr}"
+            );
+            assert!(
+                stderr.contains(names_flag) && (code == Some(2) || stderr.contains(names_env)),
+                "{args:?} {env_vars:?} must name {names_flag} and {names_env}: {stderr}"
+            );
+            assert!(
+                !stderr.contains("uniqd listening"),
+                "{args:?} {env_vars:?}: {stderr}"
+            );
+        }
     }
 }

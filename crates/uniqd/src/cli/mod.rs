@@ -167,8 +167,9 @@ pub struct Cli {
     pub state_drop_windows: bool,
 
     /// Require `Authorization: Bearer <token>` on POST /logs. Several
-    /// tokens may be given, comma-separated or by repeating the flag.
-    /// [default: off]
+    /// tokens may be given, comma-separated or by repeating the flag. An
+    /// empty or blank value (or list member) refuses the start. [default:
+    /// off]
     #[arg(
         long,
         env = "UNIQD_INGEST_TOKEN",
@@ -178,7 +179,8 @@ pub struct Cli {
     pub ingest_token: Vec<Secret>,
 
     /// Read ingest tokens from this file: one per line; blank lines and
-    /// lines starting with # are ignored. Adds to --ingest-token.
+    /// lines starting with # are ignored; a file with no token refuses the
+    /// start. Adds to --ingest-token.
     #[arg(long, env = "UNIQD_INGEST_TOKEN_FILE")]
     pub ingest_token_file: Option<PathBuf>,
 
