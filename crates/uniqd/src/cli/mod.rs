@@ -184,8 +184,12 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_INGEST_TOKEN_FILE")]
     pub ingest_token_file: Option<PathBuf>,
 
-    /// Require `Authorization: Bearer <token>` on /metrics (comma-separated
-    /// or repeated); /healthz and /readyz stay open. [default: off]
+    /// Require `Authorization: Bearer <token>` on every path of the
+    /// metrics port (/metrics, /status.json, /stats, /api/v1/unique,
+    /// /api/v1/unique/series, any other) except the open ones: /healthz,
+    /// /readyz and the status page's HTML /, which holds no data and asks
+    /// for the token (comma-separated or repeated; empty refuses the start).
+    /// [default: off]
     #[arg(
         long,
         env = "UNIQD_METRICS_TOKEN",
