@@ -261,7 +261,10 @@ fn errors_array(report: &BatchReport) -> String {
             &JsonObject::new()
                 .u64("line", failure.line)
                 .str("error", failure.error.code())
-                .str("message", &failure.error.to_string())
+                .str(
+                    "message",
+                    &format!("line {}: {}", failure.line, failure.error),
+                )
                 .finish(),
         );
     }

@@ -233,6 +233,9 @@ fn unusable_token_settings_refuse_to_start() {
     }
 }
 
+/// Arguments, environment variables, and the flag and variable the refusal must name.
+type RefusedStart<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+
 /// An empty or blank secret, by flag, by environment variable, as a member of a list, or as a
 /// token file without tokens, refuses the start naming the setting (flag and environment
 /// variable): it never turns authentication off.
@@ -251,7 +254,7 @@ fn empty_secrets_refuse_to_start() {
     ] {
         let file_flag = format!("{flag}-file");
         let file_env = format!("{env}_FILE");
-        let cases: Vec<(Vec<&str>, Vec<(&str, &str)>, &str, &str)> = vec![
+        let cases: Vec<RefusedStart<'_>> = vec![
             (vec![flag, ""], vec![], flag, env),
             (vec![flag, "   "], vec![], flag, env),
             (vec![flag, "a-1,,b-2"], vec![], flag, env),

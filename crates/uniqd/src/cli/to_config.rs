@@ -295,6 +295,80 @@ mod tests {
         assert!(cli.app_config().expect("reads").validate().is_err());
     }
 
+    /// Every configuration error names the flag (and, from the checks, its environment
+    /// variable), whether clap or a sub-config's check refuses the value.
+    #[test]
+    fn configuration_errors_name_the_flag() {
+        for (args, names) in [
+            (
+                &["--max-header-size", "1KiB"][..],
+                "--max-header-size (UNIQD_MAX_HEADER_SIZE) must be at least 8192",
+            ),
+            (
+                &["--max-connections", "0"],
+                "--max-connections (UNIQD_MAX_CONNECTIONS)",
+            ),
+            (
+                &["--header-read-timeout", "0s"],
+                "--header-read-timeout (UNIQD_HEADER_READ_TIMEOUT)",
+            ),
+            (
+                &["--body-read-timeout", "0s"],
+                "--body-read-timeout (UNIQD_BODY_READ_TIMEOUT)",
+            ),
+            (
+                &["--idle-timeout", "0s"],
+                "--idle-timeout (UNIQD_IDLE_TIMEOUT)",
+            ),
+            (
+                &["--max-object-size", "0"],
+                "--max-object-size (UNIQD_MAX_OBJECT_SIZE)",
+            ),
+            (
+                &["--max-batch-size", "0"],
+                "--max-batch-size (UNIQD_MAX_BATCH_SIZE)",
+            ),
+            (
+                &["--window-skew", "1h"],
+                "--window-skew (UNIQD_WINDOW_SKEW)",
+            ),
+            (
+                &["--state-file", "s", "--state-interval", "0s"],
+                "--state-interval (UNIQD_STATE_INTERVAL)",
+            ),
+            (
+                &["--redis-url", "redis://127.0.0.1", "--redis-timeout", "0s"],
+                "--redis-timeout",
+            ),
+            (&["--exact-threshold", "99999999999"], "--exact-threshold"),
+            (&["--top-pages-capacity", "65537"], "--top-pages-capacity"),
+            (
+                &["--top-pages-metric-limit", "101"],
+                "--top-pages-metric-limit",
+            ),
+            (&["--windows", "90m"], "--windows"),
+            (&["--max-object-size", "lots"], "--max-object-size"),
+            (&["--drain-timeout", "soon"], "--drain-timeout"),
+        ] {
+            let error = Cli::try_parse_from(["uniqd"].iter().chain(args))
+                .map_err(|e| e.to_string())
+                .and_then(|cli| cli.app_config())
+                .and_then(|config| config.validate())
+                .expect_err(names);
+            assert!(error.contains(names), "{args:?}: {error}");
+        }
+        // The checks themselves, as the flag parsers call them.
+        assert!(crate::config::check_exact_threshold(usize::MAX)
+            .is_err_and(|e| e.contains("--exact-threshold (UNIQD_EXACT_THRESHOLD)")));
+        let too_big = TopPagesConfig {
+            metric_limit: 1000,
+            ..TopPagesConfig::default()
+        };
+        assert!(too_big
+            .validate()
+            .is_err_and(|e| e.contains("--top-pages-metric-limit (UNIQD_TOP_PAGES_METRIC_LIMIT)")));
+    }
+
     #[test]
     fn tokens_are_collected_and_never_printed() {
         let cli = Cli::try_parse_from([
