@@ -10,7 +10,8 @@ pub const DEFAULT_METRICS_PORT: u16 = 9102;
 pub struct ExporterConfig {
     /// Connection handling (same loop as the ingest server).
     pub server: ServerConfig,
-    /// Bearer tokens `/metrics` requires (`None`, the default: open).
-    /// `/healthz` and `/readyz` stay open for probes either way.
+    /// Bearer tokens every path of the metrics port requires but
+    /// [`OPEN_PATHS`](crate::OPEN_PATHS) (`/healthz`, `/readyz`, the status
+    /// page's HTML `/`); `None`, the default: all open.
     pub metrics_auth: Option<BearerTokens>,
 }

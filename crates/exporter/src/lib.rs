@@ -40,10 +40,13 @@
 //! | `/api/v1/unique/series?lookback=1h&step=1m` | 200, distinct addresses per step (JSON); 400 for bad parameters |
 //! | other      | 404 JSON (405 for non-GET/HEAD on the paths above) |
 //!
-//! With [`ExporterConfig::metrics_auth`] set, `/metrics`, `/stats` and `/api/v1/...` need
+//! With [`ExporterConfig::metrics_auth`] set, every path but [`OPEN_PATHS`]
+//! (`/healthz`, `/readyz` and the status page's HTML shell `/`) needs
 //! `Authorization: Bearer <token>` (Prometheus: `authorization` in the scrape
-//! config) and answer 401 JSON with `WWW-Authenticate: Bearer` otherwise;
-//! the probes and the status page stay open.
+//! config) and answers 401 JSON with `WWW-Authenticate: Bearer` otherwise:
+//! `/metrics`, `/status.json`, `/stats`, `/api/v1/...`, any path added later,
+//! and unknown paths (401 before 404). The status page asks for the token
+//! when `/status.json` answers 401.
 
 #![forbid(unsafe_code)]
 
@@ -74,7 +77,7 @@ pub use crate::collectors::{registry, MetricOptions};
 pub use crate::config::ExporterConfig;
 pub use crate::exported::{BuildInfo, Exported};
 pub use crate::readiness::{Readiness, ReadyState};
-pub use crate::routes::OPENMETRICS_CONTENT_TYPE;
+pub use crate::routes::{served_paths, OPENMETRICS_CONTENT_TYPE, OPEN_PATHS};
 pub use crate::shared_count::{ReadyDetail, SharedCount};
 
 /// State shared by all metrics connections.

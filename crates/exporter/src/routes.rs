@@ -1,9 +1,13 @@
 //! Routing and responses of the metrics server: `/metrics`, `/healthz`,
 //! `/readyz`, the status page `/` and its `/status.json`, and the top pages
 //! `/stats`, the time windows `/api/v1/unique` and `/api/v1/unique/series`;
-//! anything else is a JSON 404 (or 405 for a wrong method), and the data
-//! endpoints (`/metrics`, `/stats`, `/api/v1/...`) without a valid bearer
-//! token (when tokens are configured) a JSON 401.
+//! anything else is a JSON 404 (or 405 for a wrong method).
+//!
+//! With metrics tokens configured, every request needs a valid bearer token
+//! (else a JSON 401, decided before the path is even looked up) except those
+//! to [`OPEN_PATHS`]: the probes and the status page's HTML shell, which holds
+//! no data. Protection is the default, so a view added to [`ENDPOINTS`] later is
+//! protected without anyone remembering to.
 
 use std::sync::LazyLock;
 
@@ -39,6 +43,18 @@ enum Endpoint {
     Series,
 }
 
+/// The paths served without a bearer token even when metrics tokens are configured: the
+/// liveness and readiness probes, and the status page's static HTML shell (its data comes
+/// from `/status.json`, which needs the token; the page asks for one). Everything else is
+/// protected.
+pub const OPEN_PATHS: [&str; 3] = ["/healthz", "/readyz", "/"];
+
+/// Every path the metrics port serves, in the routing table's order (for tests and docs that must
+/// cover each route, such as "every route but the open ones needs the token").
+pub fn served_paths() -> impl Iterator<Item = &'static str> {
+    ENDPOINTS.iter().map(|&(path, _)| path)
+}
+
 /// Every path the metrics port serves: the one list routing, the 405s and the 404 message
 /// read.
 const ENDPOINTS: [(&str, Endpoint); 8] = [
@@ -59,15 +75,12 @@ impl Endpoint {
             .find(|(known, _)| *known == path)
             .map(|&(_, endpoint)| endpoint)
     }
+}
 
-    /// The data endpoints, which need the bearer token when tokens are configured; the probes
-    /// and the status page stay open.
-    fn needs_token(self) -> bool {
-        matches!(
-            self,
-            Self::Metrics | Self::Stats | Self::Unique | Self::Series
-        )
-    }
+/// Whether a request to `path` needs the bearer token when tokens are configured: every path
+/// but [`OPEN_PATHS`], known or not.
+fn needs_token(path: &str) -> bool {
+    !OPEN_PATHS.contains(&path)
 }
 
 /// The message of the 404: "no such endpoint; try /metrics, ..., /a or /b".
@@ -84,6 +97,17 @@ fn not_found_message() -> &'static str {
 
 /// Serves one request to the metrics port.
 pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Full<Bytes>> {
+    if needs_token(req.uri().path()) && !authorized(state, req) {
+        let mut response = error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid bearer token; send the header Authorization: Bearer <token>",
+        );
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
+        return response;
+    }
     let Some(endpoint) = Endpoint::find(req.uri().path()) else {
         return error(StatusCode::NOT_FOUND, "not_found", not_found_message());
     };
@@ -96,17 +120,6 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
         response
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
-        return response;
-    }
-    if endpoint.needs_token() && !authorized(state, req) {
-        let mut response = error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid bearer token; send the header Authorization: Bearer <token>",
-        );
-        response
-            .headers_mut()
-            .insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
         return response;
     }
     let query = req.uri().query();
@@ -162,8 +175,7 @@ fn windows(
     }
 }
 
-/// Whether a data endpoint (`/metrics`, `/stats`, `/api/v1/...`) may be
-/// served: no tokens configured, or a valid one sent.
+/// Whether a protected path may be served: no tokens configured, or a valid one sent.
 fn authorized<B>(state: &ExporterState, req: &Request<B>) -> bool {
     state
         .metrics_auth
@@ -248,5 +260,34 @@ mod tests {
             assert_eq!(Endpoint::find(path), Some(endpoint));
         }
         assert_eq!(Endpoint::find("/metrics/"), None);
+    }
+
+    #[test]
+    fn only_the_open_paths_are_open() {
+        for path in OPEN_PATHS {
+            assert!(Endpoint::find(path).is_some(), "{path} is served");
+            assert!(!needs_token(path), "{path}");
+        }
+        let protected: Vec<&str> = served_paths().filter(|p| needs_token(p)).collect();
+        assert_eq!(
+            protected,
+            [
+                "/metrics",
+                "/status.json",
+                "/stats",
+                "/api/v1/unique",
+                "/api/v1/unique/series"
+            ]
+        );
+        // Unknown paths, and paths that only look like open ones, are protected too.
+        for path in [
+            "/nope",
+            "/healthz/",
+            "//",
+            "/status.json/",
+            "/api/v1/unique/",
+        ] {
+            assert!(needs_token(path), "{path}");
+        }
     }
 }

@@ -28,6 +28,7 @@ fn model(body: &[u8], max_line: usize, counter: &UniqueCounter) -> BatchReport {
         if i + 1 == pieces.len() && piece.is_empty() {
             break;
         }
+        report.through_line = i as u64 + 1;
         let line = piece.strip_suffix(b"\r").unwrap_or(piece);
         let result = if line.len() > max_line {
             Err(LineError::LineTooLong { limit: max_line })

@@ -9,7 +9,8 @@ use tokio::sync::Semaphore;
 /// hyper's lower bound for `max_buf_size` (it panics below this).
 pub const MIN_BUF_SIZE: usize = 8192;
 
-/// Connection handling settings for [`serve`](crate::serve).
+/// Connection handling settings for [`serve`](crate::serve). Validation messages name the
+/// uniqd flag (and environment variable) of each setting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerConfig {
     /// Maximum simultaneously open connections; more wait in the backlog.
@@ -52,19 +53,27 @@ impl ServerConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.max_connections == 0 || self.max_connections > Semaphore::MAX_PERMITS {
             return Err(format!(
-                "max connections must be between 1 and {}",
+                "--max-connections (UNIQD_MAX_CONNECTIONS) must be between 1 and {}",
                 Semaphore::MAX_PERMITS
             ));
         }
         if self.max_buf_size < MIN_BUF_SIZE {
             return Err(format!(
-                "max buffer (header) size must be at least {MIN_BUF_SIZE} bytes"
+                "--max-header-size (UNIQD_MAX_HEADER_SIZE) must be at least {MIN_BUF_SIZE} bytes \
+                 (8KiB), not {}",
+                self.max_buf_size
             ));
         }
         for (name, value) in [
-            ("header read timeout", self.header_read_timeout),
-            ("idle timeout", self.idle_timeout),
-            ("body read timeout", self.body_read_timeout),
+            (
+                "--header-read-timeout (UNIQD_HEADER_READ_TIMEOUT)",
+                self.header_read_timeout,
+            ),
+            ("--idle-timeout (UNIQD_IDLE_TIMEOUT)", self.idle_timeout),
+            (
+                "--body-read-timeout (UNIQD_BODY_READ_TIMEOUT)",
+                self.body_read_timeout,
+            ),
         ] {
             if value.is_zero() {
                 return Err(format!("{name} must be greater than zero"));

@@ -44,8 +44,15 @@ impl IngestConfig {
     /// A human-readable description of the first invalid setting.
     pub fn validate(&self) -> Result<(), String> {
         self.server.validate()?;
-        if self.max_object_bytes == 0 || self.max_batch_bytes == 0 {
-            return Err("body size limits must be greater than zero".to_owned());
+        if self.max_object_bytes == 0 {
+            return Err(
+                "--max-object-size (UNIQD_MAX_OBJECT_SIZE) must be greater than zero".to_owned(),
+            );
+        }
+        if self.max_batch_bytes == 0 {
+            return Err(
+                "--max-batch-size (UNIQD_MAX_BATCH_SIZE) must be greater than zero".to_owned(),
+            );
         }
         Ok(())
     }

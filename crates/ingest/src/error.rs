@@ -11,8 +11,12 @@
 //! Lines of an NDJSON batch are counted as they stream in, so a batch that is
 //! cut short (413 over the size limit, 408 body timeout, 400 unreadable body)
 //! may already have counted some lines; the error body reports how many in
-//! `accepted`. Counting is idempotent, so simply retrying the whole batch is
-//! harmless.
+//! `accepted`, and `counted_through_line`: every line up to that one (1-based,
+//! blank lines included) was counted or rejected, none after it was looked at,
+//! so a shipper resends only the lines after it. Re-sending counted lines is
+//! not harmless for every view: unique counts are idempotent, but the top pages
+//! and the accepted-line counters add them again (README, "Retries"). An error
+//! without `accepted` counted nothing.
 
 use bytes::Bytes;
 use hyper::header::{HeaderValue, ALLOW, CONNECTION, WWW_AUTHENTICATE};
@@ -178,10 +182,19 @@ impl IngestError {
                 declared: true,
                 ..
             } => format!("Content-Length exceeds the {limit}-byte limit for this content type"),
+            Self::PayloadTooLarge {
+                limit,
+                progress: Some(p),
+                ..
+            } => format!(
+                "request body exceeds the {limit}-byte limit for this content type; reading \
+                 stopped after line {}: lines up to it were counted (see accepted), resend only \
+                 the lines after it, in smaller batches",
+                p.through_line
+            ),
             Self::PayloadTooLarge { limit, .. } => format!(
-                "request body exceeds the {limit}-byte limit for this content type; \
-                 reading stopped (lines already accepted were counted, and re-sending them \
-                 is harmless)"
+                "request body exceeds the {limit}-byte limit for this content type; nothing \
+                 was counted"
             ),
             Self::InvalidObject(e) => e.to_string(),
             Self::InvalidLines(r) => format!(
@@ -189,11 +202,22 @@ impl IngestError {
                 r.rejected,
                 r.lines()
             ),
-            Self::BodyTimeout { .. } => {
-                "timed out waiting for the request body; lines already accepted were counted"
-                    .to_owned()
+            Self::BodyTimeout { progress: Some(p) } => format!(
+                "timed out waiting for the request body; lines up to line {} were counted (see \
+                 accepted), resend only the lines after it",
+                p.through_line
+            ),
+            Self::BodyTimeout { progress: None } => {
+                "timed out waiting for the request body; nothing was counted".to_owned()
             }
-            Self::BodyRead { .. } => "the request body could not be read".to_owned(),
+            Self::BodyRead { progress: Some(p) } => format!(
+                "the request body could not be read; lines up to line {} were counted (see \
+                 accepted), resend only the lines after it",
+                p.through_line
+            ),
+            Self::BodyRead { progress: None } => {
+                "the request body could not be read; nothing was counted".to_owned()
+            }
         }
     }
 
@@ -207,7 +231,10 @@ impl IngestError {
             } => {
                 obj = obj.u64("limit", u64::try_from(*limit).unwrap_or(u64::MAX));
                 if let Some(p) = progress {
-                    obj = obj.u64("accepted", p.accepted).u64("rejected", p.rejected);
+                    obj = obj
+                        .u64("accepted", p.accepted)
+                        .u64("rejected", p.rejected)
+                        .u64("counted_through_line", p.through_line);
                 }
             }
             Self::BodyTimeout {
@@ -216,12 +243,16 @@ impl IngestError {
             | Self::BodyRead {
                 progress: Some(p), ..
             } => {
-                obj = obj.u64("accepted", p.accepted).u64("rejected", p.rejected);
+                obj = obj
+                    .u64("accepted", p.accepted)
+                    .u64("rejected", p.rejected)
+                    .u64("counted_through_line", p.through_line);
             }
             Self::InvalidLines(r) => {
                 obj = obj
                     .u64("accepted", r.accepted)
                     .u64("rejected", r.rejected)
+                    .u64("counted_through_line", r.through_line)
                     .raw("errors", &errors_array(r));
             }
             _ => {}
@@ -261,7 +292,10 @@ fn errors_array(report: &BatchReport) -> String {
             &JsonObject::new()
                 .u64("line", failure.line)
                 .str("error", failure.error.code())
-                .str("message", &failure.error.to_string())
+                .str(
+                    "message",
+                    &format!("line {}: {}", failure.line, failure.error),
+                )
                 .finish(),
         );
     }
@@ -323,13 +357,14 @@ mod tests {
                 line: 3,
                 error: LineError::invalid_ip("x\"y"),
             }],
+            through_line: 4,
         };
         let (status, body) = body_of(IngestError::InvalidLines(report));
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(body.starts_with(r#"{"error":"invalid_lines","#), "{body}");
         assert!(
             body.contains(
-                r#""accepted":2,"rejected":1,"errors":[{"line":3,"error":"invalid_ip","message":"#
+                r#""accepted":2,"rejected":1,"counted_through_line":4,"errors":[{"line":3,"error":"invalid_ip","message":"#
             ),
             "{body}"
         );
@@ -343,13 +378,14 @@ mod tests {
             declared: false,
             progress: Some(BatchReport {
                 accepted: 7,
+                through_line: 9,
                 ..BatchReport::default()
             }),
         };
         assert_eq!(e.line_counts(), (7, 0));
         let (_, body) = body_of(e.clone());
         assert!(
-            body.contains(r#""limit":10,"accepted":7,"rejected":0"#),
+            body.contains(r#""limit":10,"accepted":7,"rejected":0,"counted_through_line":9"#),
             "{body}"
         );
         assert_eq!(e.into_response().headers()[CONNECTION], "close");

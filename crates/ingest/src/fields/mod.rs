@@ -18,6 +18,7 @@
 //! `record.rs`, which reads its fields here and records them into the views.
 //! Configurable field names would be a change to this stage only.
 
+pub mod json_error;
 pub mod parse;
 pub mod scan;
 pub mod timestamp;
@@ -63,7 +64,7 @@ impl FieldReader {
             None => {
                 line.clear();
                 line.extend_from_slice(bytes);
-                parse_fields(line, scratch)?
+                parse_fields(line, scratch).map_err(|e| json_error::refine(e, bytes))?
             }
         };
         Ok((fields, stamps))

@@ -46,6 +46,8 @@ use std::fmt;
 
 use simd_json::{Buffers, Node, Tape};
 
+use super::json_error::phrase;
+
 /// Reusable parser state: simd-json's stage-1/stage-2 buffers and the tape.
 ///
 /// Keep one per thread (or per worker) and pass it to every [`parse_line`]
@@ -91,10 +93,11 @@ pub enum LineError {
     /// Not syntactically valid JSON (including trailing data and nesting
     /// deeper than 1024).
     InvalidJson {
-        /// Byte offset where simd-json gave up (best effort).
+        /// Byte offset of the problem in the object (for NDJSON, in its line); the input's
+        /// length when it ended too early.
         offset: usize,
-        /// simd-json's error kind, for humans.
-        reason: String,
+        /// What is wrong, in JSON terms (`super::json_error`).
+        reason: &'static str,
     },
     /// The bytes are not valid UTF-8 (JSON text must be).
     InvalidUtf8,
@@ -152,7 +155,7 @@ impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::InvalidJson { offset, reason } => {
-                write!(f, "not valid JSON ({reason} at byte {offset})")
+                write!(f, "invalid JSON at byte {offset}: {reason}")
             }
             Self::InvalidUtf8 => f.write_str("not valid UTF-8"),
             Self::NotAnObject => f.write_str("expected a JSON object"),
@@ -213,9 +216,10 @@ pub fn parse_fields<'a>(
 ) -> Result<LogFields<'a>, LineError> {
     // The stored vector is empty, so re-lifetiming it to `'a` is free.
     let mut tape: Tape<'a> = Tape(std::mem::take(&mut scratch.nodes)).reset();
+    let len = buf.len();
     let result = match simd_json::fill_tape(buf, &mut scratch.buffers, &mut tape) {
         Ok(()) => find_fields(&tape.0),
-        Err(e) => Err(json_error(&e)),
+        Err(e) => Err(json_error(&e, len)),
     };
     // Hand the (cleared) allocation back for the next call. `result` holds
     // `&'a str`s into `buf`, not into the tape, so this is fine.
@@ -270,30 +274,31 @@ fn node_span(node: &Node<'_>) -> usize {
     }
 }
 
-fn json_error(e: &simd_json::Error) -> LineError {
+/// simd-json's error as a [`LineError`]: its kind in plain words (`json_error::phrase`), at
+/// its index (clamped to the input; the input's length for an early end). The fields stage
+/// then makes the offset precise on the bytes as received (`json_error::refine`).
+#[cold]
+fn json_error(e: &simd_json::Error, len: usize) -> LineError {
     match e.error() {
         simd_json::ErrorType::InvalidUtf8 => LineError::InvalidUtf8,
-        simd_json::ErrorType::Eof => LineError::InvalidJson {
-            offset: e.index(),
-            reason: "unexpected end of input".to_owned(),
+        kind @ simd_json::ErrorType::Eof => LineError::InvalidJson {
+            offset: len,
+            reason: phrase(kind),
         },
-        // simd-json reports some plain syntax errors as "InternalError".
-        simd_json::ErrorType::InternalError => LineError::InvalidJson {
-            offset: e.index(),
-            reason: "syntax error".to_owned(),
-        },
-        other => LineError::InvalidJson {
-            offset: e.index(),
-            reason: format!("{other:?}"),
+        kind => LineError::InvalidJson {
+            offset: e.index().min(len),
+            reason: phrase(kind),
         },
     }
 }
 
 #[cold]
 fn malformed_tape(idx: usize) -> LineError {
+    // Never produced by simd-json's tapes; reported rather than panicking.
+    tracing::debug!(node = idx, "unexpected tape layout");
     LineError::InvalidJson {
         offset: 0,
-        reason: format!("unexpected tape layout at node {idx}"),
+        reason: "malformed JSON",
     }
 }
 

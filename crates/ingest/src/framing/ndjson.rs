@@ -38,6 +38,10 @@ pub struct BatchReport {
     pub rejected: u64,
     /// The first [`MAX_REPORTED_ERRORS`] failures, in line order.
     pub errors: Vec<LineFailure>,
+    /// The last line (1-based, blank lines included) that was handled: every line up to it
+    /// was counted or rejected, none after it was looked at. A client that must resend after
+    /// an error resends only the lines after it (`counted_through_line` in error bodies).
+    pub through_line: u64,
 }
 
 impl BatchReport {
@@ -243,6 +247,7 @@ fn handle(
     line_no: u64,
     line: Line<'_>,
 ) {
+    report.through_line = line_no;
     match line {
         Line::Complete(bytes) if is_blank(bytes) => {}
         Line::Complete(bytes) => {

@@ -167,8 +167,9 @@ pub struct Cli {
     pub state_drop_windows: bool,
 
     /// Require `Authorization: Bearer <token>` on POST /logs. Several
-    /// tokens may be given, comma-separated or by repeating the flag.
-    /// [default: off]
+    /// tokens may be given, comma-separated or by repeating the flag. An
+    /// empty or blank value (or list member) refuses the start. [default:
+    /// off]
     #[arg(
         long,
         env = "UNIQD_INGEST_TOKEN",
@@ -178,12 +179,17 @@ pub struct Cli {
     pub ingest_token: Vec<Secret>,
 
     /// Read ingest tokens from this file: one per line; blank lines and
-    /// lines starting with # are ignored. Adds to --ingest-token.
+    /// lines starting with # are ignored; a file with no token refuses the
+    /// start. Adds to --ingest-token.
     #[arg(long, env = "UNIQD_INGEST_TOKEN_FILE")]
     pub ingest_token_file: Option<PathBuf>,
 
-    /// Require `Authorization: Bearer <token>` on /metrics (comma-separated
-    /// or repeated); /healthz and /readyz stay open. [default: off]
+    /// Require `Authorization: Bearer <token>` on every path of the
+    /// metrics port (/metrics, /status.json, /stats, /api/v1/unique,
+    /// /api/v1/unique/series, any other) except the open ones: /healthz,
+    /// /readyz and the status page's HTML /, which holds no data and asks
+    /// for the token (comma-separated or repeated; empty refuses the start).
+    /// [default: off]
     #[arg(
         long,
         env = "UNIQD_METRICS_TOKEN",

@@ -38,7 +38,7 @@ impl Cli {
                 max_object_bytes: self.max_object_size,
                 max_batch_bytes: self.max_batch_size,
                 auth: tokens(
-                    "--ingest-token",
+                    TokenSetting::INGEST,
                     &self.ingest_token,
                     self.ingest_token_file.as_deref(),
                 )?,
@@ -46,7 +46,7 @@ impl Cli {
             exporter: ExporterConfig {
                 server,
                 metrics_auth: tokens(
-                    "--metrics-token",
+                    TokenSetting::METRICS,
                     &self.metrics_token,
                     self.metrics_token_file.as_deref(),
                 )?,
@@ -79,21 +79,74 @@ impl Cli {
     }
 }
 
+/// The names of one token setting: its flags and their environment variables.
+#[derive(Debug, Clone, Copy)]
+struct TokenSetting {
+    flag: &'static str,
+    env: &'static str,
+    file_flag: &'static str,
+    file_env: &'static str,
+}
+
+impl TokenSetting {
+    const INGEST: Self = Self {
+        flag: "--ingest-token",
+        env: "UNIQD_INGEST_TOKEN",
+        file_flag: "--ingest-token-file",
+        file_env: "UNIQD_INGEST_TOKEN_FILE",
+    };
+    const METRICS: Self = Self {
+        flag: "--metrics-token",
+        env: "UNIQD_METRICS_TOKEN",
+        file_flag: "--metrics-token-file",
+        file_env: "UNIQD_METRICS_TOKEN_FILE",
+    };
+}
+
+/// Whether the environment variable `name` is set but holds nothing but
+/// whitespace. clap treats such a variable as unset, which for a secret
+/// would silently turn authentication off.
+fn blank_env(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|value| value.to_string_lossy().trim().is_empty())
+}
+
 /// The tokens of `--<flag>` and `--<flag>-file` together; `None` if neither
-/// is given.
+/// is given. A setting that is given but empty (an empty or blank value, an
+/// empty member of a comma-separated list, an empty environment variable, a
+/// file with no token) is an error naming the flag and its environment
+/// variable: an empty secret must never mean "authentication off".
 fn tokens(
-    flag: &str,
+    setting: TokenSetting,
     inline: &[Secret],
     file: Option<&Path>,
 ) -> Result<Option<BearerTokens>, String> {
-    let mut all: Vec<String> = inline
-        .iter()
-        .map(|s| s.expose().to_owned())
-        .filter(|s| !s.is_empty())
-        .collect();
+    let TokenSetting {
+        flag,
+        env,
+        file_flag,
+        file_env,
+    } = setting;
+    let empty = |what: &str| {
+        format!(
+            "{what} is set but empty: give a token (or remove the setting to leave \
+             authentication off); an empty token would turn authentication off"
+        )
+    };
+    if inline.iter().any(|s| s.expose().is_empty()) || (inline.is_empty() && blank_env(env)) {
+        return Err(empty(&format!(
+            "{flag} / {env} (or one entry of its comma-separated list)"
+        )));
+    }
+    // An empty `*_FILE` variable never gets here: clap refuses it as a missing value (exit
+    // 2, naming the flag).
+    let mut all: Vec<String> = inline.iter().map(|s| s.expose().to_owned()).collect();
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read {flag}-file {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read {file_flag} / {file_env} {}: {e}",
+                path.display()
+            )
+        })?;
         let before = all.len();
         all.extend(
             text.lines()
@@ -102,16 +155,19 @@ fn tokens(
                 .map(str::to_owned),
         );
         if all.len() == before {
-            return Err(format!("{flag}-file {} holds no token", path.display()));
+            return Err(format!(
+                "{file_flag} / {file_env} {} holds no token (only blank lines or # comments): \
+                 refusing to start with authentication off",
+                path.display()
+            ));
         }
     }
     if all.is_empty() {
-        // `--flag ""` (e.g. an empty environment variable) is no token.
         return Ok(None);
     }
     BearerTokens::new(&all)
         .map(Some)
-        .map_err(|e| format!("{flag}: {e}"))
+        .map_err(|e| format!("{flag} / {env}: {e}"))
 }
 
 #[cfg(test)]
@@ -239,6 +295,80 @@ mod tests {
         assert!(cli.app_config().expect("reads").validate().is_err());
     }
 
+    /// Every configuration error names the flag (and, from the checks, its environment
+    /// variable), whether clap or a sub-config's check refuses the value.
+    #[test]
+    fn configuration_errors_name_the_flag() {
+        for (args, names) in [
+            (
+                &["--max-header-size", "1KiB"][..],
+                "--max-header-size (UNIQD_MAX_HEADER_SIZE) must be at least 8192",
+            ),
+            (
+                &["--max-connections", "0"],
+                "--max-connections (UNIQD_MAX_CONNECTIONS)",
+            ),
+            (
+                &["--header-read-timeout", "0s"],
+                "--header-read-timeout (UNIQD_HEADER_READ_TIMEOUT)",
+            ),
+            (
+                &["--body-read-timeout", "0s"],
+                "--body-read-timeout (UNIQD_BODY_READ_TIMEOUT)",
+            ),
+            (
+                &["--idle-timeout", "0s"],
+                "--idle-timeout (UNIQD_IDLE_TIMEOUT)",
+            ),
+            (
+                &["--max-object-size", "0"],
+                "--max-object-size (UNIQD_MAX_OBJECT_SIZE)",
+            ),
+            (
+                &["--max-batch-size", "0"],
+                "--max-batch-size (UNIQD_MAX_BATCH_SIZE)",
+            ),
+            (
+                &["--window-skew", "1h"],
+                "--window-skew (UNIQD_WINDOW_SKEW)",
+            ),
+            (
+                &["--state-file", "s", "--state-interval", "0s"],
+                "--state-interval (UNIQD_STATE_INTERVAL)",
+            ),
+            (
+                &["--redis-url", "redis://127.0.0.1", "--redis-timeout", "0s"],
+                "--redis-timeout",
+            ),
+            (&["--exact-threshold", "99999999999"], "--exact-threshold"),
+            (&["--top-pages-capacity", "65537"], "--top-pages-capacity"),
+            (
+                &["--top-pages-metric-limit", "101"],
+                "--top-pages-metric-limit",
+            ),
+            (&["--windows", "90m"], "--windows"),
+            (&["--max-object-size", "lots"], "--max-object-size"),
+            (&["--drain-timeout", "soon"], "--drain-timeout"),
+        ] {
+            let error = Cli::try_parse_from(["uniqd"].iter().chain(args))
+                .map_err(|e| e.to_string())
+                .and_then(|cli| cli.app_config())
+                .and_then(|config| config.validate())
+                .expect_err(names);
+            assert!(error.contains(names), "{args:?}: {error}");
+        }
+        // The checks themselves, as the flag parsers call them.
+        assert!(crate::config::check_exact_threshold(usize::MAX)
+            .is_err_and(|e| e.contains("--exact-threshold (UNIQD_EXACT_THRESHOLD)")));
+        let too_big = TopPagesConfig {
+            metric_limit: 1000,
+            ..TopPagesConfig::default()
+        };
+        assert!(too_big
+            .validate()
+            .is_err_and(|e| e.contains("--top-pages-metric-limit (UNIQD_TOP_PAGES_METRIC_LIMIT)")));
+    }
+
     #[test]
     fn tokens_are_collected_and_never_printed() {
         let cli = Cli::try_parse_from([
@@ -261,9 +391,16 @@ mod tests {
             assert!(!text.contains("tok-"), "{text}");
             assert!(text.contains("redacted"), "{text}");
         }
-        // An empty value (e.g. an empty environment variable) is no token.
-        let cli = Cli::try_parse_from(["uniqd", "--ingest-token", ""]).expect("parses");
-        assert_eq!(cli.app_config().expect("valid").ingest.auth, None);
+        // An empty value, or an empty member of a list, is refused: it must not turn
+        // authentication off.
+        for value in ["", " ", "a,,b", "a,", ",", " , "] {
+            for flag in ["--ingest-token", "--metrics-token"] {
+                let cli = Cli::try_parse_from(["uniqd", flag, value]).expect("parses");
+                let error = cli.app_config().expect_err(value);
+                assert!(error.contains(flag), "{value:?}: {error}");
+                assert!(error.contains("set but empty"), "{value:?}: {error}");
+            }
+        }
     }
 
     #[test]

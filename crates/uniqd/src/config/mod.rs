@@ -32,7 +32,7 @@ pub const MAX_EXACT_THRESHOLD: usize = 1 << 24;
 pub fn check_exact_threshold(threshold: usize) -> Result<(), String> {
     if threshold > MAX_EXACT_THRESHOLD {
         return Err(format!(
-            "exact threshold must be at most {MAX_EXACT_THRESHOLD}"
+            "--exact-threshold (UNIQD_EXACT_THRESHOLD) must be at most {MAX_EXACT_THRESHOLD}"
         ));
     }
     Ok(())
@@ -91,7 +91,7 @@ impl AppConfig {
         self.exporter.server.validate()?;
         match &self.state {
             Some(state) if state.interval.is_zero() => {
-                Err("state interval must be greater than zero".to_owned())
+                Err("--state-interval (UNIQD_STATE_INTERVAL) must be greater than zero".to_owned())
             }
             _ => Ok(()),
         }

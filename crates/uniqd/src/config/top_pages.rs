@@ -55,7 +55,7 @@ impl TopPagesConfig {
 pub fn check_capacity(capacity: usize) -> Result<(), String> {
     if capacity > MAX_TOP_PAGES_CAPACITY {
         return Err(format!(
-            "top pages capacity must be at most {MAX_TOP_PAGES_CAPACITY}"
+            "--top-pages-capacity (UNIQD_TOP_PAGES_CAPACITY) must be at most {MAX_TOP_PAGES_CAPACITY}"
         ));
     }
     Ok(())
@@ -69,7 +69,7 @@ pub fn check_capacity(capacity: usize) -> Result<(), String> {
 pub fn check_metric_limit(limit: usize) -> Result<(), String> {
     if limit > MAX_TOP_PAGES_METRIC_LIMIT {
         return Err(format!(
-            "top pages metric limit must be at most {MAX_TOP_PAGES_METRIC_LIMIT}"
+            "--top-pages-metric-limit (UNIQD_TOP_PAGES_METRIC_LIMIT) must be at most {MAX_TOP_PAGES_METRIC_LIMIT}"
         ));
     }
     Ok(())

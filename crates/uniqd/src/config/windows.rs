@@ -41,7 +41,8 @@ impl WindowsConfig {
         }
         if self.skew > Duration::from_millis(MAX_SKEW_MS) {
             return Err(format!(
-                "window skew must be at most 59m (the minute slots kept), not {:?}",
+                "--window-skew (UNIQD_WINDOW_SKEW) must be at most 59m (the minute slots kept), \
+                 not {:?}",
                 self.skew
             ));
         }
@@ -56,5 +57,6 @@ impl WindowsConfig {
 ///
 /// What is wrong with it.
 pub fn check_window(span: Span) -> Result<(), String> {
-    span.check_window().map_err(|e| e.to_string())
+    span.check_window()
+        .map_err(|e| format!("--windows (UNIQD_WINDOWS): {e}"))
 }

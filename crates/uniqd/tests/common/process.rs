@@ -158,10 +158,16 @@ impl Drop for Process {
 /// Runs the binary on loopback port 0 with `args` until it exits on its own
 /// (it must, within [`DEADLINE`]: these are starts that must be refused).
 pub fn run_to_exit(args: &[&str]) -> Output {
+    run_to_exit_env(args, &[])
+}
+
+/// [`run_to_exit`] with extra environment variables.
+pub fn run_to_exit_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(BIN)
         .args(["--listen", "127.0.0.1:0", "--metrics-listen", "127.0.0.1:0"])
         .args(args)
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
