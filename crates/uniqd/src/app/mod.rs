@@ -1,12 +1,12 @@
 //! Wiring, in two steps:
 //!
-//! * [`build`] ([`parts`]): the [`Parts`] a configuration describes, without
+//! * [`build`] (`parts.rs`): the [`Parts`] a configuration describes, without
 //!   sockets or tasks: the [`Views`](uniqd_core::Views) built once (counter and
 //!   time window ring loaded from the state file, if configured; the top pages
 //!   with one shard per worker thread), the ingest metrics, `/metrics`'s
 //!   registry with its collectors, the readiness, the optional Redis sync and
 //!   state saver;
-//! * [`run`] ([`mod@run`]): the parts served on two [`Listeners`] until the
+//! * [`run`] (`run.rs`): the parts served on two [`Listeners`] until the
 //!   shutdown future resolves, then stopped stage by stage: ingest drains,
 //!   then the saver's final save and the Redis sync's last merge, then the
 //!   exporter. Each later stage waits on an explicit [`Stop`].

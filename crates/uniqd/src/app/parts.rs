@@ -89,11 +89,16 @@ impl Parts {
     }
 }
 
-/// Builds the [`Parts`] `config` describes: validates it, loads the state file if any (see
-/// the [module docs](self)), builds the [`Views`] once (the top pages get one shard per
+/// Builds the [`Parts`] `config` describes: validates it, loads the state file if any,
+/// builds the [`Views`] once (the top pages get one shard per
 /// worker of the current tokio runtime, the threads that ingest), the ingest metrics, the
 /// readiness, the Redis sync and the registry with its collectors. Binds nothing, spawns
 /// nothing.
+///
+/// The state file's lock, load and first write are the one I/O here: the counter the views
+/// are built on *is* the loaded one, and a file that cannot be loaded or written must stop
+/// the start before anything is served. Redis is not contacted (its client connects lazily,
+/// once [`run`](super::run) runs the sync task).
 ///
 /// # Errors
 ///

@@ -1,20 +1,7 @@
 //! [`run`]: the [`Parts`] served on two listeners, and stopped stage by stage.
 //!
-//! The stages, in the order `run` awaits them:
-//! 1. **Ingest** serves until the `shutdown` future resolves; `/readyz` then
-//!    turns 503 (`draining`) so load balancers stop routing here, and ingest
-//!    stops accepting and drains in-flight requests (up to its drain timeout).
-//!    The exporter, the state saver and the Redis sync run beside it.
-//! 2. **Saver and Redis sync**: the count is now final. Each gets its [`Stop`]:
-//!    the state file is written a last time (so every request answered 202 is
-//!    in it) and the sync task merges what the last interval counted (bounded
-//!    by `--redis-timeout`). The exporter still serves.
-//! 3. **Exporter**: only now does it get its [`Stop`], so the final counts stay
-//!    scrapable while ingest drains (its own drain is quick: scrapers hold idle
-//!    keep-alive connections, which close at once).
-//!
 //! Nothing is spawned: the tasks beside a stage are polled by `run` itself
-//! ([`Beside`]), so dropping `run`'s future drops everything it started.
+//! (`Beside`), so dropping `run`'s future drops everything it started.
 
 use std::future::{poll_fn, Future};
 use std::io;
@@ -41,7 +28,7 @@ pub struct Listeners {
 ///
 /// [`Stop::new`] returns the sending half and the [`Stopped`] future the stopped task
 /// waits on. The stage that is done calls [`Stop::stop`]; [`run`] calls it on every path,
-/// in the order of the [module docs](self). Should the `Stop` be dropped without
+/// in the order [`run`] documents. Should the `Stop` be dropped without
 /// [`stop`](Self::stop) (only when its stage's future is dropped or panicked), the waiter is
 /// released too: there is no stage left that could ever send it, and waiting would hang the
 /// shutdown.
@@ -82,7 +69,20 @@ impl Stopped {
 }
 
 /// Runs the service's [`Parts`] on `listeners` until `shutdown` resolves, then stops it
-/// in stages (see the [module docs](self)) and returns.
+/// in stages and returns.
+///
+/// The stages, in the order `run` awaits them:
+/// 1. **Ingest** serves until the `shutdown` future resolves; `/readyz` then
+///    turns 503 (`draining`) so load balancers stop routing here, and ingest
+///    stops accepting and drains in-flight requests (up to its drain timeout).
+///    The exporter, the state saver and the Redis sync run beside it.
+/// 2. **Saver and Redis sync**: the count is now final. Each gets its [`Stop`]:
+///    the state file is written a last time (so every request answered 202 is
+///    in it) and the sync task merges what the last interval counted (bounded
+///    by `--redis-timeout`). The exporter still serves.
+/// 3. **Exporter**: only now does it get its [`Stop`], so the final counts stay
+///    scrapable while ingest drains (its own drain is quick: scrapers hold idle
+///    keep-alive connections, which close at once).
 ///
 /// It logs one info line, `uniqd listening`, with the fields `ingest_addr` and
 /// `metrics_addr`, and `shutdown complete` at the end.
