@@ -1,7 +1,14 @@
 //! Human-friendly durations (`10s`, `500ms`, `2m`) and byte sizes (`1MiB`,
-//! `64MiB`, `512KiB`, `1048576`) for command-line flags.
+//! `64MiB`, `512KiB`, `1048576`) for command-line flags, and durations as the whole
+//! milliseconds logs and Redis want.
 
 use std::time::Duration;
+
+/// `duration` in whole milliseconds, saturating (as Redis's `PX` and the logs want them).
+#[must_use]
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
 
 /// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`; a bare number
 /// means seconds.

@@ -25,13 +25,10 @@ use std::io;
 
 use tokio::net::TcpListener;
 
-pub use self::parts::{build, Parts};
+pub use self::parts::{build, Parts, VERSION};
 pub use self::run::{run, Listeners, Stop, Stopped};
 use crate::cli::Cli;
 use crate::config::AppConfig;
-
-/// The crate version, exported as `uniqd_build_info{version}`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs the whole service on already-bound listeners until `shutdown`
 /// resolves, then drains both servers and returns: [`build`], then [`run`].

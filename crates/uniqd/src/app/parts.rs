@@ -16,11 +16,13 @@ use uniqd_core::Views;
 use uniqd_exporter::{BuildInfo, Exported, MetricOptions, Readiness};
 use uniqd_ingest::IngestMetrics;
 
-use super::VERSION;
 use crate::config::AppConfig;
 use crate::persistence::{self, Saver};
 use crate::redis_sync::metrics::RedisCollector;
 use crate::redis_sync::RedisSync;
+
+/// The crate version, exported as `uniqd_build_info{version}`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// The parts of the service, built and not yet running: what [`run`](super::run)
 /// starts on two listeners.

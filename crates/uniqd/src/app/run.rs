@@ -12,8 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use uniqd_exporter::ReadyState;
 
-use super::parts::Parts;
-use super::VERSION;
+use super::parts::{Parts, VERSION};
 
 /// The two bound listeners the service serves on.
 #[derive(Debug)]
