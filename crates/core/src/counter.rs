@@ -14,17 +14,12 @@ use crossbeam_epoch::{self as epoch, Atomic, Guard, Shared};
 
 use crate::element::{hash_ip, hash_ip_str, InvalidAddress};
 use crate::estimator;
+pub use crate::exact::DEFAULT_THRESHOLD;
 use crate::exact::{ExactSet, Inserted};
 use crate::redis_format::{self, RedisHllError};
 use crate::registers::{Registers, M};
 use crate::state::{self, StateError};
 use crate::window::WindowRing;
-
-/// Default exact threshold: up to this many distinct addresses the count is exact.
-///
-/// 4,096 keeps the whole counter within 64 KiB in the exact phase (43 KiB set + 16 KiB
-/// registers); see the crate docs for the measurements behind it.
-pub const DEFAULT_THRESHOLD: usize = 4096;
 
 /// Relative standard error of the sketch: 1.04/√m with m = 16,384 registers.
 pub const SKETCH_RELATIVE_STANDARD_ERROR: f64 = 1.04 / 128.0;

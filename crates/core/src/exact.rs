@@ -15,6 +15,12 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+/// Default exact threshold: up to this many distinct addresses the count is exact.
+///
+/// 4,096 keeps the whole counter within 64 KiB in the exact phase (43 KiB set + 16 KiB
+/// registers); see the crate docs for the measurements behind it.
+pub const DEFAULT_THRESHOLD: usize = 4096;
+
 /// Outcome of [`ExactSet::insert`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Inserted {

@@ -135,6 +135,7 @@
 #![deny(unsafe_code)]
 
 mod counter;
+mod crc32;
 mod element;
 mod estimator;
 mod exact;

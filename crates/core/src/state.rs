@@ -34,6 +34,7 @@
 
 use std::fmt;
 
+use crate::crc32::crc32;
 use crate::redis_format::{self, RedisHllError, DENSE_LEN};
 use crate::registers::{index_and_rank, M};
 use crate::window::WindowStateError;
@@ -252,41 +253,4 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State<'_>, StateError> {
         hashes,
         windows,
     })
-}
-
-/// CRC-32 (IEEE 802.3, reflected, as zlib's `crc32`).
-pub(crate) fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut c = i as u32;
-            let mut k = 0;
-            while k < 8 {
-                c = if c & 1 != 0 {
-                    0xedb8_8320 ^ (c >> 1)
-                } else {
-                    c >> 1
-                };
-                k += 1;
-            }
-            table[i] = c;
-            i += 1;
-        }
-        table
-    };
-    !bytes.iter().fold(!0u32, |crc, &b| {
-        TABLE[((crc ^ u32::from(b)) & 0xff) as usize] ^ (crc >> 8)
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn crc32_matches_zlib() {
-        assert_eq!(crc32(b"123456789"), 0xcbf4_3926);
-        assert_eq!(crc32(b""), 0);
-    }
 }

@@ -57,6 +57,7 @@ pub mod query;
 pub mod readiness;
 mod routes;
 pub mod shared_count;
+mod state;
 pub mod stats;
 pub mod status;
 pub mod windows;
@@ -64,14 +65,13 @@ pub mod windows;
 use std::convert::Infallible;
 use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::service::service_fn;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use uniqd_http::BearerTokens;
 
 pub use crate::collectors::{registry, MetricOptions};
 pub use crate::config::ExporterConfig;
@@ -79,31 +79,7 @@ pub use crate::exported::{BuildInfo, Exported};
 pub use crate::readiness::{Readiness, ReadyState};
 pub use crate::routes::{served_paths, OPENMETRICS_CONTENT_TYPE, OPEN_PATHS};
 pub use crate::shared_count::{ReadyDetail, SharedCount};
-
-/// State shared by all metrics connections.
-#[derive(Debug)]
-struct ExporterState {
-    registry: Arc<Registry>,
-    exported: Exported,
-    readiness: Arc<Readiness>,
-    /// Tokens `/metrics` requires, if any.
-    metrics_auth: Option<BearerTokens>,
-    started: Instant,
-    /// Size of the previous scrape, to allocate the next one in one go.
-    last_scrape_len: AtomicUsize,
-}
-
-impl ExporterState {
-    fn scrape_size_hint(&self) -> usize {
-        // Relaxed: only a capacity hint; any recent value will do.
-        self.last_scrape_len.load(Ordering::Relaxed).max(4096) + 256
-    }
-
-    fn record_scrape_size(&self, len: usize) {
-        // Relaxed: only a capacity hint.
-        self.last_scrape_len.store(len, Ordering::Relaxed);
-    }
-}
+use crate::state::ExporterState;
 
 /// Runs the metrics server on `listener` until `shutdown` resolves, then
 /// drains (see [`uniqd_http::serve`]). `/metrics` encodes

@@ -82,6 +82,7 @@ mod logs;
 pub mod metrics;
 mod record;
 mod routes;
+mod state;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -94,22 +95,7 @@ use uniqd_core::Views;
 
 pub use crate::config::IngestConfig;
 pub use crate::metrics::IngestMetrics;
-
-/// State shared by all ingest connections.
-struct IngestState {
-    views: Views,
-    metrics: Arc<IngestMetrics>,
-    config: IngestConfig,
-}
-
-impl std::fmt::Debug for IngestState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IngestState")
-            .field("metrics", &self.metrics)
-            .field("config", &self.config)
-            .finish_non_exhaustive()
-    }
-}
+use crate::state::IngestState;
 
 /// Runs the ingest server on `listener` until `shutdown` resolves, then
 /// drains in-flight requests (see [`uniqd_http::serve`]). Every accepted log

@@ -6,12 +6,14 @@
 //! The binary is a thin shell over this library so that tests can run the
 //! whole service in-process: [`serve`] takes already-bound listeners and a
 //! shutdown future, which makes port-0 binding and deterministic shutdown
-//! trivial, and keeps flag parsing ([`cli`], mapped to the checked
-//! [`config`], from which [`build`] makes the runtime objects), logging
-//! ([`logging`]) and signals ([`signal`]) out of the reusable crates
-//! (`uniqd-http`, `uniqd-ingest`, `uniqd-exporter`), which never bind
-//! sockets or read flags themselves. The binary runs everything on one
-//! multi-thread tokio runtime of `--workers` threads.
+//! trivial. It is [`app::build`], which makes the [`Parts`] without sockets,
+//! then [`app::run`], which serves them and stops them stage by stage.
+//! Flag parsing ([`cli`], mapped to the checked [`config`], from which
+//! [`mod@build`] makes the runtime objects), logging ([`logging`]) and
+//! signals ([`signal`]) stay out of the reusable crates (`uniqd-http`,
+//! `uniqd-ingest`, `uniqd-exporter`), which never bind sockets or read flags
+//! themselves. The binary runs everything on one multi-thread tokio runtime
+//! of `--workers` threads.
 //!
 //! The optional state file ([`persistence`]) lives here too, not in the
 //! counter crate: when to write, how to write atomically and what to do with
@@ -50,7 +52,7 @@ pub mod redis_sync;
 pub mod signal;
 pub mod units;
 
-pub use crate::app::{run, serve, VERSION};
+pub use crate::app::{serve, serve_cli, Listeners, Parts, VERSION};
 pub use crate::cli::{Cli, Command, LogFormat, WindowList};
 pub use crate::config::{AppConfig, TopPagesConfig, WindowsConfig};
 pub use crate::redis_sync::config::RedisConfig;

@@ -1,5 +1,5 @@
 //! The `uniqd` binary: parse flags, set up logging and the runtime, run
-//! [`uniqd::run`] until SIGTERM/SIGINT, exit 0 after a clean drain.
+//! [`uniqd::serve_cli`] until SIGTERM/SIGINT, exit 0 after a clean drain.
 //! `uniqd healthcheck` probes a URL instead (container health checks);
 //! `uniqd loadgen` sends load to a deployment and reports what it counted.
 
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(uniqd::run(cli)) {
+    match runtime.block_on(uniqd::serve_cli(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "uniqd stopped with an error");

@@ -1,7 +1,24 @@
 //! Human-friendly durations (`10s`, `500ms`, `2m`) and byte sizes (`1MiB`,
-//! `64MiB`, `512KiB`, `1048576`) for command-line flags.
+//! `64MiB`, `512KiB`, `1048576`) for command-line flags, and durations as the whole
+//! milliseconds logs and Redis want.
 
 use std::time::Duration;
+
+/// `duration` in whole milliseconds, saturating (as Redis's `PX` and the logs want them).
+#[must_use]
+pub fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// `text` split into its leading whole number and the rest (the unit, maybe empty); `None`
+/// when it does not start with a number that fits a `u64`.
+fn number_and_unit(text: &str) -> Option<(u64, &str)> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    Some((number.parse().ok()?, unit))
+}
 
 /// Parses `<number><unit>` with unit `ms`, `s`, `m` or `h`; a bare number
 /// means seconds.
@@ -11,13 +28,8 @@ use std::time::Duration;
 /// A message naming the accepted forms.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: expected e.g. 500ms, 10s, 2m, 1h"))?;
+    let (value, unit) = number_and_unit(text)
+        .ok_or_else(|| format!("invalid duration {text:?}: expected e.g. 500ms, 10s, 2m, 1h"))?;
     let millis_per_unit = match unit.trim() {
         "ms" => 1,
         "" | "s" => 1_000,
@@ -44,13 +56,9 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 /// A message naming the accepted forms.
 pub fn parse_byte_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("invalid size {text:?}: expected e.g. 65536, 512KiB, 1MiB, 64MiB"))?;
+    let (value, unit) = number_and_unit(text).ok_or_else(|| {
+        format!("invalid size {text:?}: expected e.g. 65536, 512KiB, 1MiB, 64MiB")
+    })?;
     let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kib" => 1 << 10,

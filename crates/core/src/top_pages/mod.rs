@@ -99,11 +99,8 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
 
-pub use self::path::{normalize_path, PathOptions};
+pub use self::path::{normalize_path, PathOptions, MAX_PATH_BYTES};
 use self::summary::Summary;
-
-/// Longest stored path in bytes; longer ones are cut (on a character boundary).
-pub const MAX_PATH_BYTES: usize = 256;
 
 /// Default number of counters per shard.
 pub const DEFAULT_TOP_PAGES_CAPACITY: usize = 1024;

@@ -3,7 +3,8 @@
 //!
 //! Everything happens in a caller-provided stack buffer, so the ingest path allocates nothing.
 
-use super::MAX_PATH_BYTES;
+/// Longest stored path in bytes; longer ones are cut (on a character boundary).
+pub const MAX_PATH_BYTES: usize = 256;
 
 /// How a `url` is turned into the counted path (see [`normalize_path`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]

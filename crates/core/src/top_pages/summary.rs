@@ -14,7 +14,7 @@
 //! of the path into its buffer: no allocation ever. Paths are compared byte for byte on a hash
 //! match, so two paths never share a counter even if their hashes collide.
 
-use super::MAX_PATH_BYTES;
+use super::path::MAX_PATH_BYTES;
 
 /// Per-entry bookkeeping; the path bytes live in [`Summary::paths`] at the same index.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use crate::registers::{index_and_rank, M};
 
 /// Distinct addresses up to which a merge is exact (when all its slots are exact): the
 /// counter's default threshold.
-pub const WINDOW_EXACT_THRESHOLD: usize = crate::DEFAULT_THRESHOLD;
+pub const WINDOW_EXACT_THRESHOLD: usize = crate::exact::DEFAULT_THRESHOLD;
 
 /// The union of some slots.
 #[derive(Clone, Debug)]

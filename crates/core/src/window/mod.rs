@@ -81,23 +81,13 @@ use crossbeam_epoch as epoch;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use merge::{WindowCount, WINDOW_EXACT_THRESHOLD};
 pub use persist::WindowStateError;
-pub use span::{Span, SpanError};
+pub use span::{Span, SpanError, HOUR_MS, HOUR_SLOTS, MAX_SKEW_MS, MINUTE_MS, MINUTE_SLOTS};
 pub use tier::SLOT_EXACT_THRESHOLD;
 
 use merge::Merge;
 use span::Resolution;
 use tier::Tier;
 
-/// One minute, milliseconds.
-pub const MINUTE_MS: u64 = 60_000;
-/// One hour, milliseconds.
-pub const HOUR_MS: u64 = 60 * MINUTE_MS;
-/// Per-minute slots: the last hour.
-pub const MINUTE_SLOTS: usize = 60;
-/// Per-hour slots: the last seven days.
-pub const HOUR_SLOTS: usize = 168;
-/// The longest skew the ring accepts: an older event would miss the minute tier.
-pub const MAX_SKEW_MS: u64 = (MINUTE_SLOTS as u64 - 1) * MINUTE_MS;
 /// Most entries the read cache keeps (configured windows plus ad-hoc API windows; a window
 /// that finds the cache full is merged in full, correct but slower). An entry holds at most
 /// an exact union of 4,096 hashes (a `HashSet` of about 72 KiB) or 16 KiB of registers, so

@@ -24,8 +24,8 @@ use std::fmt;
 
 use super::tier::SlotContents;
 use super::{WindowRing, HOUR_MS, MINUTE_MS};
+use crate::crc32::crc32;
 use crate::registers::{M, MAX_RANK};
-use crate::state::crc32;
 
 const MAGIC: &[u8; 8] = b"UNIQDWIN";
 const VERSION: u32 = 1;

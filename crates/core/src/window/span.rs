@@ -3,7 +3,16 @@
 
 use std::fmt;
 
-use super::{HOUR_SLOTS, MINUTE_SLOTS};
+/// One minute, milliseconds.
+pub const MINUTE_MS: u64 = 60_000;
+/// One hour, milliseconds.
+pub const HOUR_MS: u64 = 60 * MINUTE_MS;
+/// Per-minute slots: the last hour.
+pub const MINUTE_SLOTS: usize = 60;
+/// Per-hour slots: the last seven days.
+pub const HOUR_SLOTS: usize = 168;
+/// The longest skew the ring accepts: an older event would miss the minute tier.
+pub const MAX_SKEW_MS: u64 = (MINUTE_SLOTS as u64 - 1) * MINUTE_MS;
 
 /// Minutes in an hour.
 const HOUR: u64 = 60;

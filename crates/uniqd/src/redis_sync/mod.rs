@@ -46,6 +46,7 @@ use tokio::time::Instant;
 use uniqd_core::UniqueCounter;
 
 use self::config::RedisConfig;
+use crate::units::millis;
 use keys::SyncKeys;
 use outage::Outage;
 pub use status::RedisStatus;
@@ -245,9 +246,4 @@ impl RedisSync {
         self.last_sent = Some(payload);
         Ok(())
     }
-}
-
-/// `duration` in whole milliseconds, saturating (as Redis's `PX` and the logs want them).
-pub(crate) fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }

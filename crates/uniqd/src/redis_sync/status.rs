@@ -10,7 +10,7 @@ use uniqd_core::UniqueCounter;
 use uniqd_exporter::{ReadyDetail, SharedCount};
 use uniqd_http::JsonObject;
 
-use super::millis;
+use crate::units::millis;
 
 /// State of the Redis sync, shared between the sync task (writer) and the exporter (readers).
 ///
