@@ -29,12 +29,17 @@
 //!   to a status, a code and a message in one place; this crate only gives
 //!   them the shared shape, [`json_response`] and [`json_error`]
 //!   (`{"error": code, "message": text}` as `application/json`).
+//! * **Every error is JSON**, also those hyper answers by itself before a
+//!   service sees the request (400 for a head it cannot parse, 431, 414):
+//!   the connection's socket wrapper rewrites them (`bare_error.rs`), and an
+//!   HTTP/1.1 request without `Host` gets `400 missing_host`.
 //! * **Bearer tokens** ([`BearerTokens`]): optional, several at once for
 //!   rotation, compared in constant time, never printed.
 
 #![forbid(unsafe_code)]
 
 mod auth;
+mod bare_error;
 mod config;
 mod connection;
 mod json;
