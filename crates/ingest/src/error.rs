@@ -15,7 +15,7 @@
 //! harmless.
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, WWW_AUTHENTICATE};
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONNECTION, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use uniqd_http::{json_response, BodyError, JsonObject, ResponseBody, WWW_AUTHENTICATE_BEARER};
 
@@ -36,6 +36,17 @@ pub enum IngestError {
     UnsupportedMediaType {
         /// The header as received (lossy, truncated).
         content_type: String,
+    },
+    /// 415: a `Content-Encoding` other than `identity` (bodies are not
+    /// decoded).
+    UnsupportedContentEncoding {
+        /// The header as received (lossy, truncated).
+        encoding: String,
+    },
+    /// 501: a `Transfer-Encoding` other than `chunked` (e.g. `gzip, chunked`).
+    UnsupportedTransferEncoding {
+        /// The header as received (lossy, truncated).
+        encoding: String,
     },
     /// 400: the body is empty (or, for NDJSON, holds only blank lines).
     EmptyBody,
@@ -83,7 +94,10 @@ impl IngestError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedContentEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Self::UnsupportedTransferEncoding { .. } => StatusCode::NOT_IMPLEMENTED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::EmptyBody
@@ -100,7 +114,10 @@ impl IngestError {
             Self::NotFound => RequestOutcome::NotFound,
             Self::MethodNotAllowed => RequestOutcome::MethodNotAllowed,
             Self::Unauthorized => RequestOutcome::Unauthorized,
-            Self::UnsupportedMediaType { .. } => RequestOutcome::UnsupportedMediaType,
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedContentEncoding { .. } => {
+                RequestOutcome::UnsupportedMediaType
+            }
+            Self::UnsupportedTransferEncoding { .. } => RequestOutcome::NotImplemented,
             Self::PayloadTooLarge { .. } => RequestOutcome::PayloadTooLarge,
             Self::BodyTimeout { .. } => RequestOutcome::RequestTimeout,
             Self::EmptyBody
@@ -118,6 +135,8 @@ impl IngestError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::UnsupportedContentEncoding { .. } => "unsupported_content_encoding",
+            Self::UnsupportedTransferEncoding { .. } => "unsupported_transfer_encoding",
             Self::EmptyBody => "empty_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidObject(e) => e.code(),
@@ -143,6 +162,8 @@ impl IngestError {
             | Self::MethodNotAllowed
             | Self::Unauthorized
             | Self::UnsupportedMediaType { .. }
+            | Self::UnsupportedContentEncoding { .. }
+            | Self::UnsupportedTransferEncoding { .. }
             | Self::EmptyBody => (0, 0),
         }
     }
@@ -156,6 +177,7 @@ impl IngestError {
                 | Self::BodyTimeout { .. }
                 | Self::BodyRead { .. }
                 | Self::Unauthorized
+                | Self::UnsupportedTransferEncoding { .. }
         )
     }
 
@@ -169,6 +191,14 @@ impl IngestError {
             Self::UnsupportedMediaType { content_type } => format!(
                 "unsupported Content-Type {content_type:?}; send application/json (one object) \
                  or application/x-ndjson (one object per line)"
+            ),
+            Self::UnsupportedContentEncoding { encoding } => format!(
+                "unsupported Content-Encoding {encoding:?}; bodies are not decoded: send them \
+                 uncompressed, with no Content-Encoding or Content-Encoding: identity"
+            ),
+            Self::UnsupportedTransferEncoding { encoding } => format!(
+                "unsupported Transfer-Encoding {encoding:?}; send the body with a \
+                 Content-Length, or with Transfer-Encoding: chunked alone"
             ),
             Self::EmptyBody => "the request body is empty; expected a JSON object with an \"ip\" \
                                 field, or NDJSON lines of such objects"
@@ -240,6 +270,10 @@ impl IngestError {
             }
             Self::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
+            }
+            // RFC 7694: the codings the server accepts.
+            Self::UnsupportedContentEncoding { .. } => {
+                headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
             }
             _ => {}
         }

@@ -16,7 +16,10 @@
 //!   [`crate::framing::ndjson`]), so memory stays bounded by the object limit
 //!   however large the batch.
 //!
-//! With authentication on, the bearer token is checked first (401).
+//! With authentication on, the bearer token is checked first (401). Then
+//! the encodings: a `Content-Encoding` other than `identity` gets 415 and a
+//! `Transfer-Encoding` other than `chunked` 501 (`content_type.rs`), since
+//! bodies are not decoded.
 //!
 //! Limits are enforced twice: up front from `Content-Length` (413 without
 //! reading anything), and while streaming for chunked bodies (413 as soon as
@@ -28,7 +31,7 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::Request;
 
 use crate::config::IngestConfig;
-use crate::content_type::classify;
+use crate::content_type::{check_encodings, classify};
 use crate::error::IngestError;
 use crate::framing::ndjson::NdjsonBatch;
 use crate::framing::object::{record_object, ObjectError};
@@ -48,6 +51,9 @@ pub(crate) async fn post_logs(
             return Err(IngestError::Unauthorized);
         }
     }
+    // Bodies are not decoded: a compressed or otherwise encoded one is
+    // refused before it is read.
+    check_encodings(req.headers())?;
     let framing = classify(req.headers().get(CONTENT_TYPE))?;
     let limit = limit_for(&state.config, framing);
     let mut body = req.into_body();

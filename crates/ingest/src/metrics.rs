@@ -30,7 +30,7 @@ pub enum RequestOutcome {
     BadRequest,
     /// 413: body over the configured limit.
     PayloadTooLarge,
-    /// 415: unsupported `Content-Type`.
+    /// 415: unsupported `Content-Type` or `Content-Encoding`.
     UnsupportedMediaType,
     /// 404: unknown path.
     NotFound,
@@ -40,11 +40,13 @@ pub enum RequestOutcome {
     RequestTimeout,
     /// 401: bearer token missing or wrong (only with authentication on).
     Unauthorized,
+    /// 501: a `Transfer-Encoding` other than `chunked`.
+    NotImplemented,
 }
 
 impl RequestOutcome {
     /// Every outcome, in exposition order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Accepted,
         Self::BadRequest,
         Self::PayloadTooLarge,
@@ -53,6 +55,7 @@ impl RequestOutcome {
         Self::MethodNotAllowed,
         Self::RequestTimeout,
         Self::Unauthorized,
+        Self::NotImplemented,
     ];
 
     /// The label value.
@@ -67,6 +70,7 @@ impl RequestOutcome {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
             Self::Unauthorized => "unauthorized",
+            Self::NotImplemented => "not_implemented",
         }
     }
 
