@@ -33,6 +33,9 @@
 //!   service sees the request (400 for a head it cannot parse, 431, 414):
 //!   the connection's socket wrapper rewrites them (`bare_error.rs`), and an
 //!   HTTP/1.1 request without `Host` gets `400 missing_host`.
+//! * **A global budget for buffered request bytes** ([`BufferBudget`]):
+//!   lock-free, shared by all connections of a server, each request's share
+//!   an RAII [`Reservation`].
 //! * **Bearer tokens** ([`BearerTokens`]): optional, several at once for
 //!   rotation, compared in constant time, never printed.
 
@@ -40,6 +43,7 @@
 
 mod auth;
 mod bare_error;
+mod budget;
 mod config;
 mod connection;
 mod json;
@@ -49,6 +53,7 @@ mod server;
 mod service;
 
 pub use crate::auth::{BearerTokens, WWW_AUTHENTICATE_BEARER};
+pub use crate::budget::{BudgetExhausted, BufferBudget, Reservation};
 pub use crate::config::{ServerConfig, MIN_BUF_SIZE};
 pub use crate::json::{escape_into, JsonObject};
 pub use crate::request_body::{BodyError, RequestBody};

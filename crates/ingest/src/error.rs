@@ -15,7 +15,9 @@
 //! harmless.
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, ACCEPT_ENCODING, ALLOW, CONNECTION, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, ACCEPT_ENCODING, ALLOW, CONNECTION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::{Response, StatusCode};
 use uniqd_http::{json_response, BodyError, JsonObject, ResponseBody, WWW_AUTHENTICATE_BEARER};
 
@@ -75,7 +77,16 @@ pub enum IngestError {
         /// Lines of an NDJSON batch already processed.
         progress: Option<BatchReport>,
     },
+    /// 503: buffering the body would pass the budget for request bytes all
+    /// connections hold (`--max-buffered-bytes`).
+    BuffersFull {
+        /// Lines of an NDJSON batch already processed.
+        progress: Option<BatchReport>,
+    },
 }
+
+/// `Retry-After` of a 503: the budget frees as soon as other bodies finish.
+const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 
 impl IngestError {
     /// Maps a body-read failure, keeping the batch progress if any.
@@ -98,6 +109,7 @@ impl IngestError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
             Self::UnsupportedTransferEncoding { .. } => StatusCode::NOT_IMPLEMENTED,
+            Self::BuffersFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::EmptyBody
@@ -118,6 +130,7 @@ impl IngestError {
                 RequestOutcome::UnsupportedMediaType
             }
             Self::UnsupportedTransferEncoding { .. } => RequestOutcome::NotImplemented,
+            Self::BuffersFull { .. } => RequestOutcome::ServiceUnavailable,
             Self::PayloadTooLarge { .. } => RequestOutcome::PayloadTooLarge,
             Self::BodyTimeout { .. } => RequestOutcome::RequestTimeout,
             Self::EmptyBody
@@ -143,6 +156,7 @@ impl IngestError {
             Self::InvalidLines(_) => "invalid_lines",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::BodyRead { .. } => "body_read_error",
+            Self::BuffersFull { .. } => "server_busy",
         }
     }
 
@@ -155,7 +169,8 @@ impl IngestError {
             Self::InvalidLines(report) => (report.accepted, report.rejected),
             Self::PayloadTooLarge { progress, .. }
             | Self::BodyTimeout { progress }
-            | Self::BodyRead { progress } => progress
+            | Self::BodyRead { progress }
+            | Self::BuffersFull { progress } => progress
                 .as_ref()
                 .map_or((0, 0), |p| (p.accepted, p.rejected)),
             Self::NotFound
@@ -178,6 +193,7 @@ impl IngestError {
                 | Self::BodyRead { .. }
                 | Self::Unauthorized
                 | Self::UnsupportedTransferEncoding { .. }
+                | Self::BuffersFull { .. }
         )
     }
 
@@ -224,6 +240,10 @@ impl IngestError {
                     .to_owned()
             }
             Self::BodyRead { .. } => "the request body could not be read".to_owned(),
+            Self::BuffersFull { .. } => "the server is holding as many partly received request \
+                                         bodies as it may buffer; retry shortly (lines already \
+                                         accepted were counted)"
+                .to_owned(),
         }
     }
 
@@ -244,6 +264,9 @@ impl IngestError {
                 progress: Some(p), ..
             }
             | Self::BodyRead {
+                progress: Some(p), ..
+            }
+            | Self::BuffersFull {
                 progress: Some(p), ..
             } => {
                 obj = obj.u64("accepted", p.accepted).u64("rejected", p.rejected);
@@ -270,6 +293,9 @@ impl IngestError {
             }
             Self::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
+            }
+            Self::BuffersFull { .. } => {
+                headers.insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
             }
             // RFC 7694: the codings the server accepts.
             Self::UnsupportedContentEncoding { .. } => {

@@ -21,6 +21,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use uniqd_http::BufferBudget;
+
 /// How a request to the ingest server ended (the `outcome` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestOutcome {
@@ -42,11 +44,13 @@ pub enum RequestOutcome {
     Unauthorized,
     /// 501: a `Transfer-Encoding` other than `chunked`.
     NotImplemented,
+    /// 503: the budget for buffered request bytes was spent.
+    ServiceUnavailable,
 }
 
 impl RequestOutcome {
     /// Every outcome, in exposition order.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 10] = [
         Self::Accepted,
         Self::BadRequest,
         Self::PayloadTooLarge,
@@ -56,6 +60,7 @@ impl RequestOutcome {
         Self::RequestTimeout,
         Self::Unauthorized,
         Self::NotImplemented,
+        Self::ServiceUnavailable,
     ];
 
     /// The label value.
@@ -71,6 +76,7 @@ impl RequestOutcome {
             Self::RequestTimeout => "request_timeout",
             Self::Unauthorized => "unauthorized",
             Self::NotImplemented => "not_implemented",
+            Self::ServiceUnavailable => "service_unavailable",
         }
     }
 
@@ -151,6 +157,8 @@ pub struct IngestMetrics {
     lines_invalid: AtomicU64,
     duration_buckets: [AtomicU64; BUCKETS],
     duration_sum_nanos: AtomicU64,
+    /// Request bytes held in the server's buffers now (`--max-buffered-bytes`).
+    buffers: BufferBudget,
 }
 
 impl IngestMetrics {
@@ -203,6 +211,18 @@ impl IngestMetrics {
         };
         // Relaxed: a monitoring read; any recent value is fine.
         counter.load(Ordering::Relaxed)
+    }
+
+    /// The budget the ingest server reserves buffered request bytes from.
+    #[must_use]
+    pub fn buffers(&self) -> &BufferBudget {
+        &self.buffers
+    }
+
+    /// Request bytes held in the server's buffers now.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffers.in_use()
     }
 
     /// Snapshot of the request-duration histogram.
