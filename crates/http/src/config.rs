@@ -88,6 +88,12 @@ impl ServerConfig {
             // The connection watchdog keeps the header-read timeout instead.
             .header_read_timeout(None)
             .keep_alive(true)
+            // A client that sends its request and then shuts down its write
+            // side (`shutdown(SHUT_WR)`, common in scripts and simple
+            // shippers) still gets its answer: without this hyper treats the
+            // read EOF as an abort while the request is being handled and
+            // drops the response.
+            .half_close(true)
             // `max_buf_size` alone only stops a head that is still incomplete
             // when the buffer fills, and a single read can bring in more
             // than that; `max_header_size` also rejects complete heads that

@@ -20,6 +20,14 @@
 //! timeout and 1.25 times it. A request being processed (even silently, e.g.
 //! a large batch being parsed) keeps the connection open; a stalled request
 //! body is handled by the body-read timeout of [`RequestBody`] instead.
+//!
+//! Two more things every connection gets here, for both ports:
+//!
+//! * the socket wrapper replaces hyper's own bodiless error answers (a
+//!   request head it cannot parse: 400, 431, 414) with the JSON error shape,
+//!   see `bare_error.rs`;
+//! * an HTTP/1.1 request without exactly one `Host` header is answered
+//!   `400 missing_host` (JSON) before it reaches the service (RFC 9112 §3.2).
 
 use std::io;
 use std::net::SocketAddr;
@@ -29,10 +37,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use http_body_util::Either;
 use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CONNECTION, HOST};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::Request;
+use hyper::{Request, Response, StatusCode, Version};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::Watcher;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -40,7 +50,9 @@ use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::Instant;
 
+use crate::bare_error;
 use crate::request_body::RequestBody;
+use crate::response::{json_error, ResponseBody};
 use crate::service::ConnectionService;
 
 /// Per-server settings shared by all connection tasks.
@@ -67,14 +79,22 @@ pub(crate) async fn serve_connection(
     let io = TokioIo::new(ActivityIo {
         inner: stream,
         activity: Arc::clone(&activity),
+        replacement: None,
     });
     let body_read_timeout = settings.body_read_timeout;
     let requests = Arc::clone(&activity);
     let hyper_service = service_fn(move |req: Request<Incoming>| {
         let in_flight = InFlight::enter(&requests);
-        let response = service.call(req.map(|body| RequestBody::new(body, body_read_timeout)));
+        let call = if has_valid_host(&req) {
+            Some(service.call(req.map(|body| RequestBody::new(body, body_read_timeout))))
+        } else {
+            None
+        };
         async move {
-            let response = response.await;
+            let response = match call {
+                Some(call) => call.await.map(|response| response.map(Either::Left)),
+                None => Ok(missing_host().map(Either::Right)),
+            };
             drop(in_flight);
             response
         }
@@ -92,6 +112,30 @@ pub(crate) async fn serve_connection(
             tracing::debug!(%peer, timeout = expired.name(), "closing connection");
         }
     }
+}
+
+/// Whether `req` may go to the service as far as `Host` goes: HTTP/1.1
+/// needs exactly one (RFC 9112 §3.2); HTTP/1.0 may go without. One header
+/// lookup.
+fn has_valid_host<B>(req: &Request<B>) -> bool {
+    if req.version() != Version::HTTP_11 {
+        return true;
+    }
+    let mut hosts = req.headers().get_all(HOST).iter();
+    hosts.next().is_some() && hosts.next().is_none()
+}
+
+/// `400 missing_host`, closing the connection (the body is not read).
+fn missing_host() -> Response<ResponseBody> {
+    let mut response = json_error(
+        StatusCode::BAD_REQUEST,
+        "missing_host",
+        "an HTTP/1.1 request needs exactly one Host header",
+    );
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// Which timeout closed a connection.
@@ -258,10 +302,51 @@ fn bump(counter: &AtomicU64, delta: u64) {
     counter.store(value, Ordering::Relaxed);
 }
 
-/// A socket that counts the reads and writes that move bytes.
+/// A socket that counts the reads and writes that move bytes, and writes
+/// the JSON form of hyper's own bodiless error answers (`bare_error.rs`).
 struct ActivityIo {
     inner: TcpStream,
     activity: Arc<Activity>,
+    /// A JSON answer replacing hyper's bare one, and how much of it is
+    /// written. hyper was told the bare answer went out; this is written
+    /// before anything else, and before a flush or shutdown completes.
+    replacement: Option<(Vec<u8>, usize)>,
+}
+
+impl ActivityIo {
+    /// Writes what is left of the replacement answer, if any; `Ready(Ok)`
+    /// once nothing is left.
+    fn poll_replacement(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while let Some((bytes, written)) = &mut self.replacement {
+            if *written == bytes.len() {
+                self.replacement = None;
+                break;
+            }
+            match Pin::new(&mut self.inner).poll_write(cx, &bytes[*written..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    *written += n;
+                    self.activity.touch();
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    /// If `buf` (the start of what hyper writes) is one of hyper's bare
+    /// error answers, takes it: queues the JSON answer, starts writing it,
+    /// and returns how many bytes of `buf` count as written.
+    fn take_bare_error(&mut self, cx: &mut Context<'_>, buf: &[u8]) -> Option<io::Result<usize>> {
+        let (taken, replacement) = bare_error::rewrite(buf)?;
+        self.replacement = Some((replacement, 0));
+        // Pending is fine: hyper flushes next, and the flush finishes it.
+        if let Poll::Ready(Err(e)) = self.poll_replacement(cx) {
+            return Some(Err(e));
+        }
+        Some(Ok(taken))
+    }
 }
 
 impl AsyncRead for ActivityIo {
@@ -287,6 +372,10 @@ impl AsyncWrite for ActivityIo {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        std::task::ready!(this.poll_replacement(cx))?;
+        if let Some(taken) = this.take_bare_error(cx, buf) {
+            return Poll::Ready(taken);
+        }
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
             this.activity.touch();
@@ -300,6 +389,13 @@ impl AsyncWrite for ActivityIo {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        std::task::ready!(this.poll_replacement(cx))?;
+        // A head is always at the start of hyper's first buffer.
+        if let Some(first) = bufs.iter().find(|b| !b.is_empty()) {
+            if let Some(taken) = this.take_bare_error(cx, first) {
+                return Poll::Ready(taken);
+            }
+        }
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
         if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
             this.activity.touch();
@@ -312,11 +408,15 @@ impl AsyncWrite for ActivityIo {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        std::task::ready!(this.poll_replacement(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
     }
 }
 

@@ -29,12 +29,21 @@
 //!   to a status, a code and a message in one place; this crate only gives
 //!   them the shared shape, [`json_response`] and [`json_error`]
 //!   (`{"error": code, "message": text}` as `application/json`).
+//! * **Every error is JSON**, also those hyper answers by itself before a
+//!   service sees the request (400 for a head it cannot parse, 431, 414):
+//!   the connection's socket wrapper rewrites them (`bare_error.rs`), and an
+//!   HTTP/1.1 request without `Host` gets `400 missing_host`.
+//! * **A global budget for buffered request bytes** ([`BufferBudget`]):
+//!   lock-free, shared by all connections of a server, each request's share
+//!   an RAII [`Reservation`].
 //! * **Bearer tokens** ([`BearerTokens`]): optional, several at once for
 //!   rotation, compared in constant time, never printed.
 
 #![forbid(unsafe_code)]
 
 mod auth;
+mod bare_error;
+mod budget;
 mod config;
 mod connection;
 mod json;
@@ -44,6 +53,7 @@ mod server;
 mod service;
 
 pub use crate::auth::{BearerTokens, WWW_AUTHENTICATE_BEARER};
+pub use crate::budget::{BudgetExhausted, BufferBudget, Reservation};
 pub use crate::config::{ServerConfig, MIN_BUF_SIZE};
 pub use crate::json::{escape_into, JsonObject};
 pub use crate::request_body::{BodyError, RequestBody};

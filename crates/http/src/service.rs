@@ -3,6 +3,7 @@
 //! (`server.rs`) and the connection task (`connection.rs`) both depend on it,
 //! and not on each other.
 
+use bytes::Bytes;
 use hyper::body::Body;
 use hyper::service::Service;
 use hyper::{Request, Response};
@@ -26,7 +27,9 @@ pub trait ConnectionService:
     + 'static
 {
     /// The body of its responses.
-    type ResponseBody: Body<Data: Send, Error: Into<BoxError>> + Send + 'static;
+    /// Its data is `Bytes`, so that the connection task can answer some
+    /// requests itself (`400 missing_host`) with a [`ResponseBody`](crate::ResponseBody).
+    type ResponseBody: Body<Data = Bytes, Error: Into<BoxError>> + Send + 'static;
 }
 
 impl<S, B> ConnectionService for S
@@ -34,8 +37,7 @@ where
     S: Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
-    B: Body + Send + 'static,
-    B::Data: Send,
+    B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<BoxError>,
 {
     type ResponseBody = B;

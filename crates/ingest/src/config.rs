@@ -9,6 +9,9 @@ pub const DEFAULT_MAX_OBJECT_BYTES: usize = 1024 * 1024;
 /// Default size limit for an NDJSON batch body: 64 MiB.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
+/// Default budget for request bytes buffered by all connections together: 64 MiB.
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 64 * 1024 * 1024;
+
 /// Everything [`run`](crate::run) needs to know besides its listener and
 /// state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,6 +23,11 @@ pub struct IngestConfig {
     pub max_object_bytes: usize,
     /// Largest accepted NDJSON batch body, in bytes.
     pub max_batch_bytes: usize,
+    /// The most request bytes all connections together may hold in the
+    /// server's own buffers (single objects collected across chunks, NDJSON
+    /// lines carried between chunks); a request that would pass it gets 503
+    /// with `Retry-After`.
+    pub max_buffered_bytes: usize,
     /// Bearer tokens `POST /logs` requires; `None` (the default) leaves it
     /// open.
     pub auth: Option<BearerTokens>,
@@ -31,6 +39,7 @@ impl Default for IngestConfig {
             server: ServerConfig::default(),
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             auth: None,
         }
     }
@@ -53,6 +62,9 @@ impl IngestConfig {
             return Err(
                 "--max-batch-size (UNIQD_MAX_BATCH_SIZE) must be greater than zero".to_owned(),
             );
+        }
+        if self.max_buffered_bytes == 0 {
+            return Err("max buffered bytes must be greater than zero".to_owned());
         }
         Ok(())
     }

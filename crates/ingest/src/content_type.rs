@@ -1,4 +1,6 @@
-//! The HTTP transport's choice of [`Framing`] for a `/logs` body, from its `Content-Type`.
+//! The HTTP transport's choice of [`Framing`] for a `/logs` body, from its `Content-Type`,
+//! and the check that the body is in no encoding uniqd would have to undo
+//! ([`check_encodings`]).
 //!
 //! * no `Content-Type`, or `application/json` → one JSON object;
 //! * `application/x-ndjson` → newline-delimited JSON objects;
@@ -8,7 +10,7 @@
 //! (`; charset=utf-8`) are ignored. The body must be UTF-8 either way, since
 //! JSON text is UTF-8.
 
-use hyper::header::HeaderValue;
+use hyper::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, TRANSFER_ENCODING};
 
 use crate::error::{excerpt, IngestError};
 use crate::framing::Framing;
@@ -37,6 +39,49 @@ pub fn classify(content_type: Option<&HeaderValue>) -> Result<Framing, IngestErr
             content_type: excerpt(bytes),
         })
     }
+}
+
+/// Refuses bodies uniqd would have to decode: a `Content-Encoding` other
+/// than `identity` (415; bodies are not decompressed) and a
+/// `Transfer-Encoding` other than `chunked` alone (501, e.g. `gzip,
+/// chunked`, which hyper de-chunks but leaves compressed). Every header line
+/// of either is looked at; codings are compared case-insensitively. Absent
+/// headers, the common case, cost two lookups.
+///
+/// # Errors
+///
+/// [`IngestError::UnsupportedContentEncoding`],
+/// [`IngestError::UnsupportedTransferEncoding`].
+pub fn check_encodings(headers: &HeaderMap) -> Result<(), IngestError> {
+    for value in headers.get_all(TRANSFER_ENCODING) {
+        if !value
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"chunked")
+        {
+            return Err(IngestError::UnsupportedTransferEncoding {
+                encoding: excerpt(value.as_bytes()),
+            });
+        }
+    }
+    if headers.get_all(TRANSFER_ENCODING).iter().nth(1).is_some() {
+        return Err(IngestError::UnsupportedTransferEncoding {
+            encoding: "chunked, chunked".to_owned(),
+        });
+    }
+    for value in headers.get_all(CONTENT_ENCODING) {
+        let not_identity = value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .map(<[u8]>::trim_ascii)
+            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"));
+        if not_identity {
+            return Err(IngestError::UnsupportedContentEncoding {
+                encoding: excerpt(value.as_bytes()),
+            });
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -68,6 +113,73 @@ mod tests {
             "application/X-NDJSON; charset=utf-8",
         ] {
             assert_eq!(classify_str(s), Ok(Framing::Ndjson), "{s}");
+        }
+    }
+
+    fn encodings(pairs: &[(&str, &str)]) -> Result<(), IngestError> {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(
+                hyper::header::HeaderName::from_bytes(name.as_bytes()).expect("a name"),
+                HeaderValue::from_str(value).expect("a value"),
+            );
+        }
+        check_encodings(&headers)
+    }
+
+    #[test]
+    fn only_identity_bodies_pass() {
+        for ok in [
+            &[][..],
+            &[("content-encoding", "identity")],
+            &[("content-encoding", "Identity , identity")],
+            &[("content-encoding", "")],
+            &[("transfer-encoding", "chunked")],
+            &[("transfer-encoding", " Chunked ")],
+        ] {
+            assert_eq!(encodings(ok), Ok(()), "{ok:?}");
+        }
+        for (pairs, code) in [
+            (
+                &[("content-encoding", "gzip")][..],
+                "unsupported_content_encoding",
+            ),
+            (
+                &[("content-encoding", "identity, br")],
+                "unsupported_content_encoding",
+            ),
+            (
+                &[
+                    ("content-encoding", "identity"),
+                    ("content-encoding", "zstd"),
+                ],
+                "unsupported_content_encoding",
+            ),
+            (
+                &[("transfer-encoding", "gzip, chunked")],
+                "unsupported_transfer_encoding",
+            ),
+            (
+                &[("transfer-encoding", "chunked, chunked")],
+                "unsupported_transfer_encoding",
+            ),
+            (
+                &[
+                    ("transfer-encoding", "gzip"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                "unsupported_transfer_encoding",
+            ),
+            (
+                &[
+                    ("transfer-encoding", "chunked"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                "unsupported_transfer_encoding",
+            ),
+        ] {
+            let error = encodings(pairs).expect_err("refused");
+            assert_eq!(error.code(), code, "{pairs:?}");
         }
     }
 

@@ -19,7 +19,9 @@
 //! without `accepted` counted nothing.
 
 use bytes::Bytes;
-use hyper::header::{HeaderValue, ALLOW, CONNECTION, WWW_AUTHENTICATE};
+use hyper::header::{
+    HeaderValue, ACCEPT_ENCODING, ALLOW, CONNECTION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use hyper::{Response, StatusCode};
 use uniqd_http::{json_response, BodyError, JsonObject, ResponseBody, WWW_AUTHENTICATE_BEARER};
 
@@ -40,6 +42,17 @@ pub enum IngestError {
     UnsupportedMediaType {
         /// The header as received (lossy, truncated).
         content_type: String,
+    },
+    /// 415: a `Content-Encoding` other than `identity` (bodies are not
+    /// decoded).
+    UnsupportedContentEncoding {
+        /// The header as received (lossy, truncated).
+        encoding: String,
+    },
+    /// 501: a `Transfer-Encoding` other than `chunked` (e.g. `gzip, chunked`).
+    UnsupportedTransferEncoding {
+        /// The header as received (lossy, truncated).
+        encoding: String,
     },
     /// 400: the body is empty (or, for NDJSON, holds only blank lines).
     EmptyBody,
@@ -68,7 +81,16 @@ pub enum IngestError {
         /// Lines of an NDJSON batch already processed.
         progress: Option<BatchReport>,
     },
+    /// 503: buffering the body would pass the budget for request bytes all
+    /// connections hold (`--max-buffered-bytes`).
+    BuffersFull {
+        /// Lines of an NDJSON batch already processed.
+        progress: Option<BatchReport>,
+    },
 }
+
+/// `Retry-After` of a 503: the budget frees as soon as other bodies finish.
+const RETRY_AFTER_SECONDS: HeaderValue = HeaderValue::from_static("1");
 
 impl IngestError {
     /// Maps a body-read failure, keeping the batch progress if any.
@@ -87,7 +109,11 @@ impl IngestError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedContentEncoding { .. } => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            Self::UnsupportedTransferEncoding { .. } => StatusCode::NOT_IMPLEMENTED,
+            Self::BuffersFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::EmptyBody
@@ -104,7 +130,11 @@ impl IngestError {
             Self::NotFound => RequestOutcome::NotFound,
             Self::MethodNotAllowed => RequestOutcome::MethodNotAllowed,
             Self::Unauthorized => RequestOutcome::Unauthorized,
-            Self::UnsupportedMediaType { .. } => RequestOutcome::UnsupportedMediaType,
+            Self::UnsupportedMediaType { .. } | Self::UnsupportedContentEncoding { .. } => {
+                RequestOutcome::UnsupportedMediaType
+            }
+            Self::UnsupportedTransferEncoding { .. } => RequestOutcome::NotImplemented,
+            Self::BuffersFull { .. } => RequestOutcome::ServiceUnavailable,
             Self::PayloadTooLarge { .. } => RequestOutcome::PayloadTooLarge,
             Self::BodyTimeout { .. } => RequestOutcome::RequestTimeout,
             Self::EmptyBody
@@ -122,12 +152,15 @@ impl IngestError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::Unauthorized => "unauthorized",
             Self::UnsupportedMediaType { .. } => "unsupported_media_type",
+            Self::UnsupportedContentEncoding { .. } => "unsupported_content_encoding",
+            Self::UnsupportedTransferEncoding { .. } => "unsupported_transfer_encoding",
             Self::EmptyBody => "empty_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidObject(e) => e.code(),
             Self::InvalidLines(_) => "invalid_lines",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::BodyRead { .. } => "body_read_error",
+            Self::BuffersFull { .. } => "server_busy",
         }
     }
 
@@ -140,13 +173,16 @@ impl IngestError {
             Self::InvalidLines(report) => (report.accepted, report.rejected),
             Self::PayloadTooLarge { progress, .. }
             | Self::BodyTimeout { progress }
-            | Self::BodyRead { progress } => progress
+            | Self::BodyRead { progress }
+            | Self::BuffersFull { progress } => progress
                 .as_ref()
                 .map_or((0, 0), |p| (p.accepted, p.rejected)),
             Self::NotFound
             | Self::MethodNotAllowed
             | Self::Unauthorized
             | Self::UnsupportedMediaType { .. }
+            | Self::UnsupportedContentEncoding { .. }
+            | Self::UnsupportedTransferEncoding { .. }
             | Self::EmptyBody => (0, 0),
         }
     }
@@ -160,6 +196,8 @@ impl IngestError {
                 | Self::BodyTimeout { .. }
                 | Self::BodyRead { .. }
                 | Self::Unauthorized
+                | Self::UnsupportedTransferEncoding { .. }
+                | Self::BuffersFull { .. }
         )
     }
 
@@ -173,6 +211,14 @@ impl IngestError {
             Self::UnsupportedMediaType { content_type } => format!(
                 "unsupported Content-Type {content_type:?}; send application/json (one object) \
                  or application/x-ndjson (one object per line)"
+            ),
+            Self::UnsupportedContentEncoding { encoding } => format!(
+                "unsupported Content-Encoding {encoding:?}; bodies are not decoded: send them \
+                 uncompressed, with no Content-Encoding or Content-Encoding: identity"
+            ),
+            Self::UnsupportedTransferEncoding { encoding } => format!(
+                "unsupported Transfer-Encoding {encoding:?}; send the body with a \
+                 Content-Length, or with Transfer-Encoding: chunked alone"
             ),
             Self::EmptyBody => "the request body is empty; expected a JSON object with an \"ip\" \
                                 field, or NDJSON lines of such objects"
@@ -218,6 +264,16 @@ impl IngestError {
             Self::BodyRead { progress: None } => {
                 "the request body could not be read; nothing was counted".to_owned()
             }
+            Self::BuffersFull { progress: Some(p) } => format!(
+                "the server is holding as many partly received request bodies as it may \
+                 buffer; lines up to line {} were counted (see accepted), retry the lines \
+                 after it shortly",
+                p.through_line
+            ),
+            Self::BuffersFull { progress: None } => "the server is holding as many partly \
+                                                     received request bodies as it may buffer; \
+                                                     nothing was counted, retry shortly"
+                .to_owned(),
         }
     }
 
@@ -241,6 +297,9 @@ impl IngestError {
                 progress: Some(p), ..
             }
             | Self::BodyRead {
+                progress: Some(p), ..
+            }
+            | Self::BuffersFull {
                 progress: Some(p), ..
             } => {
                 obj = obj
@@ -271,6 +330,13 @@ impl IngestError {
             }
             Self::Unauthorized => {
                 headers.insert(WWW_AUTHENTICATE, WWW_AUTHENTICATE_BEARER);
+            }
+            Self::BuffersFull { .. } => {
+                headers.insert(RETRY_AFTER, RETRY_AFTER_SECONDS);
+            }
+            // RFC 7694: the codings the server accepts.
+            Self::UnsupportedContentEncoding { .. } => {
+                headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
             }
             _ => {}
         }

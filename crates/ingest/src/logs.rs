@@ -15,8 +15,16 @@
 //! * NDJSON: chunks are split into lines and counted as they arrive (see
 //!   [`crate::framing::ndjson`]), so memory stays bounded by the object limit
 //!   however large the batch.
+//! * Every byte copied into a buffer of ours (an object in several chunks,
+//!   a line carried between chunks) is reserved first from the budget all
+//!   connections share (`--max-buffered-bytes`, `uniqd_http::BufferBudget`);
+//!   past it the request gets 503 with `Retry-After` and the connection is
+//!   closed. The one-chunk object touches no atomic.
 //!
-//! With authentication on, the bearer token is checked first (401).
+//! With authentication on, the bearer token is checked first (401). Then
+//! the encodings: a `Content-Encoding` other than `identity` gets 415 and a
+//! `Transfer-Encoding` other than `chunked` 501 (`content_type.rs`), since
+//! bodies are not decoded.
 //!
 //! Limits are enforced twice: up front from `Content-Length` (413 without
 //! reading anything), and while streaming for chunked bodies (413 as soon as
@@ -28,13 +36,13 @@ use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::Request;
 
 use crate::config::IngestConfig;
-use crate::content_type::classify;
+use crate::content_type::{check_encodings, classify};
 use crate::error::IngestError;
 use crate::framing::ndjson::NdjsonBatch;
 use crate::framing::object::{record_object, ObjectError};
 use crate::framing::Framing;
 use crate::IngestState;
-use uniqd_http::RequestBody;
+use uniqd_http::{RequestBody, Reservation};
 
 /// Handles `POST /logs`; returns the number of lines counted.
 pub(crate) async fn post_logs(
@@ -48,6 +56,9 @@ pub(crate) async fn post_logs(
             return Err(IngestError::Unauthorized);
         }
     }
+    // Bodies are not decoded: a compressed or otherwise encoded one is
+    // refused before it is read.
+    check_encodings(req.headers())?;
     let framing = classify(req.headers().get(CONTENT_TYPE))?;
     let limit = limit_for(&state.config, framing);
     let mut body = req.into_body();
@@ -81,16 +92,33 @@ async fn object(
     body: &mut RequestBody,
     limit: usize,
 ) -> Result<u64, IngestError> {
-    let bytes = collect_single(body, limit).await?;
+    let mut reservation = state
+        .metrics
+        .buffers()
+        .reservation(state.config.max_buffered_bytes);
+    let bytes = collect_single(body, limit, &mut reservation).await?;
     record_object(&bytes, &state.views).map_err(|e| match e {
         ObjectError::Blank => IngestError::EmptyBody,
         ObjectError::Invalid(e) => IngestError::InvalidObject(e),
     })?;
+    // The reservation is given back here, once the copy is parsed.
+    drop(reservation);
     Ok(1)
 }
 
 /// Reads a whole (small) body, without copying when it is a single chunk.
-async fn collect_single(body: &mut RequestBody, limit: usize) -> Result<Bytes, IngestError> {
+///
+/// A body that arrives in one chunk is parsed straight from hyper's buffer
+/// (the hot path: no copy, no atomic). Otherwise the chunks are copied into
+/// a buffer of ours, whose every byte is reserved from the global budget
+/// in `reservation` before it is allocated, and the first chunk is copied
+/// before waiting for the next, so that a stalled body is held by us, in
+/// the budget, and not by hyper.
+async fn collect_single(
+    body: &mut RequestBody,
+    limit: usize,
+    reservation: &mut Reservation<'_>,
+) -> Result<Bytes, IngestError> {
     let too_large = || IngestError::PayloadTooLarge {
         limit,
         declared: false,
@@ -107,24 +135,35 @@ async fn collect_single(body: &mut RequestBody, limit: usize) -> Result<Bytes, I
     if body.is_end_stream() {
         return Ok(first);
     }
-    let Some(second) = body.data().await else {
-        return Ok(first);
-    };
-    let second = second.map_err(body_error)?;
-    // Rare: the body arrived in several chunks; join them (bounded by `limit`).
-    let mut joined = Vec::with_capacity(
-        body.declared_len()
-            .and_then(|n| usize::try_from(n).ok())
-            .unwrap_or(first.len() + second.len())
-            .min(limit),
-    );
-    let mut next = Some(second);
-    joined.extend_from_slice(&first);
+    // Rare: more may come; join the chunks (bounded by `limit`, and by what
+    // the client declared).
+    let most = body
+        .declared_len()
+        .and_then(|n| usize::try_from(n).ok())
+        .map_or(limit, |declared| declared.min(limit));
+    let mut joined = Vec::new();
+    let mut next = Some(first);
     while let Some(chunk) = next {
-        if joined.len() + chunk.len() > limit {
+        let needed = joined.len() + chunk.len();
+        if needed > limit {
             return Err(too_large());
         }
+        if needed > joined.capacity() {
+            // Doubling, or exactly what is needed when the budget has no
+            // room for the doubling.
+            let doubled = needed.max(joined.capacity().saturating_mul(2).min(most));
+            let target = if reservation.grow_to(doubled).is_ok() {
+                doubled
+            } else {
+                reservation
+                    .grow_to(needed)
+                    .map_err(|_| IngestError::BuffersFull { progress: None })?;
+                needed
+            };
+            joined.reserve_exact(target - joined.len());
+        }
         joined.extend_from_slice(&chunk);
+        drop(chunk);
         next = body.data().await.transpose().map_err(body_error)?;
     }
     Ok(Bytes::from(joined))
@@ -137,6 +176,11 @@ async fn ndjson(
     limit: usize,
 ) -> Result<u64, IngestError> {
     let mut batch = NdjsonBatch::new(&state.views, state.config.max_object_bytes);
+    // The batch's carry (one line at most) is reserved before it grows.
+    let mut reservation = state
+        .metrics
+        .buffers()
+        .reservation(state.config.max_buffered_bytes);
     let mut received: usize = 0;
     while let Some(chunk) = body.data().await {
         let chunk = match chunk {
@@ -148,6 +192,12 @@ async fn ndjson(
             return Err(IngestError::PayloadTooLarge {
                 limit,
                 declared: false,
+                progress: Some(batch.into_report()),
+            });
+        }
+        let buffered = batch.buffer_after(&chunk);
+        if buffered > reservation.held() && reservation.grow_to(buffered).is_err() {
+            return Err(IngestError::BuffersFull {
                 progress: Some(batch.into_report()),
             });
         }

@@ -21,6 +21,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use uniqd_http::BufferBudget;
+
 /// How a request to the ingest server ended (the `outcome` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RequestOutcome {
@@ -30,7 +32,7 @@ pub enum RequestOutcome {
     BadRequest,
     /// 413: body over the configured limit.
     PayloadTooLarge,
-    /// 415: unsupported `Content-Type`.
+    /// 415: unsupported `Content-Type` or `Content-Encoding`.
     UnsupportedMediaType,
     /// 404: unknown path.
     NotFound,
@@ -40,11 +42,15 @@ pub enum RequestOutcome {
     RequestTimeout,
     /// 401: bearer token missing or wrong (only with authentication on).
     Unauthorized,
+    /// 501: a `Transfer-Encoding` other than `chunked`.
+    NotImplemented,
+    /// 503: the budget for buffered request bytes was spent.
+    ServiceUnavailable,
 }
 
 impl RequestOutcome {
     /// Every outcome, in exposition order.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 10] = [
         Self::Accepted,
         Self::BadRequest,
         Self::PayloadTooLarge,
@@ -53,6 +59,8 @@ impl RequestOutcome {
         Self::MethodNotAllowed,
         Self::RequestTimeout,
         Self::Unauthorized,
+        Self::NotImplemented,
+        Self::ServiceUnavailable,
     ];
 
     /// The label value.
@@ -67,6 +75,8 @@ impl RequestOutcome {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::RequestTimeout => "request_timeout",
             Self::Unauthorized => "unauthorized",
+            Self::NotImplemented => "not_implemented",
+            Self::ServiceUnavailable => "service_unavailable",
         }
     }
 
@@ -147,6 +157,8 @@ pub struct IngestMetrics {
     lines_invalid: AtomicU64,
     duration_buckets: [AtomicU64; BUCKETS],
     duration_sum_nanos: AtomicU64,
+    /// Request bytes held in the server's buffers now (`--max-buffered-bytes`).
+    buffers: BufferBudget,
 }
 
 impl IngestMetrics {
@@ -199,6 +211,18 @@ impl IngestMetrics {
         };
         // Relaxed: a monitoring read; any recent value is fine.
         counter.load(Ordering::Relaxed)
+    }
+
+    /// The budget the ingest server reserves buffered request bytes from.
+    #[must_use]
+    pub fn buffers(&self) -> &BufferBudget {
+        &self.buffers
+    }
+
+    /// Request bytes held in the server's buffers now.
+    #[must_use]
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffers.in_use()
     }
 
     /// Snapshot of the request-duration histogram.

@@ -8,8 +8,9 @@
 //! Every rejected request is checked three ways: the status, the JSON error
 //! body, and that the count is untouched (the service has counted one address
 //! before, still has exactly that one after, and still counts the next).
-//! Where hyper answers by itself (431, a malformed request line), there is no
-//! JSON body; those tests pin down exactly what is sent instead.
+//! Where hyper answers by itself (431, a malformed request line), the
+//! connection rewrites its bodiless answer into the same JSON error shape;
+//! those tests pin down exactly what is sent.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -319,7 +320,8 @@ async fn content_length_shorter_than_the_body() {
     rejected(raw, 400, "invalid_json").await;
 
     // On a kept-alive connection the remaining bytes are read as the next
-    // request: hyper answers that one with its own bodiless 400 and closes.
+    // request: hyper rejects that one itself (400, given the JSON error
+    // shape by the connection) and closes.
     let service = primed(AppConfig::default()).await;
     let mut stream = TcpStream::connect(service.ingest).await.unwrap();
     let mut raw = b"POST /logs HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n".to_vec();
@@ -332,7 +334,11 @@ async fn content_length_shorter_than_the_body() {
         .find("HTTP/1.1 400 Bad Request\r\n")
         .expect("hyper's 400")
         + 1;
-    assert!(text[second..].contains("content-length: 0\r\n"), "{text}");
+    assert!(
+        text[second..].contains("content-type: application/json\r\n"),
+        "{text}"
+    );
+    assert!(text[second..].ends_with(r#""error":"bad_request","message":"the request is not valid HTTP/1.1: a malformed request line, method, URI, version or header (including a duplicate or invalid Content-Length, an invalid Transfer-Encoding, or a folded header line)"}"#), "{text}");
     untouched_and_alive(service).await;
 }
 
@@ -448,9 +454,10 @@ async fn empty_body_is_400() {
 
 // ---- heads hyper rejects itself ----
 
-/// Sends `raw`; hyper answers `status` itself: no JSON body, an empty one
-/// with `content-length: 0`, and the connection closed.
-async fn hyper_rejects(raw: Vec<u8>, status: u16) {
+/// Sends `raw`; hyper answers `status` itself, which the connection turns
+/// into the JSON error shape (`code`): one response with the JSON content
+/// type and the body's exact length, and the connection closed.
+async fn hyper_rejects(raw: Vec<u8>, status: u16, code: &str) {
     let service = primed(AppConfig::default()).await;
     let mut stream = TcpStream::connect(service.ingest).await.unwrap();
     // The server may close before reading everything it was sent.
@@ -458,16 +465,30 @@ async fn hyper_rejects(raw: Vec<u8>, status: u16) {
     let text = read_to_close(&mut stream).await;
     assert!(text.starts_with(&format!("HTTP/1.1 {status} ")), "{text}");
     let (head, body) = text.split_once("\r\n\r\n").expect("a complete head");
-    assert!(head.contains("content-length: 0"), "{head}");
-    assert!(!head.contains("content-type"), "{head}");
-    assert_eq!(body, "");
+    assert!(
+        head.contains(&format!("\r\ncontent-length: {}\r\n", body.len())),
+        "{head}"
+    );
+    assert!(
+        head.contains("\r\ncontent-type: application/json\r\n"),
+        "{head}"
+    );
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    let json: Value = serde_json::from_str(body).expect("a JSON body");
+    assert_eq!(json["error"], code, "{json}");
+    assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
     untouched_and_alive(service).await;
 }
 
 #[tokio::test]
 async fn enormous_header_is_431() {
     let huge = "a".repeat(100 * 1024);
-    hyper_rejects(json_request_with_header("X-Huge", &huge), 431).await;
+    hyper_rejects(
+        json_request_with_header("X-Huge", &huge),
+        431,
+        "header_fields_too_large",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -477,15 +498,21 @@ async fn too_many_headers_is_431() {
         raw.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
     }
     raw.extend_from_slice(b"Content-Length: 2\r\n\r\n{}");
-    hyper_rejects(raw, 431).await;
+    hyper_rejects(raw, 431, "header_fields_too_large").await;
 }
 
 #[tokio::test]
 async fn malformed_request_line_is_400() {
-    hyper_rejects(b"POST /logs HTTP/9.9 nonsense\r\n\r\n".to_vec(), 400).await;
+    hyper_rejects(
+        b"POST /logs HTTP/9.9 nonsense\r\n\r\n".to_vec(),
+        400,
+        "bad_request",
+    )
+    .await;
     hyper_rejects(
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03".to_vec(),
         400,
+        "bad_request",
     )
     .await;
 }

@@ -14,6 +14,8 @@ use uniqd_ingest::IngestMetrics;
 pub const INGEST_REQUESTS: &str = "uniqd_ingest_requests";
 /// Family `uniqd_ingest_lines`, samples `uniqd_ingest_lines_total{outcome}`.
 pub const INGEST_LINES: &str = "uniqd_ingest_lines";
+/// `uniqd_ingest_buffered_bytes` gauge: request bytes held in uniqd's buffers now.
+pub const INGEST_BUFFERED: &str = "uniqd_ingest_buffered";
 /// `uniqd_ingest_request_duration_seconds` histogram (name without the unit).
 pub const INGEST_REQUEST_DURATION: &str = "uniqd_ingest_request_duration";
 
@@ -56,6 +58,17 @@ impl Collector for IngestCollector {
                 .encode_family(&[("outcome", outcome.as_str())])?
                 .encode_counter::<NoLabelSet, _, u64>(&self.ingest.lines(outcome), None)?;
         }
+
+        let buffered = u64::try_from(self.ingest.buffered_bytes()).unwrap_or(u64::MAX);
+        encoder
+            .encode_descriptor(
+                INGEST_BUFFERED,
+                "Request bytes all ingest connections hold in uniqd's buffers now \
+                 (limit: --max-buffered-bytes).",
+                Some(&Unit::Bytes),
+                MetricType::Gauge,
+            )?
+            .encode_gauge(&buffered)?;
 
         let histogram = self.ingest.request_duration();
         encoder

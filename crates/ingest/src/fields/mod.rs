@@ -64,7 +64,7 @@ impl FieldReader {
             None => {
                 line.clear();
                 line.extend_from_slice(bytes);
-                parse_fields(line, scratch).map_err(|e| json_error::refine(e, bytes))?
+                parse_fields(line, scratch).map_err(|e| e.refine(bytes))?
             }
         };
         Ok((fields, stamps))

@@ -46,7 +46,7 @@ use std::fmt;
 
 use simd_json::{Buffers, Node, Tape};
 
-use super::json_error::phrase;
+use super::json_error::{locate, phrase};
 
 /// Reusable parser state: simd-json's stage-1/stage-2 buffers and the tape.
 ///
@@ -122,6 +122,21 @@ pub enum LineError {
 }
 
 impl LineError {
+    /// This error (an [`LineError::InvalidJson`] from simd-json) made precise: the first
+    /// offending byte of `input` and what is wrong there, when the validator
+    /// (`json_error::locate`) finds it. `input` must be the bytes as received: simd-json
+    /// decodes strings in place, so its own copy may have changed.
+    #[cold]
+    #[must_use]
+    pub fn refine(self, input: &[u8]) -> Self {
+        match (&self, locate(input)) {
+            (Self::InvalidJson { .. }, Some((offset, reason))) => {
+                Self::InvalidJson { offset, reason }
+            }
+            _ => self,
+        }
+    }
+
     /// Stable machine-readable error code (snake_case), used in JSON bodies.
     #[must_use]
     pub fn code(&self) -> &'static str {
@@ -276,7 +291,7 @@ fn node_span(node: &Node<'_>) -> usize {
 
 /// simd-json's error as a [`LineError`]: its kind in plain words (`json_error::phrase`), at
 /// its index (clamped to the input; the input's length for an early end). The fields stage
-/// then makes the offset precise on the bytes as received (`json_error::refine`).
+/// then makes the offset precise on the bytes as received (`LineError::refine`).
 #[cold]
 fn json_error(e: &simd_json::Error, len: usize) -> LineError {
     match e.error() {

@@ -3,7 +3,10 @@
 //!
 //! Only a line that straddles two chunks is buffered (in the splitter's
 //! carry buffer), so memory per request is bounded by the longest allowed
-//! line (the single-object size limit), not by the batch size. A line longer
+//! line (the single-object size limit), not by the batch size. The carry
+//! grows in steps a transport can know in advance
+//! ([`NdjsonBatch::buffer_after`]), so that it can reserve them from a
+//! global budget before they are allocated. A line longer
 //! than that is not buffered at all: its bytes are skipped up to the next
 //! newline and it is reported as [`LineError::LineTooLong`].
 //!
@@ -110,6 +113,7 @@ impl LineSplitter {
                 self.carry.clear();
                 on_line(self.line_no, Line::TooLong);
             } else {
+                self.grow_carry(self.carry.len() + piece.len());
                 let mut carry = std::mem::take(&mut self.carry);
                 carry.extend_from_slice(piece);
                 self.emit(&carry, &mut on_line);
@@ -124,9 +128,46 @@ impl LineSplitter {
                 self.carry.clear();
                 self.skipping = true;
             } else {
+                self.grow_carry(self.carry.len() + chunk.len());
                 self.carry.extend_from_slice(chunk);
             }
         }
+    }
+
+    /// The longest the carry ever gets: a line and its `\r`.
+    fn carry_limit(&self) -> usize {
+        self.max_line + 1
+    }
+
+    /// Makes room for `needed` bytes in the carry, to the capacity
+    /// [`grown_capacity`] says.
+    fn grow_carry(&mut self, needed: usize) {
+        let target = grown_capacity(self.carry.capacity(), needed, self.carry_limit());
+        if target > self.carry.capacity() {
+            self.carry.reserve_exact(target - self.carry.len());
+        }
+    }
+
+    /// The carry's capacity once `chunk` has been fed: the most it will hold
+    /// while and after splitting `chunk` (lines over the limit are skipped,
+    /// not held). One `memchr` and one `memrchr` over the chunk.
+    fn capacity_after(&self, chunk: &[u8]) -> usize {
+        let limit = self.carry_limit();
+        let fits = |n: usize| if n <= limit { n } else { 0 };
+        let needed = match memchr::memchr(b'\n', chunk) {
+            None if self.skipping => 0,
+            None => fits(self.carry.len() + chunk.len()),
+            Some(first) => {
+                let joined = if self.skipping || self.carry.is_empty() {
+                    0
+                } else {
+                    fits(self.carry.len() + first)
+                };
+                let last = memchr::memrchr(b'\n', chunk).unwrap_or(first);
+                joined.max(fits(chunk.len() - last - 1))
+            }
+        };
+        grown_capacity(self.carry.capacity(), needed, limit)
     }
 
     /// Flushes the last line if the body did not end in a newline.
@@ -147,6 +188,17 @@ impl LineSplitter {
         } else {
             on_line(self.line_no, Line::Complete(line));
         }
+    }
+}
+
+/// The carry's capacity after making room for `needed` bytes: unchanged if
+/// they fit, else doubled (so a line trickling in tiny chunks is not copied
+/// over and over), at least `needed`, at most `limit`.
+fn grown_capacity(capacity: usize, needed: usize, limit: usize) -> usize {
+    if needed <= capacity {
+        capacity
+    } else {
+        needed.max(capacity.saturating_mul(2).min(limit))
     }
 }
 
@@ -207,6 +259,15 @@ impl<'v> NdjsonBatch<'v> {
                 handle(reader, views, arrival, report, limit, n, line)
             });
         });
+    }
+
+    /// The bytes this batch will hold in its own buffer (the carry of a
+    /// line split between chunks) once `chunk` is fed: never more than the
+    /// longest line plus one, however large the batch. A transport reserves
+    /// it from its budget before feeding.
+    #[must_use]
+    pub fn buffer_after(&self, chunk: &[u8]) -> usize {
+        self.splitter.capacity_after(chunk)
     }
 
     /// Processes the trailing unterminated line, if any, and returns the totals.
@@ -338,6 +399,36 @@ mod tests {
             split(&[b"ok\n1234", b"567"], 5),
             vec![line(1, "ok"), Got::TooLong(2)]
         );
+    }
+
+    #[test]
+    fn the_carry_grows_exactly_as_predicted() {
+        let text: Vec<u8> = (0..200)
+            .map(|i| {
+                format!(
+                    "{{\"ip\":\"10.0.0.{}\",\"pad\":\"{}\"}}\n",
+                    i % 250,
+                    "x".repeat(i * 7 % 90)
+                )
+            })
+            .collect::<String>()
+            .into_bytes();
+        for (chunk_len, max_line) in [
+            (1, 64),
+            (3, 1000),
+            (7, 40),
+            (50, 120),
+            (333, 1000),
+            (4096, 60),
+        ] {
+            let mut s = LineSplitter::new(max_line);
+            for chunk in text.chunks(chunk_len) {
+                let predicted = s.capacity_after(chunk);
+                s.feed(chunk, |_, _| {});
+                assert_eq!(s.carry.capacity(), predicted, "{chunk_len} {max_line}");
+                assert!(predicted <= max_line + 1);
+            }
+        }
     }
 
     #[test]

@@ -75,6 +75,12 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_MAX_BATCH_SIZE", default_value = "64MiB", value_parser = parse_byte_size)]
     pub max_batch_size: usize,
 
+    /// Most request bytes all ingest connections together may hold in
+    /// uniqd's buffers (bodies arriving in several chunks, NDJSON lines
+    /// split between chunks); past it a request gets 503 with Retry-After.
+    #[arg(long, env = "UNIQD_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_byte_size)]
+    pub max_buffered_bytes: usize,
+
     /// Largest request head (request line + headers); larger heads get 431.
     /// At least 8KiB.
     #[arg(long, env = "UNIQD_MAX_HEADER_SIZE", default_value = "64KiB", value_parser = parse_byte_size)]

@@ -37,6 +37,7 @@ impl Cli {
                 server: server.clone(),
                 max_object_bytes: self.max_object_size,
                 max_batch_bytes: self.max_batch_size,
+                max_buffered_bytes: self.max_buffered_bytes,
                 auth: tokens(
                     TokenSetting::INGEST,
                     &self.ingest_token,
@@ -206,6 +207,8 @@ mod tests {
             "2KiB",
             "--max-batch-size",
             "1MB",
+            "--max-buffered-bytes",
+            "3MiB",
             "--body-read-timeout",
             "500ms",
             "--max-connections",
@@ -220,6 +223,7 @@ mod tests {
         assert_eq!(config.exact_threshold, 10);
         assert_eq!(config.ingest.max_object_bytes, 2048);
         assert_eq!(config.ingest.max_batch_bytes, 1_000_000);
+        assert_eq!(config.ingest.max_buffered_bytes, 3 * 1024 * 1024);
         assert_eq!(
             config.ingest.server.body_read_timeout,
             Duration::from_millis(500)
