@@ -538,7 +538,13 @@ async fn failed_saves_show_on_metrics_and_the_replica_stays_ready() {
         saved(&state, 4096).filter(|c| c.estimate() == 3)
     })
     .await;
-    let (after, last) = scrape(process.metrics).await;
+    // The file is renamed into place a moment before the saver records the good save, so
+    // the timestamp is polled for, not read once.
+    let (after, last) = poll_until("the last good save's timestamp to move on", async || {
+        let (after, last) = scrape(process.metrics).await;
+        (last > stale).then_some((after, last))
+    })
+    .await;
     assert!(
         after >= failing.0 && last > stale,
         "{after} {last} {failing:?}"
