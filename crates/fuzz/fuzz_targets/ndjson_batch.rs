@@ -36,7 +36,10 @@ fn model(body: &[u8], max_line: usize, counter: &UniqueCounter) -> BatchReport {
             continue;
         } else {
             let mut buf = line.to_vec();
+            // As the fields stage does: simd-json, then the error made precise on the
+            // bytes as received.
             parse_line(&mut buf, &mut scratch)
+                .map_err(|e| e.refine(line))
                 .and_then(|ip| counter.insert_str(ip).map_err(|_| LineError::invalid_ip(ip)))
         };
         match result {
