@@ -176,8 +176,8 @@ def check_dashboards() -> None:
             ("latency p50", "histogram_quantile(0.5,"),
             ("latency p90", "histogram_quantile(0.9,"),
             ("latency p99", "histogram_quantile(0.99,"),
-            ("counter phase", "uniqd_counter_phase"),
-            ("relative standard error", "uniqd_counter_relative_standard_error"),
+            ("counter phase", "uniqd_estimator_phase"),
+            ("relative standard error", "uniqd_estimator_relative_standard_error"),
         ]:
             expect(needle in exprs, f"{rel(f)} has a panel for {what}")
         expect("error ratio" in titles, f"{rel(f)} has an error ratio panel")

@@ -21,8 +21,11 @@
 //!   answers `unique_ip_addresses`; the local count is then exported as
 //!   `uniqd_local_unique_ip_addresses`. How the count is shared is the
 //!   application's business (uniqd's Redis sync).
-//! * **OpenMetrics text** (`application/openmetrics-text; version=1.0.0`),
-//!   ending in `# EOF`. Encoding the whole registry takes microseconds.
+//! * **Negotiated format** ([`exposition`]): OpenMetrics text
+//!   (`application/openmetrics-text; version=1.0.0`, ending in `# EOF`) when
+//!   `Accept` asks for it, as Prometheus's does; the classic text format 0.0.4
+//!   (`text/plain; version=0.0.4`) otherwise. Encoding the whole registry takes
+//!   microseconds.
 //! * **A status page for people** ([`status`]): one self-contained HTML page
 //!   compiled into the binary (no asset to ship, nothing to load from
 //!   elsewhere) that polls `/status.json`, a small JSON read at request time
@@ -30,7 +33,7 @@
 //!
 //! | endpoint   | answer |
 //! |------------|--------|
-//! | `/metrics` | 200, OpenMetrics text |
+//! | `/metrics` | 200, OpenMetrics text or the classic text format, as `Accept` asks |
 //! | `/healthz` | 200 `{"status":"ok"}` while the process serves |
 //! | `/readyz`  | 200 `{"status":"ready",...}`; 503 while starting or draining; [`ReadyDetail`]s add fields |
 //! | `/`        | 200, the status page (HTML) |
@@ -53,6 +56,7 @@
 pub mod collectors;
 pub mod config;
 mod exported;
+pub mod exposition;
 pub mod query;
 pub mod readiness;
 mod routes;
@@ -76,8 +80,9 @@ use tokio::net::TcpListener;
 pub use crate::collectors::{registry, MetricOptions};
 pub use crate::config::ExporterConfig;
 pub use crate::exported::{BuildInfo, Exported};
+pub use crate::exposition::{Format, CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TYPE};
 pub use crate::readiness::{Readiness, ReadyState};
-pub use crate::routes::{served_paths, OPENMETRICS_CONTENT_TYPE, OPEN_PATHS};
+pub use crate::routes::{served_paths, OPEN_PATHS};
 pub use crate::shared_count::{ReadyDetail, SharedCount};
 use crate::state::ExporterState;
 
@@ -155,10 +160,10 @@ mod tests {
         let text = scrape(&counter_registry(Arc::clone(&counter), ingest));
         for expected in [
             "# TYPE unique_ip_addresses gauge\nunique_ip_addresses 2\n",
-            "uniqd_counter_phase{phase=\"exact\"} 1\n",
-            "uniqd_counter_phase{phase=\"sketch\"} 0\n",
-            "uniqd_counter_relative_standard_error 0.0\n",
-            "uniqd_counter_threshold 100\n",
+            "uniqd_estimator_phase{phase=\"exact\"} 1\n",
+            "uniqd_estimator_phase{phase=\"sketch\"} 0\n",
+            "uniqd_estimator_relative_standard_error 0.0\n",
+            "uniqd_exact_threshold 100\n",
             "# TYPE uniqd_ingest_requests counter\n",
             "uniqd_ingest_requests_total{outcome=\"accepted\"} 1\n",
             "uniqd_ingest_requests_total{outcome=\"payload_too_large\"} 0\n",

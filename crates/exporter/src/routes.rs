@@ -14,21 +14,18 @@ use std::sync::LazyLock;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE,
-    WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+    HeaderValue, ACCEPT, ALLOW, AUTHORIZATION, CACHE_CONTROL, CONTENT_SECURITY_POLICY,
+    CONTENT_TYPE, VARY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use uniqd_http::{json_error as error, json_response as json, JsonObject, WWW_AUTHENTICATE_BEARER};
 
+use crate::exposition::{to_classic, Format};
 use crate::readiness::ReadyState;
 use crate::stats::{parse_limit, stats_json};
 use crate::status::{status_json, STATUS_PAGE, STATUS_PAGE_CSP};
 use crate::windows::{series_json, unique_json, WindowQueryError};
 use crate::ExporterState;
-
-/// `Content-Type` of `/metrics`.
-pub const OPENMETRICS_CONTENT_TYPE: &str =
-    "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// An endpoint of the metrics port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,7 +121,7 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
     }
     let query = req.uri().query();
     match endpoint {
-        Endpoint::Metrics => metrics(state),
+        Endpoint::Metrics => metrics(state, req),
         Endpoint::Healthz => json(
             StatusCode::OK,
             JsonObject::new().str("status", "ok").finish(),
@@ -183,18 +180,30 @@ fn authorized<B>(state: &ExporterState, req: &Request<B>) -> bool {
         .is_none_or(|tokens| tokens.verify(req.headers().get(AUTHORIZATION)))
 }
 
-fn metrics(state: &ExporterState) -> Response<Full<Bytes>> {
+/// `/metrics`: OpenMetrics or the classic text format, as `Accept` asks (see
+/// [`crate::exposition`]).
+fn metrics<B>(state: &ExporterState, req: &Request<B>) -> Response<Full<Bytes>> {
+    let format = Format::negotiate(
+        req.headers()
+            .get(ACCEPT)
+            .and_then(|value| value.to_str().ok()),
+    );
     let mut text = String::with_capacity(state.scrape_size_hint());
     if let Err(error) = prometheus_client::encoding::text::encode(&mut text, &state.registry) {
         tracing::error!(%error, "encoding metrics failed");
         return error_response_500();
     }
     state.record_scrape_size(text.len());
+    if format == Format::Classic {
+        text = to_classic(&text);
+    }
     let mut response = Response::new(Full::new(Bytes::from(text)));
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         CONTENT_TYPE,
-        HeaderValue::from_static(OPENMETRICS_CONTENT_TYPE),
+        HeaderValue::from_static(format.content_type()),
     );
+    headers.insert(VARY, HeaderValue::from_static("Accept"));
     response
 }
 

@@ -34,7 +34,7 @@ async fn serves_counts_and_exits_zero_on_sigterm() {
     .await
     .expect_error(415, "unsupported_media_type");
 
-    let r = get(process.metrics, "/metrics").await;
+    let r = get_openmetrics(process.metrics).await;
     assert_eq!(r.status, 200);
     let text = r.text();
     assert_valid_openmetrics(&text);
@@ -43,7 +43,7 @@ async fn serves_counts_and_exits_zero_on_sigterm() {
         Some(11.0),
         "{text}"
     );
-    assert_eq!(sample_value(&text, "uniqd_counter_threshold"), Some(1000.0));
+    assert_eq!(sample_value(&text, "uniqd_exact_threshold"), Some(1000.0));
     assert_eq!(get(process.metrics, "/healthz").await.status, 200);
 
     // The container health check, as the Dockerfile runs it.

@@ -351,7 +351,7 @@ async fn batch_below_threshold_is_exact() {
     let text = service.scrape().await;
     assert!(text.contains("\nunique_ip_addresses 3000\n"), "{text}");
     assert!(
-        text.contains("uniqd_counter_phase{phase=\"exact\"} 1\n"),
+        text.contains("uniqd_estimator_phase{phase=\"exact\"} 1\n"),
         "{text}"
     );
     service.stop().await;
@@ -380,7 +380,7 @@ async fn hundred_thousand_line_batch_is_within_four_percent() {
         error * 100.0
     );
     assert!(
-        text.contains("uniqd_counter_phase{phase=\"sketch\"} 1\n"),
+        text.contains("uniqd_estimator_phase{phase=\"sketch\"} 1\n"),
         "{text}"
     );
     assert_eq!(

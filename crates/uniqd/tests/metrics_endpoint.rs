@@ -1,5 +1,6 @@
 //! The metrics port: OpenMetrics validity (checked by Python's strict
-//! parser) in both counter phases, the contracted metric names, scrape time,
+//! parser) in both counter phases, the classic text format without an OpenMetrics
+//! `Accept` (checked by `promtool check metrics`, zero complaints), the contracted metric names, scrape time,
 //! `/healthz`, `/readyz`, 404 and 405, and the status page (`/`) with its
 //! `/status.json`.
 
@@ -26,10 +27,10 @@ async fn exposition_is_strict_openmetrics_with_the_contracted_names() {
         "# TYPE unique_ip_addresses gauge\n",
         "\nunique_ip_addresses 2\n",
         "# HELP unique_ip_addresses ",
-        "uniqd_counter_phase{phase=\"exact\"} 1\n",
-        "uniqd_counter_phase{phase=\"sketch\"} 0\n",
-        "# TYPE uniqd_counter_relative_standard_error gauge\n",
-        "uniqd_counter_threshold 4096\n",
+        "uniqd_estimator_phase{phase=\"exact\"} 1\n",
+        "uniqd_estimator_phase{phase=\"sketch\"} 0\n",
+        "# TYPE uniqd_estimator_relative_standard_error gauge\n",
+        "uniqd_exact_threshold 4096\n",
         "# TYPE uniqd_ingest_requests counter\n",
         "uniqd_ingest_requests_total{outcome=\"accepted\"} 1\n",
         "uniqd_ingest_requests_total{outcome=\"bad_request\"} 1\n",
@@ -63,12 +64,84 @@ async fn sketch_phase_exposition_is_valid_too() {
     let text = service.scrape().await;
     assert_valid_openmetrics(&text);
     assert!(
-        text.contains("uniqd_counter_phase{phase=\"sketch\"} 1\n"),
+        text.contains("uniqd_estimator_phase{phase=\"sketch\"} 1\n"),
         "{text}"
     );
-    assert!(text.contains("uniqd_counter_threshold 10\n"), "{text}");
-    let rse = sample_value(&text, "uniqd_counter_relative_standard_error").unwrap();
+    assert!(text.contains("uniqd_exact_threshold 10\n"), "{text}");
+    let rse = sample_value(&text, "uniqd_estimator_relative_standard_error").unwrap();
     assert!(rse > 0.0 && rse < 0.01, "{rse}");
+    service.stop().await;
+}
+
+/// Without an OpenMetrics `Accept` (curl, promtool, older agents, Python's classic parser),
+/// `/metrics` answers the classic text format 0.0.4, which `promtool check metrics` passes
+/// without a single complaint, in both counter phases.
+#[tokio::test]
+async fn classic_text_format_without_openmetrics_accept_and_promtool_is_silent() {
+    let config = uniqd::AppConfig {
+        exact_threshold: 10,
+        ..uniqd::AppConfig::default()
+    };
+    let service = TestService::start_with(config).await;
+    post_ndjson(service.ingest, &format!("{}\nnope\n", log_line("9.9.9.9"))).await;
+    get(service.ingest, "/nope").await;
+
+    for accept in [
+        None,
+        Some("*/*"),
+        Some("text/plain"),
+        Some("text/plain;version=0.0.4"),
+    ] {
+        let headers: Vec<(&str, &str)> = accept.iter().map(|a| ("Accept", *a)).collect();
+        let r = send_raw(
+            service.metrics,
+            request_bytes("GET", "/metrics", &headers, b""),
+        )
+        .await;
+        assert_eq!(r.status, 200, "{accept:?}");
+        assert_eq!(
+            r.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8"),
+            "{accept:?}"
+        );
+        assert_eq!(r.header("vary"), Some("Accept"));
+        let text = r.text();
+        assert!(!text.contains("# EOF"), "{text}");
+        assert!(!text.contains("# UNIT"), "{text}");
+        for expected in [
+            "# TYPE unique_ip_addresses gauge\nunique_ip_addresses 1\n",
+            "# TYPE uniqd_ingest_requests_total counter\n",
+            "uniqd_ingest_requests_total{outcome=\"bad_request\"} 1\n",
+            "# HELP uniqd_ingest_lines_total ",
+            "# TYPE uniqd_ingest_lines_total counter\n",
+            "uniqd_ingest_lines_total{outcome=\"invalid\"} 1\n",
+            "# TYPE uniqd_ingest_request_duration_seconds histogram\n",
+            "uniqd_estimator_phase{phase=\"exact\"} 1\n",
+            "uniqd_exact_threshold 10\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
+        assert_promtool_clean(&text);
+    }
+
+    // The sketch phase too.
+    let body: String = (0..100).map(|i| log_line(&distinct_ip(i)) + "\n").collect();
+    assert_eq!(post_ndjson(service.ingest, &body).await.status, 202);
+    let text = get(service.metrics, "/metrics").await.text();
+    assert!(
+        text.contains("uniqd_estimator_phase{phase=\"sketch\"} 1\n"),
+        "{text}"
+    );
+    assert_promtool_clean(&text);
+
+    // Prometheus's own header gets OpenMetrics.
+    let r = get_openmetrics(service.metrics).await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    assert_eq!(r.header("vary"), Some("Accept"));
+    assert_valid_openmetrics(&r.text());
     service.stop().await;
 }
 

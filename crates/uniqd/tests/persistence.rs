@@ -33,7 +33,7 @@ async fn count_and_phase(metrics: std::net::SocketAddr) -> (f64, String) {
     let phase = ["exact", "sketch"]
         .into_iter()
         .find(|p| {
-            sample_value(&text, &format!("uniqd_counter_phase{{phase=\"{p}\"}}")) == Some(1.0)
+            sample_value(&text, &format!("uniqd_estimator_phase{{phase=\"{p}\"}}")) == Some(1.0)
         })
         .expect("a phase is 1");
     (count, phase.to_owned())

@@ -19,12 +19,12 @@ pub const UNIQUE_IP_ADDRESSES: &str = "unique_ip_addresses";
 /// `uniqd_local_unique_ip_addresses` (gauge): this replica's own count, exported only when a
 /// [`SharedCount`] answers `unique_ip_addresses`.
 pub const LOCAL_UNIQUE_IP_ADDRESSES: &str = "uniqd_local_unique_ip_addresses";
-/// `uniqd_counter_phase{phase="exact"|"sketch"}` (gauge, 1 for the current).
-pub const COUNTER_PHASE: &str = "uniqd_counter_phase";
-/// `uniqd_counter_relative_standard_error` (gauge).
-pub const COUNTER_RELATIVE_STANDARD_ERROR: &str = "uniqd_counter_relative_standard_error";
-/// `uniqd_counter_threshold` (gauge).
-pub const COUNTER_THRESHOLD: &str = "uniqd_counter_threshold";
+/// `uniqd_estimator_phase{phase="exact"|"sketch"}` (gauge, 1 for the current).
+pub const ESTIMATOR_PHASE: &str = "uniqd_estimator_phase";
+/// `uniqd_estimator_relative_standard_error` (gauge).
+pub const ESTIMATOR_RELATIVE_STANDARD_ERROR: &str = "uniqd_estimator_relative_standard_error";
+/// `uniqd_exact_threshold` (gauge).
+pub const EXACT_THRESHOLD: &str = "uniqd_exact_threshold";
 
 /// Reads the counter (and the shared count, if any) on every scrape.
 #[derive(Debug)]
@@ -77,7 +77,7 @@ impl Collector for CounterCollector {
 
         let phase = self.counter.phase();
         let mut family = encoder.encode_descriptor(
-        COUNTER_PHASE,
+        ESTIMATOR_PHASE,
         "Counting phase: 1 for the current phase (exact set or HyperLogLog sketch), 0 otherwise.",
         None,
         MetricType::Gauge,
@@ -90,7 +90,7 @@ impl Collector for CounterCollector {
 
         encoder
             .encode_descriptor(
-                COUNTER_RELATIVE_STANDARD_ERROR,
+                ESTIMATOR_RELATIVE_STANDARD_ERROR,
                 "Relative standard error of unique_ip_addresses (0 while exact).",
                 None,
                 MetricType::Gauge,
@@ -99,7 +99,7 @@ impl Collector for CounterCollector {
 
         encoder
             .encode_descriptor(
-                COUNTER_THRESHOLD,
+                EXACT_THRESHOLD,
                 "Distinct addresses counted exactly before switching to the sketch.",
                 None,
                 MetricType::Gauge,

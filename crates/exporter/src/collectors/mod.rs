@@ -9,7 +9,7 @@
 //!
 //! | collector | families | registered |
 //! |---|---|---|
-//! | [`CounterCollector`] | `unique_ip_addresses` (the shared count with a [`SharedCount`](crate::SharedCount), this replica's then as `uniqd_local_unique_ip_addresses`), `uniqd_counter_phase`, `_relative_standard_error`, `_threshold` | always |
+//! | [`CounterCollector`] | `unique_ip_addresses` (the shared count with a [`SharedCount`](crate::SharedCount), this replica's then as `uniqd_local_unique_ip_addresses`), `uniqd_estimator_phase`, `uniqd_estimator_relative_standard_error`, `uniqd_exact_threshold` | always |
 //! | [`IngestCollector`] | `uniqd_ingest_requests_total`, `uniqd_ingest_lines_total`, `uniqd_ingest_request_duration_seconds` | always |
 //! | [`TopPagesCollector`] | `uniqd_top_page_requests{path}` | top pages on and [`MetricOptions::top_pages`] > 0 |
 //! | [`WindowsCollector`] | `unique_ip_addresses_window{window}` | windows on |
@@ -30,7 +30,7 @@ use uniqd_core::Span;
 
 pub use self::build::{BuildInfoCollector, BUILD_INFO};
 pub use self::counter::{
-    CounterCollector, COUNTER_PHASE, COUNTER_RELATIVE_STANDARD_ERROR, COUNTER_THRESHOLD,
+    CounterCollector, ESTIMATOR_PHASE, ESTIMATOR_RELATIVE_STANDARD_ERROR, EXACT_THRESHOLD,
     LOCAL_UNIQUE_IP_ADDRESSES, UNIQUE_IP_ADDRESSES,
 };
 pub use self::ingest::{IngestCollector, INGEST_LINES, INGEST_REQUESTS, INGEST_REQUEST_DURATION};

@@ -89,8 +89,9 @@ impl TestService {
     }
 
     /// `GET /metrics` body (asserting 200 and the OpenMetrics content type).
+    /// `/metrics` as Prometheus asks for it (OpenMetrics; see [`get_openmetrics`]).
     pub async fn scrape(&self) -> String {
-        let response = get(self.metrics, "/metrics").await;
+        let response = get_openmetrics(self.metrics).await;
         assert_eq!(response.status, 200, "{}", response.text());
         assert_eq!(
             response.header("content-type"),
@@ -207,6 +208,51 @@ print(len(families))
     assert!(
         output.status.success(),
         "prometheus_client rejected the exposition: {stderr}\n--- text ---\n{text}"
+    );
+}
+
+/// Prometheus's scrape `Accept` header (without protobuf): OpenMetrics preferred.
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0;q=0.5,\
+    application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=0.0.4;q=0.3,*/*;q=0.2";
+
+/// `GET /metrics` with Prometheus's `Accept` header, so the answer is OpenMetrics (a plain
+/// `GET` gets the classic text format).
+pub async fn get_openmetrics(metrics: SocketAddr) -> HttpResponse {
+    send_raw(
+        metrics,
+        request_bytes("GET", "/metrics", &[("Accept", PROMETHEUS_ACCEPT)], b""),
+    )
+    .await
+}
+
+/// Runs `promtool check metrics` on a classic text exposition and asserts it has nothing to
+/// say: no parse error and no lint complaint.
+pub fn assert_promtool_clean(text: &str) {
+    let child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => panic!(
+            "cannot run promtool ({e}); the classic-format check needs it: install the \
+             Debian package `prometheus` (or put Prometheus's promtool on PATH)"
+        ),
+    };
+    {
+        use std::io::Write as _;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(text.as_bytes()).unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && stdout.trim().is_empty() && stderr.trim().is_empty(),
+        "promtool check metrics complained ({}):\n{stdout}{stderr}\n--- text ---\n{text}",
+        output.status
     );
 }
 

@@ -96,14 +96,14 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
         // Dashboard: every panel has data, with the values the traffic implies.
         ("max(unique_ip_addresses{job=~\"uniqd\"})".to_owned(), One(Eq(x.distinct))),
         (
-            "max by (phase) (uniqd_counter_phase{job=~\"uniqd\"}) == 1".to_owned(),
+            "max by (phase) (uniqd_estimator_phase{job=~\"uniqd\"}) == 1".to_owned(),
             each("phase", &["exact"], Eq(1.0)),
         ),
         (
-            "max by (phase) (uniqd_counter_phase{job=~\"uniqd\"})".to_owned(),
+            "max by (phase) (uniqd_estimator_phase{job=~\"uniqd\"})".to_owned(),
             By("phase", vec![("exact".to_owned(), Eq(1.0)), ("sketch".to_owned(), Eq(0.0))]),
         ),
-        ("max(uniqd_counter_relative_standard_error{job=~\"uniqd\"})".to_owned(), One(Eq(0.0))),
+        ("max(uniqd_estimator_relative_standard_error{job=~\"uniqd\"})".to_owned(), One(Eq(0.0))),
         ("uniqd:visitor_quota:ratio{job=~\"uniqd\"}".to_owned(), One(Eq(x.distinct / x.quota))),
         ("sum(up{job=~\"uniqd\"})".to_owned(), One(Eq(1.0))),
         ("count(up{job=~\"uniqd\"})".to_owned(), One(Eq(1.0))),
@@ -111,7 +111,7 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             "count by (version) (uniqd_build_info{job=~\"uniqd\"})".to_owned(),
             each("version", &[uniqd::VERSION], Eq(1.0)),
         ),
-        ("max(uniqd_counter_threshold{job=~\"uniqd\"})".to_owned(), One(Eq(x.threshold))),
+        ("max(uniqd_exact_threshold{job=~\"uniqd\"})".to_owned(), One(Eq(x.threshold))),
         ("uniqd:visitor_quota".to_owned(), One(Eq(x.quota))),
         (
             "sum by (outcome) (rate(uniqd_ingest_requests_total{job=~\"uniqd\"}[1m]))".to_owned(),
