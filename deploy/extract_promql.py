@@ -7,7 +7,7 @@
 
 Sources:
   * deploy/grafana/dashboards/*.json: every panel target `expr` (rows and
-    nested panels included). Grafana variables are substituted so that each
+    nested panels included) and every annotation query `expr`. Grafana variables are substituted so that each
     line is plain PromQL a real Prometheus can evaluate: $job / ${job} -> the
     --job value (default "uniqd"), $__rate_interval -> 1m,
     $__interval / $__range -> 5m.
@@ -112,6 +112,13 @@ def dashboard_exprs(path: Path, job: str = "uniqd", raw: bool = False):
             if not raw:
                 expr = substitute_grafana_vars(expr, job)
             yield f"{rel}:panel {panel.get('id')} {panel.get('title')!r} ref {t.get('refId')}", fold(expr)
+    for a in (dash.get("annotations") or {}).get("list") or []:
+        expr = a.get("expr")
+        if not expr:
+            continue
+        if not raw:
+            expr = substitute_grafana_vars(expr, job)
+        yield f"{rel}:annotation {a.get('name')!r}", fold(expr)
 
 
 def rule_exprs(path: Path):

@@ -179,6 +179,17 @@ mod tests {
         }
         assert!(text.ends_with("# EOF\n"), "{text}");
         assert!(!text.contains("uniqd_local_unique_ip_addresses"), "{text}");
+        #[cfg(target_os = "linux")]
+        for expected in [
+            "# TYPE process_cpu_seconds counter\nprocess_cpu_seconds_total ",
+            "# TYPE process_resident_memory_bytes gauge\n",
+            "# TYPE process_virtual_memory_bytes gauge\n",
+            "# TYPE process_open_fds gauge\n",
+            "# TYPE process_max_fds gauge\n",
+            "# TYPE process_start_time_seconds gauge\n",
+        ] {
+            assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+        }
     }
 
     #[derive(Debug)]

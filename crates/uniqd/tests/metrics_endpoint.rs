@@ -118,6 +118,13 @@ async fn classic_text_format_without_openmetrics_accept_and_promtool_is_silent()
             "# TYPE uniqd_ingest_request_duration_seconds histogram\n",
             "uniqd_estimator_phase{phase=\"exact\"} 1\n",
             "uniqd_exact_threshold 10\n",
+            // The process metrics, as the official clients name them (Linux: from /proc).
+            "# TYPE process_cpu_seconds_total counter\n",
+            "# TYPE process_resident_memory_bytes gauge\n",
+            "# TYPE process_virtual_memory_bytes gauge\n",
+            "# TYPE process_open_fds gauge\n",
+            "# TYPE process_max_fds gauge\n",
+            "# TYPE process_start_time_seconds gauge\n",
         ] {
             assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
         }

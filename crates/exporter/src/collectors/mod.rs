@@ -14,12 +14,14 @@
 //! | [`TopPagesCollector`] | `uniqd_top_page_requests{path}` | top pages on and [`MetricOptions::top_pages`] > 0 |
 //! | [`WindowsCollector`] | `unique_ip_addresses_window{window}` | windows on |
 //! | [`BuildInfoCollector`] | `uniqd_build_info{version}` | always |
+//! | [`ProcessCollector`] | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` (the official clients' process metrics, from `/proc`) | always (each family only where `/proc` has it: Linux) |
 //!
 //! A new view gets its own module here with its collector, and one line in [`registry`].
 
 mod build;
 mod counter;
 mod ingest;
+mod process;
 mod top_pages;
 mod windows;
 
@@ -34,6 +36,7 @@ pub use self::counter::{
     LOCAL_UNIQUE_IP_ADDRESSES, UNIQUE_IP_ADDRESSES,
 };
 pub use self::ingest::{IngestCollector, INGEST_LINES, INGEST_REQUESTS, INGEST_REQUEST_DURATION};
+pub use self::process::{ProcessCollector, ProcessStats};
 pub use self::top_pages::{TopPagesCollector, TOP_PAGE_REQUESTS};
 pub use self::windows::{WindowsCollector, UNIQUE_IP_ADDRESSES_WINDOW};
 use crate::exported::Exported;
@@ -85,5 +88,6 @@ pub fn registry(exported: &Exported, options: &MetricOptions) -> Registry {
         )));
     }
     registry.register_collector(Box::new(BuildInfoCollector::new(exported.build().clone())));
+    registry.register_collector(Box::new(ProcessCollector::new()));
     registry
 }

@@ -154,6 +154,26 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             "max by (window) (unique_ip_addresses_window{job=~\"uniqd\"})".to_owned(),
             each("window", &["5m", "1h", "24h"], Eq(x.distinct)),
         ),
+        // Process row: a live process that has not restarted.
+        (
+            "sum(rate(process_cpu_seconds_total{job=~\"uniqd\"}[1m]))".to_owned(),
+            One(Within(0.0, 64.0)),
+        ),
+        ("max(process_resident_memory_bytes{job=~\"uniqd\"})".to_owned(), One(Positive)),
+        ("max(process_virtual_memory_bytes{job=~\"uniqd\"})".to_owned(), One(Positive)),
+        (
+            "max(process_open_fds{job=~\"uniqd\"} / process_max_fds{job=~\"uniqd\"})".to_owned(),
+            One(Within(1e-9, 1.0)),
+        ),
+        (
+            "sum(changes(process_start_time_seconds{job=~\"uniqd\"}[5m]))".to_owned(),
+            One(Eq(0.0)),
+        ),
+        // The restart annotation: no restart.
+        (
+            "changes(process_start_time_seconds{job=~\"uniqd\"}[1m]) > 0".to_owned(),
+            Empty,
+        ),
         // Scale-out row: one replica, in sync with a healthy Redis.
         (
             "uniqd_local_unique_ip_addresses{job=~\"uniqd\"}".to_owned(),
