@@ -205,6 +205,17 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             One(Eq(x.error_ratio)),
         ),
         ("uniqd:ingest_error_ratio:rate5m > 0.05".to_owned(), One(Eq(x.error_ratio))),
+        // Lines were accepted just now: not stalled.
+        (
+            "sum by (job, instance) (increase(uniqd_ingest_lines_total{job=\"uniqd\", outcome=\"accepted\"}[10m])) == 0 and on (job, instance) up{job=\"uniqd\"} == 1".to_owned(),
+            Empty,
+        ),
+        // Two invalid lines among a couple of hundred: a ratio, below the alert's 5 %.
+        (
+            "sum by (job) (rate(uniqd_ingest_lines_total{job=\"uniqd\", outcome=\"invalid\"}[5m])) / (sum by (job) (rate(uniqd_ingest_lines_total{job=\"uniqd\"}[5m])) > 0)".to_owned(),
+            One(Within(1e-9, 0.05)),
+        ),
+        ("uniqd:ingest_invalid_line_ratio:rate5m > 0.05".to_owned(), Empty),
         // Visitor quota: recorded, far from every level, configured.
         ("max by (job) (unique_ip_addresses{job=\"uniqd\"})".to_owned(), One(Eq(x.distinct))),
         (
