@@ -65,6 +65,28 @@ async fn serves_counts_and_exits_zero_on_sigterm() {
         String::from_utf8_lossy(&missing.stderr).contains("404"),
         "{missing:?}"
     );
+    // The same from UNIQD_HEALTHCHECK_URL / UNIQD_HEALTHCHECK_TIMEOUT (no flags).
+    let from_env = |path: &str| {
+        Command::new(BIN)
+            .arg("healthcheck")
+            .env(
+                "UNIQD_HEALTHCHECK_URL",
+                format!("http://{}{path}", process.metrics),
+            )
+            .env("UNIQD_HEALTHCHECK_TIMEOUT", "5s")
+            .output()
+            .unwrap()
+    };
+    let healthy = from_env("/healthz");
+    assert!(healthy.status.success(), "{healthy:?}");
+    let missing = from_env("/nope");
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    let bad_timeout = Command::new(BIN)
+        .arg("healthcheck")
+        .env("UNIQD_HEALTHCHECK_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert_eq!(bad_timeout.status.code(), Some(2), "{bad_timeout:?}");
 
     process.signal("TERM");
     let (status, log) = process.wait();

@@ -307,10 +307,19 @@ pub enum Command {
     /// health check (the runtime image has no shell or curl).
     Healthcheck {
         /// URL to probe (http:// only).
-        #[arg(long, default_value = "http://127.0.0.1:9102/healthz")]
+        #[arg(
+            long,
+            env = "UNIQD_HEALTHCHECK_URL",
+            default_value = "http://127.0.0.1:9102/healthz"
+        )]
         url: String,
         /// Give up after this long.
-        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        #[arg(
+            long,
+            env = "UNIQD_HEALTHCHECK_TIMEOUT",
+            default_value = "2s",
+            value_parser = parse_duration
+        )]
         timeout: Duration,
     },
     /// Send N distinct addresses to a uniqd deployment (single logs or
