@@ -47,6 +47,9 @@ async fn single_and_batch_runs_are_counted_exactly_below_the_threshold() {
     assert_eq!(single.logs_accepted, 3000);
     assert_eq!(single.distinct, 1500);
     assert_eq!(single.estimate, Some(1500.0));
+    assert_eq!(single.before, Some(0.0));
+    assert_eq!(single.contribution(), Some(1500.0));
+    assert!(!single.shared_with_other_traffic());
     assert_eq!(single.relative_error(), Some(0.0));
     assert_eq!(single.latency.len(), 3000);
 
@@ -73,6 +76,11 @@ async fn single_and_batch_runs_are_counted_exactly_below_the_threshold() {
     assert_eq!(batch.requests_ok, 7, "2000 logs in bodies of 300");
     assert_eq!(batch.logs_accepted, 2000);
     assert_eq!(batch.estimate, Some(3500.0));
+    // Its own contribution, not the deployment's count, is measured against what it sent.
+    assert_eq!(batch.before, Some(1500.0));
+    assert_eq!(batch.contribution(), Some(2000.0));
+    assert_eq!(batch.relative_error(), Some(0.0));
+    assert!(batch.shared_with_other_traffic());
     assert_eq!(service.unique().await, 3500);
 
     let mut report = Vec::new();
@@ -85,6 +93,31 @@ async fn single_and_batch_runs_are_counted_exactly_below_the_threshold() {
     assert!(
         report.contains("reported estimate        3500\n"),
         "{report}"
+    );
+    assert!(
+        report.contains("count before the run     1500\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("this run's contribution  2000\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("relative error           +0.000%\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("note                     the deployment had counted addresses"),
+        "{report}"
+    );
+    // No --page-url: the runs sent no url field, so no page was counted.
+    let stats = get(service.metrics, "/stats").await;
+    assert_eq!(stats.status, 200, "{}", stats.text());
+    assert_eq!(
+        stats.json()["pages"],
+        serde_json::json!([]),
+        "{}",
+        stats.text()
     );
     service.stop().await;
 }

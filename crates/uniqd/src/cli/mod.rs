@@ -323,9 +323,10 @@ pub enum Command {
         timeout: Duration,
     },
     /// Send N distinct addresses to a uniqd deployment (single logs or
-    /// NDJSON batches, flat out or at a rate), then read its
-    /// `unique_ip_addresses` and print the estimate, relative error,
-    /// throughput and latency percentiles.
+    /// NDJSON batches, flat out or at a rate; no page url unless --page-url),
+    /// reading its `unique_ip_addresses` before and after, and print this
+    /// run's contribution (after - before), its relative error, throughput
+    /// and latency percentiles.
     Loadgen(crate::loadgen::LoadgenArgs),
 }
 

@@ -10,8 +10,14 @@
 //! `--addresses 1000000` stopped). With `--logs` above `--addresses` the addresses repeat in
 //! order, as real traffic does.
 //!
-//! The relative error compares the estimate with this run's distinct addresses, so it is
-//! meaningful against a service that had not seen other addresses before.
+//! It measures its own contribution: `unique_ip_addresses` is read before and after the run,
+//! and the relative error compares the difference with this run's distinct addresses. Against
+//! a live deployment the difference also holds whatever other traffic arrived meanwhile (and
+//! misses addresses the deployment had already seen), so the report says so whenever the
+//! count was not 0 before; the deployment's existing count is never taken for the run's.
+//!
+//! Logs carry no `url` field unless `--page-url` asks for one, so a run against a live
+//! deployment leaves its top pages alone.
 
 #![forbid(unsafe_code)]
 
@@ -71,6 +77,10 @@ pub struct LoadgenArgs {
     /// Target requests per second over all connections (0: as fast as the server answers).
     #[arg(long, default_value_t = 0.0)]
     pub rate: f64,
+    /// The `url` field of every log (a page path such as /loadgen). Without it the logs carry
+    /// no url field, so the run does not show up in the deployment's top pages.
+    #[arg(long, value_parser = parse_page_url)]
+    pub page_url: Option<String>,
     /// Bearer token for --url (and --metrics-url), when the service requires one.
     #[arg(long, env = "UNIQD_LOADGEN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -97,6 +107,8 @@ pub struct Summary {
     pub elapsed: Duration,
     /// Latency of every answered request.
     pub latency: Histogram,
+    /// `unique_ip_addresses` before the run, if the metrics URL was read.
+    pub before: Option<f64>,
     /// `unique_ip_addresses` after the run, if the metrics URL was read.
     pub estimate: Option<f64>,
     /// The first failure seen, for the report.
@@ -104,12 +116,25 @@ pub struct Summary {
 }
 
 impl Summary {
-    /// Relative error of the estimate against the distinct addresses sent.
+    /// This run's contribution: the count after the run less the count before (`None` unless
+    /// both were read).
+    pub fn contribution(&self) -> Option<f64> {
+        Some(self.estimate? - self.before?)
+    }
+
+    /// Relative error of this run's [contribution](Self::contribution) against the distinct
+    /// addresses sent.
     pub fn relative_error(&self) -> Option<f64> {
         let distinct = self.distinct as f64;
-        self.estimate
+        self.contribution()
             .filter(|_| self.distinct > 0)
-            .map(|estimate| (estimate - distinct) / distinct)
+            .map(|contribution| (contribution - distinct) / distinct)
+    }
+
+    /// Whether other addresses were counted before the run, so the contribution may be off
+    /// (other traffic during the run, addresses already seen).
+    pub fn shared_with_other_traffic(&self) -> bool {
+        self.before.is_some_and(|before| before > 0.0)
     }
 
     /// Writes the human-readable report.
@@ -143,13 +168,24 @@ impl Summary {
             ms(self.latency.quantile_us(0.99)),
             ms(self.latency.max_us())
         )?;
-        match (self.estimate, self.relative_error()) {
-            (Some(estimate), Some(error)) => {
-                writeln!(out, "reported estimate        {estimate:.0}")?;
-                writeln!(out, "relative error           {:+.3}%", error * 100.0)?;
-            }
-            (Some(estimate), None) => writeln!(out, "reported estimate        {estimate:.0}")?,
-            _ => writeln!(out, "reported estimate        (not read)")?,
+        if let Some(before) = self.before {
+            writeln!(out, "count before the run     {before:.0}")?;
+        }
+        match self.estimate {
+            Some(estimate) => writeln!(out, "reported estimate        {estimate:.0}")?,
+            None => writeln!(out, "reported estimate        (not read)")?,
+        }
+        if let (Some(contribution), Some(error)) = (self.contribution(), self.relative_error()) {
+            writeln!(out, "this run's contribution  {contribution:.0}")?;
+            writeln!(out, "relative error           {:+.3}%", error * 100.0)?;
+        }
+        if self.shared_with_other_traffic() {
+            writeln!(
+                out,
+                "note                     the deployment had counted addresses before this run: \
+                 the contribution (after - before) also holds any other traffic during the run \
+                 and misses addresses it had already seen (--offset picks fresh ones)"
+            )?;
         }
         if let Some(error) = &self.first_error {
             writeln!(out, "first failure            {error}")?;
@@ -165,15 +201,37 @@ pub fn address(i: u64) -> Ipv4Addr {
     Ipv4Addr::from((i as u32).wrapping_mul(2_654_435_761))
 }
 
-/// Appends the log line for address index `i` (no newline).
-fn push_log(body: &mut Vec<u8>, i: u64) {
+/// `--page-url`: a path to put in the logs verbatim, so nothing that JSON would escape.
+fn parse_page_url(text: &str) -> Result<String, String> {
+    if text.is_empty()
+        || text
+            .chars()
+            .any(|c| c == '"' || c == '\\' || c.is_control())
+    {
+        return Err(format!(
+            "invalid page url {text:?}: expected a non-empty path without quotes, backslashes \
+             or control characters, e.g. /loadgen"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// Appends the log line for address index `i` (no newline), with `page_url` as its `url`
+/// field if any.
+fn push_log(body: &mut Vec<u8>, i: u64, page_url: Option<&str>) {
     // Writing into a Vec cannot fail.
-    let _ = write!(
-        body,
-        r#"{{"timestamp":"2020-06-24T15:27:00.123456Z","ip":"{}","url":"/loadgen/{}"}}"#,
-        address(i),
-        i % 100
-    );
+    let _ = match page_url {
+        Some(url) => write!(
+            body,
+            r#"{{"timestamp":"2020-06-24T15:27:00.123456Z","ip":"{}","url":"{url}"}}"#,
+            address(i)
+        ),
+        None => write!(
+            body,
+            r#"{{"timestamp":"2020-06-24T15:27:00.123456Z","ip":"{}"}}"#,
+            address(i)
+        ),
+    };
 }
 
 /// Settings derived from the flags, shared by the workers.
@@ -188,6 +246,7 @@ struct Plan {
     rate: f64,
     timeout: Duration,
     token: Option<String>,
+    page_url: Option<String>,
 }
 
 impl Plan {
@@ -214,6 +273,7 @@ impl Plan {
             rate: args.rate,
             timeout: args.timeout,
             token: args.token.clone(),
+            page_url: args.page_url.clone(),
         })
     }
 
@@ -223,7 +283,11 @@ impl Plan {
         let count = self.per_request.min(self.logs - first);
         let mut body = Vec::with_capacity(count as usize * 96);
         for k in first..first + count {
-            push_log(&mut body, self.offset + k % self.addresses);
+            push_log(
+                &mut body,
+                self.offset + k % self.addresses,
+                self.page_url.as_deref(),
+            );
             if self.mode == Mode::Batch {
                 body.push(b'\n');
             }
@@ -342,6 +406,8 @@ async fn show_progress(progress: Arc<Progress>, total: u64, start: Instant) {
 /// Invalid flags (bad URL, zero addresses, negative rate).
 pub async fn run(args: &LoadgenArgs) -> Result<Summary, String> {
     let plan = Arc::new(Plan::new(args)?);
+    let mut first_error = None;
+    let before = read_count(args, &mut first_error).await;
     let progress = Arc::new(Progress::default());
     let start = Instant::now();
     let workers: Vec<_> = (0..args.concurrency.min(plan.requests.max(1)))
@@ -350,7 +416,6 @@ pub async fn run(args: &LoadgenArgs) -> Result<Summary, String> {
     let bar = (!args.quiet && io::stderr().is_terminal())
         .then(|| tokio::spawn(show_progress(Arc::clone(&progress), plan.requests, start)));
     let mut latency = Histogram::default();
-    let mut first_error = None;
     for handle in workers {
         let result = handle
             .await
@@ -363,24 +428,7 @@ pub async fn run(args: &LoadgenArgs) -> Result<Summary, String> {
         // The bar ends by itself once every request is done; a join error is cosmetic.
         let _ = bar.await;
     }
-    let estimate = if args.metrics_url.is_empty() {
-        None
-    } else {
-        match http::read_gauge(
-            &args.metrics_url,
-            "unique_ip_addresses",
-            args.token.as_deref(),
-            args.timeout,
-        )
-        .await
-        {
-            Ok(value) => Some(value),
-            Err(error) => {
-                first_error.get_or_insert(format!("reading {}: {error}", args.metrics_url));
-                None
-            }
-        }
-    };
+    let estimate = read_count(args, &mut first_error).await;
     // Relaxed: every worker has been joined, which orders their writes before these reads.
     let failed = progress.failed.load(Ordering::Relaxed);
     let done = progress.done.load(Ordering::Relaxed);
@@ -391,9 +439,32 @@ pub async fn run(args: &LoadgenArgs) -> Result<Summary, String> {
         requests_failed: failed,
         elapsed,
         latency,
+        before,
         estimate,
         first_error,
     })
+}
+
+/// `unique_ip_addresses` from `--metrics-url` (`None` when that is "" or cannot be read; the
+/// failure then goes to `first_error` unless one is there already).
+async fn read_count(args: &LoadgenArgs, first_error: &mut Option<String>) -> Option<f64> {
+    if args.metrics_url.is_empty() {
+        return None;
+    }
+    match http::read_gauge(
+        &args.metrics_url,
+        "unique_ip_addresses",
+        args.token.as_deref(),
+        args.timeout,
+    )
+    .await
+    {
+        Ok(value) => Some(value),
+        Err(error) => {
+            first_error.get_or_insert(format!("reading {}: {error}", args.metrics_url));
+            None
+        }
+    }
 }
 
 #[cfg(test)]
@@ -417,6 +488,7 @@ mod tests {
             concurrency: 1,
             rate: 0.0,
             token: None,
+            page_url: None,
             timeout: Duration::from_secs(1),
             quiet: true,
         };
@@ -430,6 +502,21 @@ mod tests {
             text.contains(&format!("\"ip\":\"{}\"", address(0))),
             "{text}"
         );
+        assert!(
+            !text.contains("\"url\""),
+            "no page path unless asked: {text}"
+        );
+        let with_url = Plan::new(&LoadgenArgs {
+            page_url: Some("/loadgen".to_owned()),
+            ..args.clone()
+        })
+        .expect("valid flags");
+        let (first, _) = with_url.body(0);
+        let text = std::str::from_utf8(&first).expect("ASCII");
+        assert_eq!(text.matches("\"url\":\"/loadgen\"").count(), 10, "{text}");
+        for bad in ["", "/a\"b", "/a\\b", "/a\nb"] {
+            assert!(parse_page_url(bad).is_err(), "{bad:?}");
+        }
         assert!(Plan::new(&LoadgenArgs {
             addresses: 0,
             ..args.clone()
