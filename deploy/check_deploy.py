@@ -139,14 +139,28 @@ def check_dashboards() -> None:
         panels = list(extract_promql._walk_panels(dash.get("panels")))
         ids = [p.get("id") for p in panels]
         expect(len(ids) == len(set(ids)) and None not in ids, f"{rel(f)} panel ids are unique ({len(ids)} panels)")
+        # The datasource is a template variable (type datasource, Prometheus) whose default is
+        # the provisioned uid; every panel, query, variable and annotation goes through it.
+        variables = (dash.get("templating") or {}).get("list") or []
+        ds_vars = [v for v in variables if v.get("type") == "datasource"]
+        expect(len(ds_vars) == 1 and ds_vars[0].get("name") == "datasource"
+               and ds_vars[0].get("query") == "prometheus"
+               and (ds_vars[0].get("current") or {}).get("value") in ds_uids,
+               f"{rel(f)} has a Prometheus datasource variable defaulting to the provisioned uid")
+        ds_ref = "${datasource}"
         bad_ds = []
         for p in panels:
             if p.get("type") == "row":
                 continue
             for obj in [p] + list(p.get("targets") or []):
                 d = obj.get("datasource")
-                if not (isinstance(d, dict) and d.get("uid") in ds_uids and d.get("type") == "prometheus"):
+                if not (isinstance(d, dict) and d.get("uid") == ds_ref and d.get("type") == "prometheus"):
                     bad_ds.append(f"panel {p.get('id')}")
+        for obj in [v for v in variables if v.get("type") == "query"] + [
+                a for a in (dash.get("annotations") or {}).get("list") or [] if a.get("expr")]:
+            d = obj.get("datasource")
+            if not (isinstance(d, dict) and d.get("uid") == ds_ref):
+                bad_ds.append(f"variable/annotation {obj.get('name')}")
             gp = p.get("gridPos") or {}
             if not all(k in gp for k in ("x", "y", "w", "h")) or gp["x"] + gp["w"] > 24:
                 fail(f"{rel(f)} panel {p.get('id')} has a bad gridPos {gp}")
@@ -165,7 +179,7 @@ def check_dashboards() -> None:
                         overlaps.add((cells[(x, y)], p.get("id")))
                     cells[(x, y)] = p.get("id")
         expect(not overlaps, f"{rel(f)} panels do not overlap" + (f" ({sorted(overlaps)})" if overlaps else ""))
-        expect(not bad_ds, f"{rel(f)} every panel and query uses datasource uid 'prometheus'"
+        expect(not bad_ds, f"{rel(f)} every panel, query, variable and annotation uses the ${{datasource}} variable"
                + (f" (bad: {sorted(set(bad_ds))})" if bad_ds else ""))
         titles = " | ".join(p.get("title", "") for p in panels).lower()
         exprs = " ".join(t.get("expr", "") for p in panels for t in p.get("targets") or [])

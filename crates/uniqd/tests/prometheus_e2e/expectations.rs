@@ -134,6 +134,11 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             "sum by (outcome) (rate(uniqd_ingest_lines_total{job=~\"uniqd\"}[1m]))".to_owned(),
             each("outcome", &["accepted", "invalid"], Positive),
         ),
+        // Both outcomes have a rate above: a share strictly between 0 and 1.
+        (
+            "sum(rate(uniqd_ingest_lines_total{job=~\"uniqd\",outcome=\"invalid\"}[1m])) / (sum(rate(uniqd_ingest_lines_total{job=~\"uniqd\"}[1m])) > 0)".to_owned(),
+            One(Within(1e-9, 1.0 - 1e-9)),
+        ),
         (
             "(sum(rate(uniqd_ingest_requests_total{job=~\"uniqd\",outcome!=\"accepted\"}[5m])) or vector(0)) / (sum(rate(uniqd_ingest_requests_total{job=~\"uniqd\"}[5m])) > 0)".to_owned(),
             One(Eq(x.error_ratio)),
