@@ -62,7 +62,12 @@ enum Value {
 /// parser then decides).
 #[must_use]
 pub fn scan_fields(line: &[u8]) -> Option<LogFields<'_>> {
-    let line = line.trim_ascii_start();
+    // JSON whitespace only: `trim_ascii_start` would also skip a form feed (0x0C), which
+    // JSON does not allow (found by the `ndjson_batch` fuzz target).
+    let start = line
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))?;
+    let line = &line[start..];
     let end = line
         .iter()
         .rposition(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))?;
@@ -321,6 +326,10 @@ mod tests {
             r#"{"ip":"1.2.3.4","n":1234567890123456789}"#,
             r#"{"ip":"1.2.3.4","n":0.1234567890123456789}"#,
             "{\"ip\":\"1.2.3.4\t\"}",
+            // Whitespace JSON does not have (form feed, vertical tab) around the object.
+            "\x0c{\"ip\":\"1.2.3.4\"}",
+            "{\"ip\":\"1.2.3.4\"}\x0c",
+            "\x0b{\"ip\":\"1.2.3.4\"}",
             "[]",
             "",
         ] {
