@@ -83,6 +83,7 @@ pub mod metrics;
 mod record;
 mod routes;
 mod state;
+pub mod syslog;
 
 use std::convert::Infallible;
 use std::future::Future;
