@@ -14,12 +14,14 @@
 //! | [`TopPagesCollector`] | `uniqd_top_page_requests{path}` | top pages on and [`MetricOptions::top_pages`] > 0 |
 //! | [`WindowsCollector`] | `unique_ip_addresses_window{window}` | windows on |
 //! | [`BuildInfoCollector`] | `uniqd_build_info{version}` | always |
+//! | [`SyslogCollector`] | `uniqd_syslog_messages_received_total{transport}`, `uniqd_syslog_messages_total{transport,outcome}`, `uniqd_syslog_tcp_connections_total`, `uniqd_syslog_udp_kernel_drops_total` | by the binary, with `--syslog-listen` |
 //!
 //! A new view gets its own module here with its collector, and one line in [`registry`].
 
 mod build;
 mod counter;
 mod ingest;
+mod syslog;
 mod top_pages;
 mod windows;
 
@@ -34,6 +36,10 @@ pub use self::counter::{
     LOCAL_UNIQUE_IP_ADDRESSES, UNIQUE_IP_ADDRESSES,
 };
 pub use self::ingest::{IngestCollector, INGEST_LINES, INGEST_REQUESTS, INGEST_REQUEST_DURATION};
+pub use self::syslog::{
+    SyslogCollector, SYSLOG_MESSAGES, SYSLOG_MESSAGES_RECEIVED, SYSLOG_TCP_CONNECTIONS,
+    SYSLOG_UDP_KERNEL_DROPS,
+};
 pub use self::top_pages::{TopPagesCollector, TOP_PAGE_REQUESTS};
 pub use self::windows::{WindowsCollector, UNIQUE_IP_ADDRESSES_WINDOW};
 use crate::exported::Exported;

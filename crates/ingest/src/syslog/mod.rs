@@ -165,6 +165,15 @@ async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
     let _ = stopped.changed().await;
 }
 
+/// Reads what the kernel already holds for `socket` without waiting: one non-blocking
+/// `recv`, straight on the socket. (tokio's `try_recv`/`try_read` answer `WouldBlock` until
+/// the runtime has seen the socket readable, which a shutdown right after a burst need not
+/// have; the drain on shutdown must not depend on that.)
+fn read_now(socket: socket2::SockRef<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    (&*socket).read(buf)
+}
+
 /// Records one syslog message (header, then the log it carries); whether it was counted.
 fn record_message(bytes: &[u8], views: &Views) -> bool {
     message(bytes).is_ok_and(|line| record_line(line, views))

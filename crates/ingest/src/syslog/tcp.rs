@@ -16,7 +16,7 @@ use uniqd_core::Views;
 
 use super::metrics::{SyslogMetrics, Transport};
 use super::stream::{Frame, StreamFramer};
-use super::{record_message, until_stopped, SyslogConfig};
+use super::{read_now, record_message, until_stopped, SyslogConfig};
 
 /// Accepts connections on `listener` until `stopped`, then lets each count what it holds
 /// (within the drain timeout) and returns.
@@ -89,7 +89,7 @@ async fn connection(
         let read = tokio::select! {
             () = until_stopped(&mut stopped) => {
                 // Count what has already arrived, then close.
-                while let Ok(n) = stream.try_read(conn.space()) {
+                while let Ok(n) = read_now((&stream).into(), conn.space()) {
                     if n == 0 {
                         conn.end_of_stream(&mut framer, &views, &metrics);
                         return;

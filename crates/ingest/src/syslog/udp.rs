@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use uniqd_core::Views;
 
 use super::metrics::{SyslogMetrics, Transport};
-use super::{record_message, until_stopped};
+use super::{read_now, record_message, until_stopped};
 
 /// The socket's inode, which names it in `/proc/net/udp*` (Linux; `None` elsewhere).
 pub(super) fn inode(socket: &UdpSocket) -> Option<u64> {
@@ -45,7 +45,7 @@ pub(super) async fn serve(
         }
     }
     // What arrived before the stop.
-    while let Ok(n) = socket.try_recv(&mut buf) {
+    while let Ok(n) = read_now((&socket).into(), &mut buf) {
         handle(n, &buf);
     }
 }
