@@ -14,9 +14,10 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use uniqd_core::Views;
 
+use super::config::SyslogConfig;
 use super::metrics::{SyslogMetrics, Transport};
+use super::receive::{read_now, record_message, until_stopped};
 use super::stream::{Frame, StreamFramer};
-use super::{read_now, record_message, until_stopped, SyslogConfig};
 
 /// Accepts connections on `listener` until `stopped`, then lets each count what it holds
 /// (within the drain timeout) and returns.

@@ -7,7 +7,7 @@ use tokio::sync::watch;
 use uniqd_core::Views;
 
 use super::metrics::{SyslogMetrics, Transport};
-use super::{read_now, record_message, until_stopped};
+use super::receive::{read_now, record_message, until_stopped};
 
 /// The socket's inode, which names it in `/proc/net/udp*` (Linux; `None` elsewhere).
 pub(super) fn inode(socket: &UdpSocket) -> Option<u64> {
