@@ -280,6 +280,30 @@ async fn shutdown_counts_what_was_already_received() {
     assert_eq!(service.views.counter().estimate(), 2 * n);
 }
 
+/// `GET path` on `127.0.0.1:port` from the loopback address `source` (the client socket is
+/// bound to it before connecting); the status line.
+fn get_from(port: u16, source: [u8; 4], path: &str) -> Result<String, String> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
+    let from = SocketAddr::from((source, 0));
+    socket.bind(&from.into()).map_err(|e| e.to_string())?;
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    socket
+        .connect_timeout(&to.into(), Duration::from_secs(5))
+        .map_err(|e| e.to_string())?;
+    let mut stream: std::net::TcpStream = socket.into();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .map_err(|e| e.to_string())?;
+    Ok(answer.lines().next().unwrap_or_default().to_owned())
+}
+
 /// Debian's nginx, started on a free loopback port with a temporary configuration.
 struct Nginx {
     child: Child,
@@ -290,15 +314,9 @@ struct Nginx {
 impl Nginx {
     /// nginx sending its access log in the JSON format `j` to `syslog` over UDP.
     fn start(syslog: SocketAddr) -> Self {
-        let binary = ["/usr/sbin/nginx", "nginx"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("-v").output().is_ok())
-            .expect("nginx is not installed: `apt-get install nginx` (.ci/test installs it)");
+        let binary = find_binary("nginx");
         let dir = TempDir::new("nginx");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
+        let port = free_port();
         let d = dir.path().display();
         let conf = format!(
             r#"daemon off;
@@ -343,25 +361,7 @@ http {{
 
     /// `GET path` from the loopback address `source`; the status line.
     fn get_from(&self, source: [u8; 4], path: &str) -> Result<String, String> {
-        use socket2::{Domain, Socket, Type};
-        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).map_err(|e| e.to_string())?;
-        let from = SocketAddr::from((source, 0));
-        socket.bind(&from.into()).map_err(|e| e.to_string())?;
-        let to = SocketAddr::from(([127, 0, 0, 1], self.port));
-        socket
-            .connect_timeout(&to.into(), Duration::from_secs(5))
-            .map_err(|e| e.to_string())?;
-        let mut stream: std::net::TcpStream = socket.into();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-        )
-        .map_err(|e| e.to_string())?;
-        let mut answer = String::new();
-        stream
-            .read_to_string(&mut answer)
-            .map_err(|e| e.to_string())?;
-        Ok(answer.lines().next().unwrap_or_default().to_owned())
+        get_from(self.port, source, path)
     }
 }
 
@@ -412,4 +412,131 @@ async fn nginx_json_access_log_over_syslog_udp_counts_exactly() {
             "/page/{k} in {stats}"
         );
     }
+}
+
+/// A free loopback TCP port (bound and closed: a parallel test could take it, which the
+/// servers here would report by failing to start).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port()
+}
+
+/// The path of Debian's `name` (in /usr/sbin, often not on a user's PATH).
+fn find_binary(name: &str) -> String {
+    [format!("/usr/sbin/{name}"), name.to_owned()]
+        .into_iter()
+        .find(|b| Command::new(b).arg("-v").output().is_ok())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: `apt-get install {name}` (.ci/test installs it)")
+        })
+}
+
+/// Debian's HAProxy answering every request itself, logging each one over syslog to
+/// `target` (`udp` or `tcp`) as a JSON line (`log-format`, until the CLF reader of issue 17
+/// lets `option httplog` through).
+struct Haproxy {
+    child: Child,
+    port: u16,
+    _dir: TempDir,
+}
+
+impl Haproxy {
+    fn start(transport: &str, syslog: SocketAddr) -> Self {
+        let binary = find_binary("haproxy");
+        let dir = TempDir::new("haproxy");
+        let port = free_port();
+        let target = match transport {
+            "udp" => syslog.to_string(),
+            _ => format!("tcp@{syslog}"),
+        };
+        let conf = format!(
+            r#"global
+    log {target} local0
+defaults
+    mode http
+    log global
+    timeout connect 5s
+    timeout client 5s
+    timeout server 5s
+frontend web
+    bind 127.0.0.1:{port}
+    log-format '{{"ip":"%ci","url":"%HU"}}'
+    http-request return status 200 content-type text/plain string ok
+"#
+        );
+        let path = dir.path().join("haproxy.cfg");
+        std::fs::write(&path, conf).unwrap();
+        let child = Command::new(binary)
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start haproxy");
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Requests through HAProxy from 127.0.0.2 ..= 127.0.0.9, logged over `transport`.
+async fn haproxy_counts_exactly(transport: &str) {
+    let service = SyslogService::start().await;
+    let target = if transport == "udp" {
+        service.udp
+    } else {
+        service.tcp
+    };
+    let haproxy = Haproxy::start(transport, target);
+    let status = poll_until("haproxy to answer", async || {
+        tokio::task::block_in_place(|| get_from(haproxy.port, [127, 0, 0, 2], "/ready"))
+    })
+    .await;
+    assert!(status.contains("200"), "{status}");
+    let sources = 2..=9u8;
+    for k in sources.clone() {
+        let status = tokio::task::block_in_place(|| {
+            get_from(haproxy.port, [127, 0, 0, k], &format!("/haproxy/{k}"))
+        })
+        .expect("haproxy answers");
+        assert!(status.contains("200"), "{status}");
+    }
+    let requests = f64::from(sources.end() - sources.start() + 1) + 1.0;
+    let accepted =
+        format!("uniqd_syslog_messages_total{{transport=\"{transport}\",outcome=\"accepted\"}}");
+    service.wait_metric(&accepted, requests).await;
+    let distinct = f64::from(sources.end() - sources.start() + 1);
+    assert_eq!(service.metric("unique_ip_addresses").await, distinct);
+    let invalid =
+        format!("uniqd_syslog_messages_total{{transport=\"{transport}\",outcome=\"invalid\"}}");
+    assert_eq!(service.metric(&invalid).await, 0.0);
+    let stats = get(service.metrics, "/stats").await.text();
+    for k in sources {
+        assert!(
+            stats.contains(&format!("\"/haproxy/{k}\"")),
+            "/haproxy/{k} in {stats}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_json_log_over_syslog_udp_counts_exactly() {
+    haproxy_counts_exactly("udp").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_json_log_over_syslog_tcp_counts_exactly() {
+    haproxy_counts_exactly("tcp").await;
 }
