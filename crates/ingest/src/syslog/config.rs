@@ -37,13 +37,15 @@ impl SyslogConfig {
     /// A human-readable description of the first invalid setting.
     pub fn validate(&self) -> Result<(), String> {
         if self.max_message_bytes == 0 {
-            return Err("--syslog-max-message-size must be greater than zero".to_owned());
+            return Err("--syslog-max-message-size (UNIQD_SYSLOG_MAX_MESSAGE_SIZE) must be greater than zero".to_owned());
         }
         if self.max_connections == 0 {
-            return Err("--max-connections must be greater than zero".to_owned());
+            return Err(
+                "--max-connections (UNIQD_MAX_CONNECTIONS) must be greater than zero".to_owned(),
+            );
         }
         if self.idle_timeout.is_zero() {
-            return Err("--idle-timeout must be greater than zero".to_owned());
+            return Err("--idle-timeout (UNIQD_IDLE_TIMEOUT) must be greater than zero".to_owned());
         }
         Ok(())
     }

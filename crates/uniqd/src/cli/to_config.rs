@@ -362,6 +362,29 @@ mod tests {
                 "--top-pages-metric-limit",
             ),
             (&["--windows", "90m"], "--windows"),
+            (
+                &[
+                    "--syslog-listen",
+                    "udp://127.0.0.1:5140",
+                    "--syslog-max-message-size",
+                    "0",
+                ],
+                "--syslog-max-message-size (UNIQD_SYSLOG_MAX_MESSAGE_SIZE)",
+            ),
+            (
+                &[
+                    "--syslog-listen",
+                    "udp://127.0.0.1:5140",
+                    "--syslog-receive-buffer",
+                    "0",
+                ],
+                "--syslog-receive-buffer (UNIQD_SYSLOG_RECEIVE_BUFFER)",
+            ),
+            (
+                &["--syslog-listen", "http://127.0.0.1:5140"],
+                "--syslog-listen",
+            ),
+            (&["--syslog-listen", "udp://127.0.0.1"], "--syslog-listen"),
             (&["--max-object-size", "lots"], "--max-object-size"),
             (&["--drain-timeout", "soon"], "--drain-timeout"),
         ] {

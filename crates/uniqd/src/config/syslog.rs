@@ -66,7 +66,10 @@ impl SyslogSettings {
             return Err("syslog is on without a --syslog-listen address".to_owned());
         }
         if self.receive_buffer == Some(0) {
-            return Err("--syslog-receive-buffer must be greater than zero".to_owned());
+            return Err(
+                "--syslog-receive-buffer (UNIQD_SYSLOG_RECEIVE_BUFFER) must be greater than zero"
+                    .to_owned(),
+            );
         }
         self.limits.validate()
     }
