@@ -38,6 +38,11 @@ struct SyslogService {
 
 impl SyslogService {
     async fn start() -> Self {
+        Self::start_with_limit(MAX_MESSAGE).await
+    }
+
+    /// With messages of at most `max_message_bytes`.
+    async fn start_with_limit(max_message_bytes: usize) -> Self {
         let udp_socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let tcp_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let udp = udp_socket.local_addr().unwrap();
@@ -47,7 +52,7 @@ impl SyslogService {
                 listen: vec![SyslogListen::Udp(udp), SyslogListen::Tcp(tcp)],
                 receive_buffer: None,
                 limits: SyslogConfig {
-                    max_message_bytes: MAX_MESSAGE,
+                    max_message_bytes,
                     ..SyslogConfig::default()
                 },
             }),
@@ -226,6 +231,48 @@ async fn udp_and_tcp_both_framings_and_both_header_formats() {
     }
     assert!(!stats.contains("/bad"), "{stats}");
     drop(octets);
+}
+
+#[tokio::test]
+async fn long_tcp_messages_grow_the_buffer_up_to_the_limit() {
+    // Larger than a connection's first buffer (4 KiB), within the 20 KiB limit, and over it.
+    let service = SyslogService::start_with_limit(20 * 1024).await;
+    let long = |ip: &str, n: usize| rfc3164(&json(ip, &format!("/long/{}", "z".repeat(n))));
+    let mut octets = TcpStream::connect(service.tcp).await.unwrap();
+    for message in [
+        long("192.0.2.20", 10_000),
+        long("192.0.2.96", 30_000),
+        long("192.0.2.21", 19_000),
+    ] {
+        octets
+            .write_all(format!("{} {message}", message.len()).as_bytes())
+            .await
+            .unwrap();
+    }
+    let mut lines = TcpStream::connect(service.tcp).await.unwrap();
+    for message in [
+        long("192.0.2.22", 15_000),
+        long("192.0.2.95", 25_000),
+        long("192.0.2.23", 100),
+    ] {
+        lines
+            .write_all(format!("{message}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    service
+        .wait_metric(
+            "uniqd_syslog_messages_received_total{transport=\"tcp\"}",
+            6.0,
+        )
+        .await;
+    assert_eq!(
+        service
+            .metric("uniqd_syslog_messages_total{transport=\"tcp\",outcome=\"invalid\"}")
+            .await,
+        2.0
+    );
+    assert_eq!(service.metric("unique_ip_addresses").await, 4.0);
 }
 
 #[tokio::test]

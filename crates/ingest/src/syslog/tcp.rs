@@ -19,6 +19,10 @@ use super::metrics::{SyslogMetrics, Transport};
 use super::receive::{read_now, record_message, until_stopped};
 use super::stream::{Frame, StreamFramer};
 
+/// A connection's first buffer; it doubles as longer messages need, up to the message limit,
+/// so 10,000 idle connections hold 40 MiB, not 10,000 times the limit.
+const INITIAL_BUFFER: usize = 4096;
+
 /// Accepts connections on `listener` until `stopped`, then lets each count what it holds
 /// (within the drain timeout) and returns.
 pub(super) async fn serve(
@@ -82,11 +86,17 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let mut framer = StreamFramer::new(config.max_message_bytes);
+    let capacity = framer.buffer_size();
     let mut conn = Buffered {
-        buf: vec![0; framer.buffer_size()],
+        buf: vec![0; INITIAL_BUFFER.min(capacity)],
         end: 0,
     };
     loop {
+        // A message longer than the buffer: grow it, up to what the longest message needs
+        // (the framer consumes a buffer of that size whatever it holds).
+        if conn.end == conn.buf.len() && conn.buf.len() < capacity {
+            conn.buf.resize((conn.buf.len() * 2).min(capacity), 0);
+        }
         let read = tokio::select! {
             () = until_stopped(&mut stopped) => {
                 // Count what has already arrived, then close.
