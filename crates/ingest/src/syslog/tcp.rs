@@ -92,15 +92,11 @@ async fn connection(
         end: 0,
     };
     loop {
-        // A message longer than the buffer: grow it, up to what the longest message needs
-        // (the framer consumes a buffer of that size whatever it holds).
-        if conn.end == conn.buf.len() && conn.buf.len() < capacity {
-            conn.buf.resize((conn.buf.len() * 2).min(capacity), 0);
-        }
+        conn.make_room(capacity);
         let read = tokio::select! {
             () = until_stopped(&mut stopped) => {
                 // Count what has already arrived, then close.
-                while let Ok(n) = read_now((&stream).into(), conn.space()) {
+                while let Ok(n) = read_now((&stream).into(), conn.make_room(capacity)) {
                     if n == 0 {
                         conn.end_of_stream(&mut framer, &views, &metrics);
                         return;
@@ -129,8 +125,13 @@ async fn connection(
                     return;
                 }
             }
-            // Idle for too long, or a reset.
-            Err(_) | Ok(Err(_)) => return,
+            // Idle for too long, or a reset: a message begun is lost.
+            Err(_) | Ok(Err(_)) => {
+                if conn.end > 0 {
+                    metrics.record(Transport::Tcp, false);
+                }
+                return;
+            }
         }
     }
 }
@@ -144,6 +145,16 @@ struct Buffered {
 impl Buffered {
     fn space(&mut self) -> &mut [u8] {
         &mut self.buf[self.end..]
+    }
+
+    /// The free space, after growing a full buffer (a message longer than it) towards
+    /// `capacity`, what the longest message needs: the framer consumes a buffer of that size
+    /// whatever it holds, so the space is never empty.
+    fn make_room(&mut self, capacity: usize) -> &mut [u8] {
+        if self.end == self.buf.len() && self.buf.len() < capacity {
+            self.buf.resize((self.buf.len() * 2).min(capacity), 0);
+        }
+        self.space()
     }
 
     /// Records every whole message buffered and keeps the rest at the start; `false` when the
