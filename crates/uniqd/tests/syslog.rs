@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::process::Process;
+
 use std::io::{Read as _, Write as _};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -273,6 +275,71 @@ async fn long_tcp_messages_grow_the_buffer_up_to_the_limit() {
         2.0
     );
     assert_eq!(service.metric("unique_ip_addresses").await, 4.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_binds_one_reuseport_socket_per_worker_and_a_tcp_listener() {
+    let uniqd = Process::spawn(&[
+        "--syslog-listen",
+        "udp://127.0.0.1:0,tcp://127.0.0.1:0",
+        "--syslog-receive-buffer",
+        "1MiB",
+    ]);
+    let listening: serde_json::Value =
+        serde_json::from_str(uniqd.startup.last().expect("the listening line")).unwrap();
+    let addrs: Vec<&str> = listening["syslog"]
+        .as_str()
+        .expect("syslog addresses")
+        .split(',')
+        .collect();
+    let [udp, tcp] = addrs[..] else {
+        panic!("one UDP and one TCP address: {listening}")
+    };
+    let udp: SocketAddr = udp.strip_prefix("udp://").unwrap().parse().unwrap();
+    let tcp: SocketAddr = tcp.strip_prefix("tcp://").unwrap().parse().unwrap();
+    // One socket per worker (`Process` runs 2) on the one UDP port.
+    let port = format!(":{:04X} ", udp.port());
+    let sockets = std::fs::read_to_string("/proc/net/udp")
+        .unwrap()
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_some_and(|local| format!("{local} ").ends_with(&port))
+        })
+        .count();
+    assert_eq!(sockets, 2, "UDP sockets on port {}", udp.port());
+    // From many source ports, so the kernel spreads them over both workers' sockets.
+    let n = 40;
+    for i in 0..n {
+        let sender = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let log = json(&format!("198.51.100.{i}"), "/binary");
+        sender.send_to(rfc3164(&log).as_bytes(), udp).await.unwrap();
+    }
+    let mut stream = TcpStream::connect(tcp).await.unwrap();
+    let message = rfc5424(&json("203.0.113.1", "/binary"));
+    stream
+        .write_all(format!("{} {message}", message.len()).as_bytes())
+        .await
+        .unwrap();
+    poll_until("every message counted", async || {
+        let text = get(uniqd.metrics, "/metrics").await.text();
+        match sample_value(&text, "unique_ip_addresses") {
+            Some(v) if v == f64::from(n + 1) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let text = get(uniqd.metrics, "/metrics").await.text();
+    assert_eq!(
+        sample_value(&text, "uniqd_syslog_udp_kernel_drops_total"),
+        Some(0.0),
+        "{text}"
+    );
+    drop(stream);
+    uniqd.signal("TERM");
+    let (status, _) = uniqd.wait();
+    assert!(status.success(), "{status}");
 }
 
 #[tokio::test]

@@ -29,9 +29,11 @@ pub(super) async fn bind_syslog(
             SyslogListen::Tcp(addr) => listeners
                 .tcp
                 .push(TcpListener::bind(addr).await.map_err(named)?),
-            SyslogListen::Udp(addr) => {
+            SyslogListen::Udp(mut addr) => {
                 for _ in 0..workers.max(1) {
                     let socket = udp_socket(addr, settings.receive_buffer).map_err(named)?;
+                    // Port 0: the others join the port the kernel gave the first.
+                    addr = socket.local_addr()?;
                     listeners.udp.push(socket);
                 }
             }

@@ -88,8 +88,8 @@ impl Stopped {
 ///    scrapable while ingest drains (its own drain is quick: scrapers hold idle
 ///    keep-alive connections, which close at once).
 ///
-/// It logs one info line, `uniqd listening`, with the fields `ingest_addr` and
-/// `metrics_addr`, and `shutdown complete` at the end.
+/// It logs one info line, `uniqd listening`, with the fields `ingest_addr`,
+/// `metrics_addr` and `syslog` (its addresses, or `off`), and `shutdown complete` at the end.
 ///
 /// # Errors
 ///
@@ -149,6 +149,7 @@ pub async fn run(
     // for the syslog listeners too, so they stop and drain together in stage 1.
     let (stop_syslog, syslog_stopped) = Stop::new("syslog");
     let syslog_on = !listeners.syslog.is_empty();
+    let syslog_addrs = syslog_addresses(&listeners.syslog)?;
     let syslog = run_syslog(
         listeners.syslog,
         views.clone(),
@@ -187,7 +188,7 @@ pub async fn run(
         state_file,
         ingest_auth,
         metrics_auth,
-        syslog = syslog_on,
+        syslog = syslog_addrs,
         version = VERSION,
         "uniqd listening"
     );
@@ -212,6 +213,26 @@ pub async fn run(
     sync_result?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The syslog sockets' addresses for the start log line, `udp://A,tcp://B` (a UDP address
+/// once, however many workers share it), or `off`.
+fn syslog_addresses(syslog: &SyslogListeners) -> io::Result<String> {
+    let mut addrs: Vec<String> = Vec::new();
+    for socket in &syslog.udp {
+        let addr = format!("udp://{}", socket.local_addr()?);
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    for listener in &syslog.tcp {
+        addrs.push(format!("tcp://{}", listener.local_addr()?));
+    }
+    Ok(if addrs.is_empty() {
+        "off".to_owned()
+    } else {
+        addrs.join(",")
+    })
 }
 
 /// A task that runs beside the stages of [`run`]: polled whenever `run` awaits a stage
