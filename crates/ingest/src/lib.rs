@@ -9,12 +9,12 @@
 //!
 //! | stage | module | entry point | a new one plugs in |
 //! |---|---|---|---|
-//! | transport: bytes from a client | `logs.rs` (HTTP body; routes, content type, limits and errors beside it) | `POST /logs` | a listener module (UDP datagrams, TCP streams for syslog) calling a framing entry point |
+//! | transport: bytes from a client | `logs.rs` (HTTP body; routes, content type, limits and errors beside it); [`syslog`] (UDP datagrams, TCP streams) | `POST /logs`; [`syslog::run_syslog`] | a listener module calling a framing entry point |
 //! | framing: where one log ends | [`framing`] | [`framing::object::record_object`], [`framing::ndjson::NdjsonBatch`] | a [`framing::Framing`] variant and its module |
 //! | fields: `ip`, `url`, `timestamp` | [`fields`] | `FieldReader::read` (scanner, then simd-json) | in [`fields`] only |
 //! | views: count it | `record.rs`, then [`Views::record`] | `record_log` | in `uniqd_core::Views` only |
 //!
-//! Framing, fields and the record know nothing of hyper, so a syslog listener
+//! Framing, fields and the record know nothing of hyper, so the syslog listener
 //! reuses them as they are.
 //!
 //! # Design
@@ -83,6 +83,7 @@ pub mod metrics;
 mod record;
 mod routes;
 mod state;
+pub mod syslog;
 
 use std::convert::Infallible;
 use std::future::Future;

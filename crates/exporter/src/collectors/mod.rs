@@ -15,6 +15,7 @@
 //! | [`WindowsCollector`] | `unique_ip_addresses_window{window}` | windows on |
 //! | [`BuildInfoCollector`] | `uniqd_build_info{version}` | always |
 //! | [`ProcessCollector`] | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` (the official clients' process metrics, from `/proc`) | always (each family only where `/proc` has it: Linux) |
+//! | [`SyslogCollector`] | `uniqd_syslog_messages_received_total{transport}`, `uniqd_syslog_messages_total{transport,outcome}`, `uniqd_syslog_tcp_connections_total`, `uniqd_syslog_udp_kernel_drops_total` | by the binary, with `--syslog-listen` |
 //!
 //! A new view gets its own module here with its collector, and one line in [`registry`].
 
@@ -22,6 +23,7 @@ mod build;
 mod counter;
 mod ingest;
 mod process;
+mod syslog;
 mod top_pages;
 mod windows;
 
@@ -37,6 +39,10 @@ pub use self::counter::{
 };
 pub use self::ingest::{IngestCollector, INGEST_LINES, INGEST_REQUESTS, INGEST_REQUEST_DURATION};
 pub use self::process::{ProcessCollector, ProcessStats};
+pub use self::syslog::{
+    SyslogCollector, SYSLOG_MESSAGES, SYSLOG_MESSAGES_RECEIVED, SYSLOG_TCP_CONNECTIONS,
+    SYSLOG_UDP_KERNEL_DROPS,
+};
 pub use self::top_pages::{TopPagesCollector, TOP_PAGE_REQUESTS};
 pub use self::windows::{WindowsCollector, UNIQUE_IP_ADDRESSES_WINDOW};
 use crate::exported::Exported;

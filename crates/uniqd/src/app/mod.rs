@@ -12,8 +12,10 @@
 //!   exporter. Each later stage waits on an explicit [`Stop`].
 //!
 //! [`serve`] is the two together, what tests call; [`serve_cli`] is the
-//! binary's body (bind the flags' addresses, install signal handlers, serve).
+//! binary's body (bind the flags' addresses, the syslog sockets in `bind.rs`,
+//! install signal handlers, serve).
 
+mod bind;
 mod parts;
 mod run;
 
@@ -24,6 +26,7 @@ use std::future::Future;
 use std::io;
 
 use tokio::net::TcpListener;
+use uniqd_ingest::syslog::SyslogListeners;
 
 pub use self::parts::{build, Parts, VERSION};
 pub use self::run::{run, Listeners, Stop, Stopped};
@@ -53,6 +56,7 @@ pub async fn serve(
     let listeners = Listeners {
         ingest: ingest_listener,
         metrics: metrics_listener,
+        syslog: SyslogListeners::default(),
     };
     run(parts, listeners, shutdown).await
 }
@@ -70,8 +74,22 @@ pub async fn serve_cli(cli: Cli) -> io::Result<()> {
     config.validate().map_err(parts::invalid_input)?;
     let ingest_listener = bind(cli.listen).await?;
     let metrics_listener = bind(cli.metrics_listen).await?;
+    let syslog = match &config.syslog {
+        // One UDP socket per thread that ingests: the runtime's workers.
+        Some(settings) => {
+            let workers = tokio::runtime::Handle::current().metrics().num_workers();
+            bind::bind_syslog(settings, workers).await?
+        }
+        None => SyslogListeners::default(),
+    };
     let shutdown = crate::signal::shutdown_signal()?;
-    serve(config, ingest_listener, metrics_listener, shutdown).await
+    let parts = build(config).await?;
+    let listeners = Listeners {
+        ingest: ingest_listener,
+        metrics: metrics_listener,
+        syslog,
+    };
+    run(parts, listeners, shutdown).await
 }
 
 async fn bind(addr: std::net::SocketAddr) -> io::Result<TcpListener> {

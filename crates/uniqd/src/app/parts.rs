@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
 use uniqd_core::Views;
+use uniqd_exporter::collectors::SyslogCollector;
 use uniqd_exporter::{BuildInfo, Exported, MetricOptions, Readiness};
+use uniqd_ingest::syslog::SyslogMetrics;
 use uniqd_ingest::IngestMetrics;
 
 use crate::config::AppConfig;
@@ -35,6 +37,8 @@ pub struct Parts {
     pub(super) config: AppConfig,
     pub(super) views: Views,
     pub(super) ingest_metrics: Arc<IngestMetrics>,
+    /// The syslog listeners' counters (exported only with `--syslog-listen`).
+    pub(super) syslog_metrics: Arc<SyslogMetrics>,
     pub(super) exported: Exported,
     pub(super) registry: Arc<Registry>,
     /// Starting until `run` serves; ingest's shutdown turns it to draining.
@@ -140,6 +144,7 @@ pub async fn build(config: AppConfig) -> io::Result<Parts> {
     }
 
     let ingest_metrics = Arc::new(IngestMetrics::new());
+    let syslog_metrics = Arc::new(SyslogMetrics::new());
     let build = BuildInfo {
         version: VERSION.to_owned(),
     };
@@ -162,6 +167,10 @@ pub async fn build(config: AppConfig) -> io::Result<Parts> {
     if let Some(sync) = &redis_sync {
         registry.register_collector(Box::new(RedisCollector(sync.status())));
     }
+    // uniqd_syslog_*: only with --syslog-listen.
+    if config.syslog.is_some() {
+        registry.register_collector(Box::new(SyslogCollector::new(Arc::clone(&syslog_metrics))));
+    }
     // uniqd_state_* (save failures, last good save): only with --state-file.
     if let Some(saver) = &saver {
         registry.register_collector(Box::new(persistence::StateCollector(saver.status())));
@@ -170,6 +179,7 @@ pub async fn build(config: AppConfig) -> io::Result<Parts> {
         config,
         views,
         ingest_metrics,
+        syslog_metrics,
         exported,
         registry: Arc::new(registry),
         readiness: Arc::new(readiness),

@@ -11,6 +11,7 @@ use std::task::{Context, Poll};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use uniqd_exporter::ReadyState;
+use uniqd_ingest::syslog::{run_syslog, SyslogListeners};
 
 use super::parts::{Parts, VERSION};
 
@@ -21,6 +22,8 @@ pub struct Listeners {
     pub ingest: TcpListener,
     /// `/metrics`, probes, status page and JSON APIs (default port 9102).
     pub metrics: TcpListener,
+    /// The syslog sockets (`--syslog-listen`; none by default).
+    pub syslog: SyslogListeners,
 }
 
 /// The signal one shutdown stage gives a later one: "you may stop now".
@@ -73,7 +76,9 @@ impl Stopped {
 /// The stages, in the order `run` awaits them:
 /// 1. **Ingest** serves until the `shutdown` future resolves; `/readyz` then
 ///    turns 503 (`draining`) so load balancers stop routing here, and ingest
-///    stops accepting and drains in-flight requests (up to its drain timeout).
+///    stops accepting and drains in-flight requests (up to its drain timeout);
+///    the syslog listeners, if any, stop at the same moment and count what they
+///    already received.
 ///    The exporter, the state saver and the Redis sync run beside it.
 /// 2. **Saver and Redis sync**: the count is now final. Each gets its [`Stop`]:
 ///    the state file is written a last time (so every request answered 202 is
@@ -83,8 +88,8 @@ impl Stopped {
 ///    scrapable while ingest drains (its own drain is quick: scrapers hold idle
 ///    keep-alive connections, which close at once).
 ///
-/// It logs one info line, `uniqd listening`, with the fields `ingest_addr` and
-/// `metrics_addr`, and `shutdown complete` at the end.
+/// It logs one info line, `uniqd listening`, with the fields `ingest_addr`,
+/// `metrics_addr` and `syslog` (its addresses, or `off`), and `shutdown complete` at the end.
 ///
 /// # Errors
 ///
@@ -101,6 +106,7 @@ pub async fn run(
         config,
         views,
         ingest_metrics,
+        syslog_metrics,
         exported,
         registry,
         readiness,
@@ -139,13 +145,39 @@ pub async fn run(
         }
         Ok(())
     });
-    let ingest = uniqd_ingest::run(listeners.ingest, views, ingest_metrics, config.ingest, {
+    // One shutdown signal for both ingest transports: the HTTP server's future resolves it
+    // for the syslog listeners too, so they stop and drain together in stage 1.
+    let (stop_syslog, syslog_stopped) = Stop::new("syslog");
+    let syslog_on = !listeners.syslog.is_empty();
+    let syslog_addrs = syslog_addresses(&listeners.syslog)?;
+    let syslog = run_syslog(
+        listeners.syslog,
+        views.clone(),
+        syslog_metrics,
+        config
+            .syslog
+            .as_ref()
+            .map(|s| s.limits.clone())
+            .unwrap_or_default(),
+        syslog_stopped.wait(),
+    );
+    let http = uniqd_ingest::run(listeners.ingest, views, ingest_metrics, config.ingest, {
         let readiness = readiness.clone();
         async move {
             shutdown.await;
             readiness.set(ReadyState::Draining);
+            stop_syslog.stop();
         }
     });
+    let ingest = async move {
+        if syslog_on {
+            let (http, syslog) = tokio::join!(http, syslog);
+            http.and(syslog)
+        } else {
+            drop(syslog);
+            http.await
+        }
+    };
 
     readiness.set(ReadyState::Ready);
     tracing::info!(
@@ -156,6 +188,7 @@ pub async fn run(
         state_file,
         ingest_auth,
         metrics_auth,
+        syslog = syslog_addrs,
         version = VERSION,
         "uniqd listening"
     );
@@ -180,6 +213,26 @@ pub async fn run(
     sync_result?;
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The syslog sockets' addresses for the start log line, `udp://A,tcp://B` (a UDP address
+/// once, however many workers share it), or `off`.
+fn syslog_addresses(syslog: &SyslogListeners) -> io::Result<String> {
+    let mut addrs: Vec<String> = Vec::new();
+    for socket in &syslog.udp {
+        let addr = format!("udp://{}", socket.local_addr()?);
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    for listener in &syslog.tcp {
+        addrs.push(format!("tcp://{}", listener.local_addr()?));
+    }
+    Ok(if addrs.is_empty() {
+        "off".to_owned()
+    } else {
+        addrs.join(",")
+    })
 }
 
 /// A task that runs beside the stages of [`run`]: polled whenever `run` awaits a stage

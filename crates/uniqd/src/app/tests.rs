@@ -112,3 +112,27 @@ async fn an_invalid_config_builds_nothing() {
     .expect_err("invalid");
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[tokio::test]
+async fn the_syslog_collector_comes_with_syslog_on() {
+    let parts = build(AppConfig::default()).await.expect("builds");
+    assert!(!scrape(parts.registry()).contains("uniqd_syslog_"));
+    let config = AppConfig {
+        syslog: Some(crate::config::SyslogSettings {
+            listen: vec!["udp://127.0.0.1:5140".parse().expect("valid")],
+            receive_buffer: None,
+            limits: uniqd_ingest::syslog::SyslogConfig::default(),
+        }),
+        ..AppConfig::default()
+    };
+    let parts = build(config).await.expect("builds");
+    let text = scrape(parts.registry());
+    assert!(
+        text.contains("uniqd_syslog_messages_total{transport=\"udp\",outcome=\"accepted\"} 0"),
+        "{text}"
+    );
+    assert!(
+        text.contains("uniqd_syslog_tcp_connections_total 0"),
+        "{text}"
+    );
+}

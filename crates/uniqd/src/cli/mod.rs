@@ -19,11 +19,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use uniqd_core::{Span, DEFAULT_TOP_PAGES_CAPACITY};
 
-use crate::config::check_exact_threshold;
 use crate::config::top_pages::{
     check_capacity, check_metric_limit, DEFAULT_TOP_PAGES_METRIC_LIMIT,
 };
 use crate::config::windows::check_window;
+use crate::config::{check_exact_threshold, SyslogListen};
 use crate::redis_sync::config::DEFAULT_REDIS_KEY;
 use crate::units::{parse_byte_size, parse_duration};
 
@@ -249,6 +249,24 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_WINDOW_SKEW", default_value = "5m",
           value_parser = parse_duration)]
     pub window_skew: Duration,
+
+    /// Also receive access logs as syslog messages (RFC 3164 or 5424, each
+    /// carrying one JSON log) on udp://ADDR:PORT or tcp://ADDR:PORT
+    /// (comma-separated or repeated). There is no token on syslog: bind to
+    /// a private address. [default: off]
+    #[arg(long, env = "UNIQD_SYSLOG_LISTEN", value_delimiter = ',')]
+    pub syslog_listen: Vec<SyslogListen>,
+
+    /// Largest syslog message (UDP datagram or framed TCP message); larger
+    /// ones are counted invalid and skipped.
+    #[arg(long, env = "UNIQD_SYSLOG_MAX_MESSAGE_SIZE", default_value = "64KiB",
+          value_parser = parse_byte_size)]
+    pub syslog_max_message_size: usize,
+
+    /// Receive buffer (SO_RCVBUF) of each syslog UDP socket, e.g. 8MiB; the
+    /// kernel caps it at net.core.rmem_max. [default: the kernel's]
+    #[arg(long, env = "UNIQD_SYSLOG_RECEIVE_BUFFER", value_parser = parse_byte_size)]
+    pub syslog_receive_buffer: Option<usize>,
 }
 
 /// The `--windows` list; `None`: time windows off.

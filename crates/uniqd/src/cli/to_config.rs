@@ -7,10 +7,11 @@ use std::path::Path;
 use uniqd_core::PathOptions;
 use uniqd_exporter::ExporterConfig;
 use uniqd_http::{BearerTokens, ServerConfig};
+use uniqd_ingest::syslog::SyslogConfig;
 use uniqd_ingest::IngestConfig;
 
 use super::{Cli, Secret};
-use crate::config::{AppConfig, TopPagesConfig, WindowsConfig};
+use crate::config::{AppConfig, SyslogSettings, TopPagesConfig, WindowsConfig};
 use crate::persistence::StateConfig;
 use crate::redis_sync::config::RedisConfig;
 
@@ -67,6 +68,16 @@ impl Cli {
             windows: self.windows.0.clone().map(|gauges| WindowsConfig {
                 gauges,
                 skew: self.window_skew,
+            }),
+            syslog: (!self.syslog_listen.is_empty()).then(|| SyslogSettings {
+                listen: self.syslog_listen.clone(),
+                receive_buffer: self.syslog_receive_buffer,
+                limits: SyslogConfig {
+                    max_message_bytes: self.syslog_max_message_size,
+                    max_connections: self.max_connections,
+                    idle_timeout: self.idle_timeout,
+                    drain_timeout: self.drain_timeout,
+                },
             }),
             top_pages: TopPagesConfig {
                 capacity: self.top_pages_capacity,
@@ -351,6 +362,29 @@ mod tests {
                 "--top-pages-metric-limit",
             ),
             (&["--windows", "90m"], "--windows"),
+            (
+                &[
+                    "--syslog-listen",
+                    "udp://127.0.0.1:5140",
+                    "--syslog-max-message-size",
+                    "0",
+                ],
+                "--syslog-max-message-size (UNIQD_SYSLOG_MAX_MESSAGE_SIZE)",
+            ),
+            (
+                &[
+                    "--syslog-listen",
+                    "udp://127.0.0.1:5140",
+                    "--syslog-receive-buffer",
+                    "0",
+                ],
+                "--syslog-receive-buffer (UNIQD_SYSLOG_RECEIVE_BUFFER)",
+            ),
+            (
+                &["--syslog-listen", "http://127.0.0.1:5140"],
+                "--syslog-listen",
+            ),
+            (&["--syslog-listen", "udp://127.0.0.1"], "--syslog-listen"),
             (&["--max-object-size", "lots"], "--max-object-size"),
             (&["--drain-timeout", "soon"], "--drain-timeout"),
         ] {

@@ -3,19 +3,21 @@
 //! [`crate::cli`]; runtime objects are built from it by [`crate::build`].
 //!
 //! Each sub-config sits beside what uses it: the top pages and time windows
-//! settings in [`top_pages`] and [`windows`], [`RedisConfig`] in
+//! settings in [`top_pages`] and [`windows`], the syslog listeners' in [`syslog`], [`RedisConfig`] in
 //! `redis_sync/config.rs`, `StateConfig` in `persistence/mod.rs`, the servers'
 //! settings in their crates (`IngestConfig`, `ExporterConfig`, and
 //! `ServerConfig` in `uniqd-http`). Every bound is checked by one function:
 //! the sub-config's `validate` or a `check_*` it calls, which the flag
 //! parsers call too.
 
+pub mod syslog;
 pub mod top_pages;
 pub mod windows;
 
 use uniqd_exporter::ExporterConfig;
 use uniqd_ingest::IngestConfig;
 
+pub use self::syslog::{SyslogListen, SyslogSettings};
 pub use self::top_pages::TopPagesConfig;
 pub use self::windows::WindowsConfig;
 use crate::persistence::StateConfig;
@@ -56,6 +58,8 @@ pub struct AppConfig {
     pub top_pages: TopPagesConfig,
     /// Unique counts over time windows; `None`: off.
     pub windows: Option<WindowsConfig>,
+    /// The syslog listeners; `None` (the default): off.
+    pub syslog: Option<SyslogSettings>,
 }
 
 impl Default for AppConfig {
@@ -68,6 +72,7 @@ impl Default for AppConfig {
             state: None,
             top_pages: TopPagesConfig::default(),
             windows: Some(WindowsConfig::default()),
+            syslog: None,
         }
     }
 }
@@ -89,6 +94,9 @@ impl AppConfig {
             redis.validate()?;
         }
         self.exporter.server.validate()?;
+        if let Some(syslog) = &self.syslog {
+            syslog.validate()?;
+        }
         match &self.state {
             Some(state) if state.interval.is_zero() => {
                 Err("--state-interval (UNIQD_STATE_INTERVAL) must be greater than zero".to_owned())

@@ -203,6 +203,29 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             "increase(uniqd_state_save_failures_total{job=\"uniqd\"}[10m]) > 0 and (time() - uniqd_state_last_save_timestamp_seconds{job=\"uniqd\"}) > 300".to_owned(),
             Empty,
         ),
+        // Dashboard, syslog row: no syslog listener in this test, so no data.
+        (
+            "sum by (transport, outcome) (rate(uniqd_syslog_messages_total{job=~\"uniqd\"}[1m]))".to_owned(),
+            Empty,
+        ),
+        (
+            "sum by (transport) (rate(uniqd_syslog_messages_received_total{job=~\"uniqd\"}[1m]))".to_owned(),
+            Empty,
+        ),
+        (
+            "sum(rate(uniqd_syslog_udp_kernel_drops_total{job=~\"uniqd\"}[1m]))".to_owned(),
+            Empty,
+        ),
+        (
+            "sum(rate(uniqd_syslog_tcp_connections_total{job=~\"uniqd\"}[1m]))".to_owned(),
+            Empty,
+        ),
+        // No syslog listener here: the drops series does not exist (its alert is tested with
+        // promtool in deploy/prometheus/alerts.test.yml).
+        (
+            "increase(uniqd_syslog_udp_kernel_drops_total{job=\"uniqd\"}[5m]) > 0".to_owned(),
+            Empty,
+        ),
         // Ingest errors: the recording rule, and its alert, which holds (the
         // traffic has more than 5 % errors).
         (

@@ -1,0 +1,79 @@
+//! What the UDP and TCP sides share: one received message to a counted log
+//! ([`record_message`]: header, then the log's one format switch in `record_line`), reading
+//! what a socket holds without waiting, and the stop signal.
+
+use std::io;
+
+use tokio::sync::watch;
+use uniqd_core::Views;
+
+use super::header::message;
+use crate::framing::object::record_object;
+
+/// Resolves once `run_syslog` says stop: the one value it ever sends, seen as a change.
+/// (`changed` reads an atomic version, no lock, cheap enough to poll per datagram.) Every
+/// receiver is cloned from one that has not seen the change yet, so none misses it.
+pub(super) async fn until_stopped(stopped: &mut watch::Receiver<bool>) {
+    // An error means the sender is gone: `run_syslog` returned, so stop too.
+    let _ = stopped.changed().await;
+}
+
+/// Reads what the kernel already holds for `socket` without waiting: one non-blocking
+/// `recv`, straight on the socket. (tokio's `try_recv`/`try_read` answer `WouldBlock` until
+/// the runtime has seen the socket readable, which a shutdown right after a burst need not
+/// have; the drain on shutdown must not depend on that.)
+pub(super) fn read_now(socket: socket2::SockRef<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    (&*socket).read(buf)
+}
+
+/// Records one syslog message (header, then the log it carries); whether it was counted.
+pub(super) fn record_message(bytes: &[u8], views: &Views) -> bool {
+    message(bytes).is_ok_and(|line| record_line(line, views))
+}
+
+/// Records the one log a syslog message carries: the single place a message's format is
+/// chosen. A JSON object goes to the same fields stage as `POST /logs`.
+fn record_line(line: &[u8], views: &Views) -> bool {
+    let start = line
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t'))
+        .unwrap_or(line.len());
+    match line.get(start) {
+        Some(b'{') => record_object(&line[start..], views).is_ok(),
+        // TODO(issue 18, after issue 17's `fields::clf` lands): a combined/common log format
+        // line (nginx's default `combined`, HAProxy's HTTP log) goes to `fields::clf` here,
+        // then `record_log` like the JSON branch. Until then it is counted invalid.
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use uniqd_core::UniqueCounter;
+
+    #[test]
+    fn a_message_is_one_json_log() {
+        let views = Views::new(Arc::new(UniqueCounter::new()));
+        assert!(record_message(
+            b"<190>Dec  7 16:37:52 web nginx: {\"ip\":\"1.2.3.4\",\"url\":\"/a\"}",
+            &views
+        ));
+        assert!(record_message(
+            b"<165>1 - - - - - -  {\"ip\":\"1.2.3.5\"}\n",
+            &views
+        ));
+        for bad in [
+            &b"<190>Dec  7 16:37:52 web nginx: {\"ip\":\"1.2.3.400\"}"[..],
+            b"<190>Dec  7 16:37:52 web nginx: {\"ip\":\"1.2.3.6\"",
+            b"{\"ip\":\"1.2.3.7\"}",
+            b"<190>Dec  7 16:37:52 web nginx: 1.2.3.8 - - [07/Dec/2026:16:37:52 +0000] \"GET / HTTP/1.1\" 200 1 \"-\" \"-\"",
+        ] {
+            assert!(!record_message(bad, &views));
+        }
+        assert_eq!(views.counter().estimate(), 2);
+    }
+}
