@@ -15,7 +15,9 @@ use libfuzzer_sys::fuzz_target;
 use std::sync::Arc;
 
 use uniqd_core::{UniqueCounter, Views};
+use uniqd_ingest::fields::address::resolve;
 use uniqd_ingest::fields::parse::{parse_line, LineError, Scratch};
+use uniqd_ingest::fields::TrustedProxies;
 use uniqd_ingest::framing::ndjson::{BatchReport, LineFailure, NdjsonBatch, MAX_REPORTED_ERRORS};
 
 /// What the batch must report, computed line by line from the whole body.
@@ -36,8 +38,16 @@ fn model(body: &[u8], max_line: usize, counter: &UniqueCounter) -> BatchReport {
             continue;
         } else {
             let mut buf = line.to_vec();
-            parse_line(&mut buf, &mut scratch)
-                .and_then(|ip| counter.insert_str(ip).map_err(|_| LineError::invalid_ip(ip)))
+            // A bare address, else the address part of one with a port or of a list.
+            parse_line(&mut buf, &mut scratch).and_then(|ip| {
+                counter
+                    .insert_str(ip)
+                    .or_else(|_| {
+                        let addr = resolve(ip, &TrustedProxies::default()).unwrap_or(ip);
+                        counter.insert_str(addr)
+                    })
+                    .map_err(|_| LineError::invalid_ip(ip))
+            })
         };
         match result {
             Ok(()) => report.accepted += 1,
