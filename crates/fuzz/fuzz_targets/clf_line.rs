@@ -30,10 +30,11 @@ fuzz_target!(|data: &[u8]| {
             if let Some(target) = line.target {
                 assert!(text.contains(target));
             }
-            let open = text.find('[').expect("a time");
-            let close = text[open..].find(']').expect("a closed time") + open;
+            // The fourth space-separated field opens the time (the first three may hold '[').
+            let rest = text.splitn(4, ' ').nth(3).expect("a time field");
+            let close = rest.find(']').expect("a closed time");
             assert_eq!(
-                parse_clf_time_ms(text[open + 1..close].as_bytes()),
+                parse_clf_time_ms(rest[1..close].as_bytes()),
                 Some(line.time_ms)
             );
         }

@@ -39,7 +39,8 @@ fn model(body: &[u8], max_line: usize, counter: &UniqueCounter) -> BatchReport {
         } else {
             let mut buf = line.to_vec();
             // A bare address, else the address part of one with a port or of a list.
-            parse_line(&mut buf, &mut scratch).and_then(|ip| {
+            // Refined as the fields stage does (the offset and reason on the bytes received).
+            parse_line(&mut buf, &mut scratch).map_err(|e| e.refine(line)).and_then(|ip| {
                 counter
                     .insert_str(ip)
                     .or_else(|_| {
