@@ -56,7 +56,11 @@ fuzz_target!(|data: &[u8]| {
     let mut buf = log.to_vec();
     let full = parse_fields_with(&mut buf, &mut Scratch::new(), &map).map(owned);
     if let Some(fast) = scan_fields_with(log, &map) {
-        assert_eq!(Ok(owned(fast)), full, "the fast scanner disagrees with simd-json");
+        assert_eq!(
+            Ok(owned(fast)),
+            full,
+            "the fast scanner disagrees with simd-json"
+        );
     }
 
     // Addresses: the log as a value.
@@ -67,7 +71,10 @@ fuzz_target!(|data: &[u8]| {
     let stripped = strip_port(&value);
     if let (true, Ok(ip)) = (stripped != value, stripped.parse::<IpAddr>()) {
         if value.ends_with(']') {
-            assert!(ip.is_ipv6() && value == format!("[{stripped}]"), "{value:?}");
+            assert!(
+                ip.is_ipv6() && value == format!("[{stripped}]"),
+                "{value:?}"
+            );
         } else {
             let socket: SocketAddr = value.parse().expect("a stripped port was a socket address");
             assert_eq!(socket.ip(), ip, "{value:?}");

@@ -40,15 +40,17 @@ fn model(body: &[u8], max_line: usize, counter: &UniqueCounter) -> BatchReport {
             let mut buf = line.to_vec();
             // A bare address, else the address part of one with a port or of a list.
             // Refined as the fields stage does (the offset and reason on the bytes received).
-            parse_line(&mut buf, &mut scratch).map_err(|e| e.refine(line)).and_then(|ip| {
-                counter
-                    .insert_str(ip)
-                    .or_else(|_| {
-                        let addr = resolve(ip, &TrustedProxies::default()).unwrap_or(ip);
-                        counter.insert_str(addr)
-                    })
-                    .map_err(|_| LineError::invalid_ip(ip))
-            })
+            parse_line(&mut buf, &mut scratch)
+                .map_err(|e| e.refine(line))
+                .and_then(|ip| {
+                    counter
+                        .insert_str(ip)
+                        .or_else(|_| {
+                            let addr = resolve(ip, &TrustedProxies::default()).unwrap_or(ip);
+                            counter.insert_str(addr)
+                        })
+                        .map_err(|_| LineError::invalid_ip(ip))
+                })
         };
         match result {
             Ok(()) => report.accepted += 1,
@@ -89,7 +91,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let report = batch.finish();
 
-    assert_eq!(report, expected, "chunked batch disagrees with the line model");
+    assert_eq!(
+        report, expected,
+        "chunked batch disagrees with the line model"
+    );
     assert_eq!(counter.registers(), expected_counter.registers());
     assert_eq!(counter.estimate(), expected_counter.estimate());
 });

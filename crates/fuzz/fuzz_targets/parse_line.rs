@@ -23,7 +23,9 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
 use std::sync::LazyLock;
 
-use uniqd_ingest::fields::parse::{parse_fields, parse_fields_with, parse_line, LineError, Scratch};
+use uniqd_ingest::fields::parse::{
+    parse_fields, parse_fields_with, parse_line, LineError, Scratch,
+};
 use uniqd_ingest::fields::scan::scan_fields;
 use uniqd_ingest::fields::{FieldMap, LogFields, Timestamp};
 
@@ -75,7 +77,11 @@ fuzz_target!(|data: &[u8]| {
         "parse_line and parse_fields disagree"
     );
     if let Some(fast) = scan_fields(data) {
-        assert_eq!(Ok(&owned(fast)), all.as_ref(), "the fast scanner disagrees with simd-json");
+        assert_eq!(
+            Ok(&owned(fast)),
+            all.as_ref(),
+            "the fast scanner disagrees with simd-json"
+        );
     }
     let own = own_fields(data);
     let fresh = own.as_ref().map(|f| f.0.clone()).map_err(Clone::clone);
@@ -93,7 +99,11 @@ fuzz_target!(|data: &[u8]| {
         _ => Err(LineError::NotAnObject),
     };
     if let (Ok((_, url, timestamp)), Value::Object(map)) = (&own, &value) {
-        assert_eq!(url, &string(map.get("url")), "url disagrees with serde_json");
+        assert_eq!(
+            url,
+            &string(map.get("url")),
+            "url disagrees with serde_json"
+        );
         if !map.get("timestamp").is_some_and(Value::is_number) {
             assert_eq!(
                 timestamp,
