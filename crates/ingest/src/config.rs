@@ -2,6 +2,8 @@
 
 use uniqd_http::{BearerTokens, ServerConfig};
 
+use crate::fields::FieldMap;
+
 /// Default size limit for a single-object body, and the longest NDJSON line:
 /// 1 MiB.
 pub const DEFAULT_MAX_OBJECT_BYTES: usize = 1024 * 1024;
@@ -31,6 +33,9 @@ pub struct IngestConfig {
     /// Bearer tokens `POST /logs` requires; `None` (the default) leaves it
     /// open.
     pub auth: Option<BearerTokens>,
+    /// Which members hold the address, URL and time (`--ip-field`, `--url-field`,
+    /// `--timestamp-field`), and the trusted proxies (`--trusted-proxies`).
+    pub fields: FieldMap,
 }
 
 impl Default for IngestConfig {
@@ -41,6 +46,7 @@ impl Default for IngestConfig {
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             max_buffered_bytes: DEFAULT_MAX_BUFFERED_BYTES,
             auth: None,
+            fields: FieldMap::default(),
         }
     }
 }

@@ -4,11 +4,12 @@
 //!
 //! * no `Content-Type`, or `application/json` → one JSON object;
 //! * `application/x-ndjson` → newline-delimited JSON objects;
+//! * `text/plain` → one access-log line (combined or common log format) per line;
 //! * anything else → 415.
 //!
 //! The media type is compared case-insensitively and parameters
-//! (`; charset=utf-8`) are ignored. The body must be UTF-8 either way, since
-//! JSON text is UTF-8.
+//! (`; charset=utf-8`) are ignored. The body must be UTF-8 either way (JSON
+//! text is UTF-8, and access-log lines are read as UTF-8 too).
 
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, TRANSFER_ENCODING};
 
@@ -34,6 +35,8 @@ pub fn classify(content_type: Option<&HeaderValue>) -> Result<Framing, IngestErr
         Ok(Framing::Object)
     } else if essence.eq_ignore_ascii_case(b"application/x-ndjson") {
         Ok(Framing::Ndjson)
+    } else if essence.eq_ignore_ascii_case(b"text/plain") {
+        Ok(Framing::Lines)
     } else {
         Err(IngestError::UnsupportedMediaType {
             content_type: excerpt(bytes),
@@ -116,6 +119,13 @@ mod tests {
         }
     }
 
+    #[test]
+    fn text_plain_is_access_log_lines() {
+        for s in ["text/plain", "Text/Plain; charset=utf-8"] {
+            assert_eq!(classify_str(s), Ok(Framing::Lines), "{s}");
+        }
+    }
+
     fn encodings(pairs: &[(&str, &str)]) -> Result<(), IngestError> {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
@@ -187,7 +197,8 @@ mod tests {
     fn everything_else_is_unsupported() {
         for s in [
             "application/x-www-form-urlencoded",
-            "text/plain",
+            "text/plainx",
+            "text/csv",
             "",
             "application/jsonx",
             "multipart/form-data; boundary=x",

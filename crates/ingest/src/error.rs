@@ -209,8 +209,9 @@ impl IngestError {
                                    Authorization: Bearer <token>"
                 .to_owned(),
             Self::UnsupportedMediaType { content_type } => format!(
-                "unsupported Content-Type {content_type:?}; send application/json (one object) \
-                 or application/x-ndjson (one object per line)"
+                "unsupported Content-Type {content_type:?}; send application/json (one object), \
+                 application/x-ndjson (one object per line) or text/plain (one combined or \
+                 common log format line per line)"
             ),
             Self::UnsupportedContentEncoding { encoding } => format!(
                 "unsupported Content-Encoding {encoding:?}; bodies are not decoded: send them \

@@ -11,7 +11,7 @@
 //! |---|---|---|---|
 //! | transport: bytes from a client | `logs.rs` (HTTP body; routes, content type, limits and errors beside it); [`syslog`] (UDP datagrams, TCP streams) | `POST /logs`; [`syslog::run_syslog`] | a listener module calling a framing entry point |
 //! | framing: where one log ends | [`framing`] | [`framing::object::record_object`], [`framing::ndjson::NdjsonBatch`] | a [`framing::Framing`] variant and its module |
-//! | fields: `ip`, `url`, `timestamp` | [`fields`] | `FieldReader::read` (scanner, then simd-json) | in [`fields`] only |
+//! | fields: address, URL, time | [`fields`] | `FieldReader::read` (scanner, then simd-json; or the CLF line parser) | in [`fields`] only |
 //! | views: count it | `record.rs`, then [`Views::record`] | `record_log` | in `uniqd_core::Views` only |
 //!
 //! Framing, fields and the record know nothing of hyper, so the syslog listener
@@ -58,7 +58,14 @@
 //!   [`IngestConfig::max_object_bytes`] (default 1 MiB);
 //! * `Content-Type: application/x-ndjson`: one object per line, blank lines
 //!   ignored, at most [`IngestConfig::max_batch_bytes`] (default 64 MiB) in
-//!   total and `max_object_bytes` per line.
+//!   total and `max_object_bytes` per line;
+//! * `Content-Type: text/plain`: one access-log line per line in the combined
+//!   or common log format (`fields::clf`), limits as NDJSON.
+//!
+//! The address, URL and time are read from the members [`IngestConfig::fields`]
+//! names (`ip`, `url`, `timestamp`, then the gateways' own names, see
+//! `fields::names`); an address may carry a port or be a forwarded list
+//! (`fields::address`).
 //!
 //! When [`IngestConfig::auth`] holds tokens, a request without
 //! `Authorization: Bearer <token>` naming one of them gets `401` (see

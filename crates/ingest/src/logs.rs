@@ -12,9 +12,10 @@
 //!   and parsed once. When it arrives as one chunk, which is the common case,
 //!   the chunk is parsed straight from hyper's buffer, with no intermediate
 //!   copy or allocation besides the per-thread parser buffers.
-//! * NDJSON: chunks are split into lines and counted as they arrive (see
-//!   [`crate::framing::ndjson`]), so memory stays bounded by the object limit
-//!   however large the batch.
+//! * NDJSON, and `text/plain` access-log lines: chunks are split into lines
+//!   and counted as they arrive (see [`crate::framing::ndjson`]), so memory
+//!   stays bounded by the object limit however large the batch. The fields
+//!   are read as the config's [`FieldMap`](crate::fields::FieldMap) says.
 //! * Every byte copied into a buffer of ours (an object in several chunks,
 //!   a line carried between chunks) is reserved first from the budget all
 //!   connections share (`--max-buffered-bytes`, `uniqd_http::BufferBudget`);
@@ -38,8 +39,9 @@ use hyper::Request;
 use crate::config::IngestConfig;
 use crate::content_type::{check_encodings, classify};
 use crate::error::IngestError;
+use crate::fields::{FieldSpec, Syntax};
 use crate::framing::ndjson::NdjsonBatch;
-use crate::framing::object::{record_object, ObjectError};
+use crate::framing::object::{record_object_with, ObjectError};
 use crate::framing::Framing;
 use crate::IngestState;
 use uniqd_http::{RequestBody, Reservation};
@@ -75,14 +77,15 @@ pub(crate) async fn post_logs(
     }
     match framing {
         Framing::Object => object(state, &mut body, limit).await,
-        Framing::Ndjson => ndjson(state, &mut body, limit).await,
+        Framing::Ndjson => ndjson(state, &mut body, limit, Syntax::Json).await,
+        Framing::Lines => ndjson(state, &mut body, limit, Syntax::Clf).await,
     }
 }
 
 fn limit_for(config: &IngestConfig, framing: Framing) -> usize {
     match framing {
         Framing::Object => config.max_object_bytes,
-        Framing::Ndjson => config.max_batch_bytes,
+        Framing::Ndjson | Framing::Lines => config.max_batch_bytes,
     }
 }
 
@@ -97,7 +100,11 @@ async fn object(
         .buffers()
         .reservation(state.config.max_buffered_bytes);
     let bytes = collect_single(body, limit, &mut reservation).await?;
-    record_object(&bytes, &state.views).map_err(|e| match e {
+    let spec = FieldSpec {
+        syntax: Syntax::Json,
+        map: &state.config.fields,
+    };
+    record_object_with(&bytes, spec, &state.views).map_err(|e| match e {
         ObjectError::Blank => IngestError::EmptyBody,
         ObjectError::Invalid(e) => IngestError::InvalidObject(e),
     })?;
@@ -169,13 +176,18 @@ async fn collect_single(
     Ok(Bytes::from(joined))
 }
 
-/// NDJSON: count lines chunk by chunk.
+/// NDJSON or access-log lines (`syntax`): count lines chunk by chunk.
 async fn ndjson(
     state: &IngestState,
     body: &mut RequestBody,
     limit: usize,
+    syntax: Syntax,
 ) -> Result<u64, IngestError> {
-    let mut batch = NdjsonBatch::new(&state.views, state.config.max_object_bytes);
+    let spec = FieldSpec {
+        syntax,
+        map: &state.config.fields,
+    };
+    let mut batch = NdjsonBatch::new(&state.views, state.config.max_object_bytes).with_spec(spec);
     // The batch's carry (one line at most) is reserved before it grows.
     let mut reservation = state
         .metrics

@@ -1,7 +1,9 @@
 //! Stage 4 of the ingest pipeline: an accepted log's fields into the [`Views`].
 //!
 //! [`record_log`] is the one step every framing calls per log: read the fields
-//! ([`crate::fields`]), hash the address once (for the counter and the window ring), and
+//! ([`crate::fields`]) as the [`FieldSpec`] says, hash the address once (for the counter and
+//! the window ring; a value that is not an address as it stands, with a port or a forwarded
+//! list, is resolved first by [`crate::fields::address::resolve`]), and
 //! [`Views::record`] it, which counts it in every view that is on: the counter; the window
 //! ring at the log's `timestamp` when it parses and is plausible (see
 //! [`crate::fields::timestamp`]), else at arrival; and the `url`, if any, in the top pages (a
@@ -10,7 +12,8 @@
 
 use uniqd_core::{hash_ip_str, Arrival, Views};
 
-use crate::fields::{FieldReader, LineError};
+use crate::fields::address::resolve;
+use crate::fields::{FieldReader, FieldSpec, LineError};
 
 /// Reads one log object from `bytes` and records it in `views` (see the module docs);
 /// `arrival` is [`Views::arrival`], read once per request or chunk.
@@ -22,18 +25,25 @@ use crate::fields::{FieldReader, LineError};
 #[inline]
 pub(crate) fn record_log(
     reader: &mut FieldReader,
+    spec: FieldSpec<'_>,
     bytes: &[u8],
     views: &Views,
     arrival: Arrival,
 ) -> Result<(), LineError> {
-    let (fields, stamps) = reader.read(bytes)?;
-    // Hashed once, for the counter and the ring.
-    let hash = hash_ip_str(fields.ip).map_err(|_| LineError::invalid_ip(fields.ip))?;
+    let (fields, stamps) = reader.read(spec.syntax, spec.map, bytes)?;
+    // Hashed once, for the counter and the ring. A bare address (the common case) costs one
+    // check; a port or a forwarded list is resolved only when that fails.
+    let hash = match hash_ip_str(fields.ip) {
+        Ok(hash) => hash,
+        Err(_) => resolve(fields.ip, spec.map.trusted_proxies())
+            .and_then(|addr| hash_ip_str(addr).ok())
+            .ok_or_else(|| LineError::invalid_ip(fields.ip))?,
+    };
     let timestamp = fields.timestamp;
     views.record(
         hash,
         fields.url,
-        || timestamp.and_then(|t| stamps.parse_ms(t)),
+        || timestamp.and_then(|t| stamps.parse(t)),
         arrival,
     );
     Ok(())
@@ -50,7 +60,7 @@ mod tests {
 
     /// Records `line` at the arrival `views` reads now.
     fn count_line(p: &mut FieldReader, line: &[u8], views: &Views) -> Result<(), LineError> {
-        record_log(p, line, views, views.arrival())
+        record_log(p, FieldSpec::standard(), line, views, views.arrival())
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! shape it exists for) takes the fast path.
 
 use proptest::prelude::*;
-use uniqd_ingest::fields::parse::{parse_fields, LogFields, Scratch};
-use uniqd_ingest::fields::scan::scan_fields;
+use uniqd_ingest::fields::parse::{parse_fields, parse_fields_with, LogFields, Scratch};
+use uniqd_ingest::fields::scan::{scan_fields, scan_fields_with};
+use uniqd_ingest::fields::FieldMap;
 
 type Owned = (String, Option<String>, Option<String>);
 
@@ -12,7 +13,7 @@ fn owned(f: LogFields<'_>) -> Owned {
     (
         f.ip.to_owned(),
         f.url.map(str::to_owned),
-        f.timestamp.map(str::to_owned),
+        f.timestamp.map(|t| format!("{t:?}")),
     )
 }
 
@@ -21,12 +22,26 @@ fn simd(line: &[u8]) -> Option<Owned> {
     parse_fields(&mut buf, &mut Scratch::new()).ok().map(owned)
 }
 
+/// A configured map whose names the generated keys hit: two address candidates, a dotted path
+/// (never present in a flat line) and short names.
+fn configured() -> FieldMap {
+    FieldMap::new(&["a", "ip", "x.ip"], &["b", "url"], &["c", "timestamp"]).expect("valid names")
+}
+
+fn simd_with(line: &[u8], map: &FieldMap) -> Option<Owned> {
+    let mut buf = line.to_vec();
+    parse_fields_with(&mut buf, &mut Scratch::new(), map)
+        .ok()
+        .map(owned)
+}
+
 /// Tokens that make up JSON-ish text, valid and not: keys the parsers look for, strings with and
 /// without escapes or non-ASCII bytes, numbers near the edges of the grammar, literals,
 /// punctuation, whitespace and stray bytes.
 fn token() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        4 => prop_oneof![Just("\"ip\""), Just("\"url\""), Just("\"timestamp\""), Just("\"x\"")]
+        4 => prop_oneof![Just("\"ip\""), Just("\"url\""), Just("\"timestamp\""), Just("\"x\""),
+                         Just("\"a\""), Just("\"b\""), Just("\"c\""), Just("\"client_ip\"")]
             .prop_map(|s| s.as_bytes().to_vec()),
         4 => "\"[ -~]{0,12}\"".prop_map(String::into_bytes),
         1 => prop_oneof![Just("\"\\u0069p\""), Just("\"a\\\"b\""), Just("\"é\""), Just("\"\t\"")]
@@ -88,6 +103,18 @@ proptest! {
         if let Some(fast) = scan_fields(&line) {
             prop_assert_eq!(Some(owned(fast)), simd(&line), "{:?}", String::from_utf8_lossy(&line));
         }
+        let map = configured();
+        if let Some(fast) = scan_fields_with(&line, &map) {
+            prop_assert_eq!(Some(owned(fast)), simd_with(&line, &map), "{:?}", String::from_utf8_lossy(&line));
+        }
+    }
+
+    #[test]
+    fn configured_names_agree_on_plain_lines(line in plain_object()) {
+        let map = configured();
+        let fast = scan_fields_with(line.as_bytes(), &map).map(owned);
+        prop_assert!(fast.is_some() || simd_with(line.as_bytes(), &map).is_none(), "{}", line);
+        prop_assert_eq!(fast, simd_with(line.as_bytes(), &map), "{}", line);
     }
 
     #[test]

@@ -186,7 +186,7 @@ async fn unsupported_media_types_are_415() {
     let service = TestService::start().await;
     for ct in [
         "application/x-www-form-urlencoded",
-        "text/plain",
+        "text/csv",
         "application/xml",
         "multipart/form-data; boundary=x",
     ] {
@@ -196,6 +196,7 @@ async fn unsupported_media_types_are_415() {
         let message = json["message"].as_str().unwrap();
         assert!(message.contains("application/json"), "{message}");
         assert!(message.contains("application/x-ndjson"), "{message}");
+        assert!(message.contains("text/plain"), "{message}");
     }
     assert_eq!(service.unique().await, 0);
     service.stop().await;

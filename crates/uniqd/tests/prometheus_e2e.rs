@@ -257,7 +257,7 @@ async fn send_traffic(service: &TestService) -> Sent {
             "payload_too_large",
         ),
         (
-            post(service.ingest, "/logs", Some("text/plain"), b"x").await,
+            post(service.ingest, "/logs", Some("text/csv"), b"x").await,
             415,
             "unsupported_media_type",
         ),

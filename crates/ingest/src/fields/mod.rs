@@ -1,7 +1,12 @@
-//! Stage 3 of the ingest pipeline, *fields*: the top-level `ip`, `url` and `timestamp` of one
-//! framed log object, read without building a DOM (`FieldReader::read`).
+//! Stage 3 of the ingest pipeline, *fields*: the address, URL and time of one framed log,
+//! read without building a DOM (`FieldReader::read`). A log is a JSON object
+//! ([`Syntax::Json`]) whose members the [`FieldMap`] names ([`names`]: `--ip-field` and
+//! friends, top-level names or dotted paths, first present wins), or an access-log line in
+//! the combined or common log format ([`Syntax::Clf`], [`clf`]). The address may carry a port
+//! or be a forwarded list ([`address`], resolved in `record.rs`); the time is RFC 3339, epoch
+//! or CLF time ([`timestamp`]).
 //!
-//! A log of the plain shape ingress controllers write is read by [`scan::scan_fields`]
+//! A JSON log of the plain shape ingress controllers write is read by [`scan::scan_fields`]
 //! straight from the framed bytes, with no copy. Any other log goes to simd-json
 //! ([`parse::parse_fields`]), which decides whether it is valid and why not. simd-json parses
 //! in place, but the bytes arrive shared and immutable (an HTTP body is [`bytes::Bytes`]); such
@@ -16,22 +21,59 @@
 //! Nothing here knows where the bytes came from (HTTP today, syslog datagrams or streams
 //! later) nor what they are counted into: the framing stage hands each log to
 //! `record.rs`, which reads its fields here and records them into the views.
-//! Configurable field names would be a change to this stage only.
 
+pub mod address;
+pub mod clf;
 pub mod json_error;
+mod line_error;
+pub mod names;
 pub mod parse;
 pub mod scan;
 pub mod timestamp;
 
 use std::cell::RefCell;
 
-use self::parse::parse_fields;
+pub use self::address::TrustedProxies;
+use self::clf::parse_clf;
+pub use self::names::FieldMap;
+use self::parse::parse_fields_with;
 pub use self::parse::{LineError, LogFields, Scratch};
-use self::scan::scan_fields;
-pub use self::timestamp::TimestampParser;
+use self::scan::scan_fields_with;
+pub use self::timestamp::{Timestamp, TimestampParser};
+
+/// What one framed log is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Syntax {
+    /// A JSON object.
+    #[default]
+    Json,
+    /// A combined or common log format line ([`clf`]).
+    Clf,
+}
 
 /// Buffers that grew beyond this many bytes are released after use.
 pub(crate) const RETAIN_LIMIT: usize = 64 * 1024;
+
+/// How to read the fields of the logs of one body (or stream): their [`Syntax`] and the
+/// server's [`FieldMap`].
+#[derive(Debug, Clone, Copy)]
+pub struct FieldSpec<'a> {
+    /// JSON objects or access-log lines.
+    pub syntax: Syntax,
+    /// The field names and trusted proxies.
+    pub map: &'a FieldMap,
+}
+
+impl FieldSpec<'static> {
+    /// JSON objects, the default [`FieldMap`].
+    #[must_use]
+    pub fn standard() -> Self {
+        Self {
+            syntax: Syntax::Json,
+            map: FieldMap::standard(),
+        }
+    }
+}
 
 /// The per-thread state of the fields stage: a mutable copy of the log for simd-json, its
 /// scratch buffers, and the timestamp parser.
@@ -43,15 +85,19 @@ pub(crate) struct FieldReader {
 }
 
 impl FieldReader {
-    /// Reads the fields of one log object: the fast scanner when the log has the plain shape,
-    /// else simd-json on a copy. Also hands out the timestamp parser, so the event time is
-    /// parsed only if a view asks for it.
+    /// Reads the fields of one log as `map` names them. A JSON log: the fast scanner when
+    /// the log has the plain shape, else simd-json on a copy. An access-log line: [`clf`].
+    /// Also hands out the timestamp parser, so the event time is parsed only if a view asks
+    /// for it.
     ///
     /// # Errors
     ///
-    /// As [`parse::parse_fields`]: invalid JSON, not an object, no string `ip`.
+    /// As [`parse::parse_fields`]: invalid JSON, not an object, no string address; for a
+    /// line, [`LineError::InvalidLogLine`].
     pub(crate) fn read<'a>(
         &'a mut self,
+        syntax: Syntax,
+        map: &FieldMap,
         bytes: &'a [u8],
     ) -> Result<(LogFields<'a>, &'a mut TimestampParser), LineError> {
         let Self {
@@ -59,13 +105,25 @@ impl FieldReader {
             scratch,
             stamps,
         } = self;
-        let fields = match scan_fields(bytes) {
-            Some(fields) => fields,
-            None => {
-                line.clear();
-                line.extend_from_slice(bytes);
-                parse_fields(line, scratch).map_err(|e| e.refine(bytes))?
-            }
+        let fields = match syntax {
+            Syntax::Clf => parse_clf(bytes)
+                .map(|clf| LogFields {
+                    ip: clf.host,
+                    url: clf.target,
+                    timestamp: Some(Timestamp::Millis(clf.time_ms)),
+                })
+                .map_err(|e| LineError::InvalidLogLine {
+                    offset: e.offset,
+                    reason: e.reason,
+                })?,
+            Syntax::Json => match scan_fields_with(bytes, map) {
+                Some(fields) => fields,
+                None => {
+                    line.clear();
+                    line.extend_from_slice(bytes);
+                    parse_fields_with(line, scratch, map).map_err(|e| e.refine(bytes))?
+                }
+            },
         };
         Ok((fields, stamps))
     }
@@ -116,14 +174,40 @@ mod tests {
             let expected = LogFields {
                 ip: "1.2.3.4",
                 url: Some("/a"),
-                timestamp: Some("t"),
+                timestamp: Some(Timestamp::Text("t")),
             };
-            assert_eq!(r.read(plain).map(|(f, _)| f), Ok(expected));
-            assert_eq!(r.read(escaped).map(|(f, _)| f), Ok(expected));
+            let map = FieldMap::standard();
+            let json = |r: &mut FieldReader, b: &[u8]| {
+                r.read(Syntax::Json, map, b).map(|(f, _)| {
+                    (
+                        f.ip.to_owned(),
+                        f.url.map(str::to_owned),
+                        f.timestamp.is_some(),
+                    )
+                })
+            };
+            let want = Ok(("1.2.3.4".to_owned(), Some("/a".to_owned()), true));
             assert_eq!(
-                r.read(br#"{"url":"/a"}"#).map(|(f, _)| f),
-                Err(LineError::MissingIp)
+                r.read(Syntax::Json, map, plain).map(|(f, _)| f),
+                Ok(expected)
             );
+            assert_eq!(json(r, escaped), want);
+            assert_eq!(json(r, br#"{"url":"/a"}"#), Err(LineError::MissingIp));
+            // Nested paths are simd-json's.
+            let kong = br#"{"request":{"uri":"/a","x":[1]},"client_ip":"1.2.3.4","started_at":1}"#;
+            assert_eq!(json(r, kong), want);
+            let line = br#"1.2.3.4 - - [10/Oct/2000:13:55:36 -0700] "GET /a HTTP/1.1" 200 1"#;
+            let clf = r.read(Syntax::Clf, map, line).map(|(f, _)| f);
+            assert_eq!(
+                clf.map(|f| (f.ip, f.url, f.timestamp)),
+                Ok((
+                    "1.2.3.4",
+                    Some("/a"),
+                    Some(Timestamp::Millis(971_211_336_000))
+                ))
+            );
+            let bad = r.read(Syntax::Clf, map, b"{}").map(|(f, _)| f.ip);
+            assert_eq!(bad.map_err(|e| e.code()), Err("invalid_log_line"));
         });
     }
 }

@@ -1,6 +1,7 @@
-//! The full parser of the fields stage: the top-level `ip`, `url` and `timestamp` of any
-//! JSON log object, with simd-json and without building a DOM. The fast scanner
-//! ([`super::scan`]) reads the common plain lines; every other line comes here.
+//! The full parser of the fields stage: the address, URL and time of any JSON log object, as
+//! the [`FieldMap`] names them (top-level names or dotted paths), with simd-json and without
+//! building a DOM. The fast scanner ([`super::scan`]) reads the common plain lines; every other
+//! line comes here.
 //!
 //! [`parse_fields`] (and [`parse_line`], its `ip` only) is a pure function (input bytes +
 //! reusable [`Scratch`] in, borrowed [`LogFields`] or [`LineError`] out) so it can be wrapped
@@ -25,10 +26,13 @@
 //!
 //! # Semantics
 //!
-//! * Only the top-level `ip`, `url` and `timestamp` members are read; every
+//! * Only the members the [`FieldMap`] names are read (with the default map and
+//!   a log that has them: the top-level `ip`, `url` and `timestamp`); every
 //!   other member may hold any valid JSON value and is ignored, and so are a
-//!   `url` or `timestamp` that is not a string. A missing `ip`, or one that is
-//!   not a string, rejects the object.
+//!   `url` that is not a string and a `timestamp` that is neither a string nor
+//!   a number. No address field, or one that is not a string, rejects the
+//!   object. Of several candidates present, the first in the map's list wins
+//!   (see [`super::names`]).
 //! * **Duplicate keys: the last one wins**, as in JavaScript's
 //!   `JSON.parse`, Go's `encoding/json` and Python's `json`. Only the last
 //!   occurrence is type-checked: `{"ip": 1, "ip": "1.2.3.4"}` is accepted.
@@ -44,9 +48,12 @@
 
 use std::fmt;
 
-use simd_json::{Buffers, Node, Tape};
+use simd_json::{Buffers, Node, StaticNode, Tape};
 
-use super::json_error::{locate, phrase};
+use super::json_error::phrase;
+pub use super::line_error::LineError;
+use super::names::{Best, Field, FieldMap};
+use super::timestamp::Timestamp;
 
 /// Reusable parser state: simd-json's stage-1/stage-2 buffers and the tape.
 ///
@@ -84,122 +91,16 @@ impl fmt::Debug for Scratch {
     }
 }
 
-/// Why a line (or a single-object body) was rejected.
-///
-/// [`LineError::code`] is the stable machine-readable code used in HTTP error
-/// bodies; `Display` is the human text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LineError {
-    /// Not syntactically valid JSON (including trailing data and nesting
-    /// deeper than 1024).
-    InvalidJson {
-        /// Byte offset of the problem in the object (for NDJSON, in its line); the input's
-        /// length when it ended too early.
-        offset: usize,
-        /// What is wrong, in JSON terms (`super::json_error`).
-        reason: &'static str,
-    },
-    /// The bytes are not valid UTF-8 (JSON text must be).
-    InvalidUtf8,
-    /// Valid JSON, but the top-level value is not an object.
-    NotAnObject,
-    /// The object has no top-level `ip` member.
-    MissingIp,
-    /// The (last) `ip` member is not a string.
-    IpNotString,
-    /// The `ip` string is not an IPv4 or IPv6 address. Produced by the
-    /// caller after asking the counter, never by [`parse_line`].
-    InvalidIp {
-        /// The offending value, truncated to 64 bytes for the error message.
-        value: String,
-    },
-    /// An NDJSON line longer than the per-object size limit. Produced by the
-    /// batch splitter, never by [`parse_line`].
-    LineTooLong {
-        /// The limit in bytes.
-        limit: usize,
-    },
-}
-
-impl LineError {
-    /// This error (an [`LineError::InvalidJson`] from simd-json) made precise: the first
-    /// offending byte of `input` and what is wrong there, when the validator
-    /// (`json_error::locate`) finds it. `input` must be the bytes as received: simd-json
-    /// decodes strings in place, so its own copy may have changed.
-    #[cold]
-    #[must_use]
-    pub fn refine(self, input: &[u8]) -> Self {
-        match (&self, locate(input)) {
-            (Self::InvalidJson { .. }, Some((offset, reason))) => {
-                Self::InvalidJson { offset, reason }
-            }
-            _ => self,
-        }
-    }
-
-    /// Stable machine-readable error code (snake_case), used in JSON bodies.
-    #[must_use]
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::InvalidJson { .. } => "invalid_json",
-            Self::InvalidUtf8 => "invalid_utf8",
-            Self::NotAnObject => "not_an_object",
-            Self::MissingIp => "missing_ip",
-            Self::IpNotString => "ip_not_a_string",
-            Self::InvalidIp { .. } => "invalid_ip",
-            Self::LineTooLong { .. } => "line_too_long",
-        }
-    }
-
-    /// Builds [`LineError::InvalidIp`], keeping at most 64 bytes of `value`
-    /// (cut on a char boundary) so error bodies stay small.
-    #[must_use]
-    pub fn invalid_ip(value: &str) -> Self {
-        const KEEP: usize = 64;
-        let mut end = value.len().min(KEEP);
-        while !value.is_char_boundary(end) {
-            end -= 1;
-        }
-        Self::InvalidIp {
-            value: value[..end].to_owned(),
-        }
-    }
-}
-
-impl fmt::Display for LineError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::InvalidJson { offset, reason } => {
-                write!(f, "invalid JSON at byte {offset}: {reason}")
-            }
-            Self::InvalidUtf8 => f.write_str("not valid UTF-8"),
-            Self::NotAnObject => f.write_str("expected a JSON object"),
-            Self::MissingIp => f.write_str("the object has no \"ip\" field"),
-            Self::IpNotString => f.write_str("the \"ip\" field is not a string"),
-            Self::InvalidIp { value } => {
-                write!(
-                    f,
-                    "the \"ip\" field is not an IPv4 or IPv6 address: {value:?}"
-                )
-            }
-            Self::LineTooLong { limit } => {
-                write!(f, "line is longer than the {limit}-byte object limit")
-            }
-        }
-    }
-}
-
-impl std::error::Error for LineError {}
-
-/// The top-level fields of one log object that uniqd reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The fields of one log that uniqd reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LogFields<'a> {
-    /// The `ip` string (not yet checked to be an address).
+    /// The address string (not yet checked to be an address; it may carry a port or be a
+    /// forwarded list, see [`super::address`]).
     pub ip: &'a str,
-    /// The `url` string, if present and a string (other types are ignored).
+    /// The URL string, if present and a string (other types are ignored).
     pub url: Option<&'a str>,
-    /// The `timestamp` string, if present and a string (other types are ignored).
-    pub timestamp: Option<&'a str>,
+    /// The time, if present and a string or a number (other types are ignored).
+    pub timestamp: Option<Timestamp<'a>>,
 }
 
 /// Parses one JSON object and returns its top-level `ip` string.
@@ -218,9 +119,7 @@ pub fn parse_line<'a>(buf: &'a mut [u8], scratch: &mut Scratch) -> Result<&'a st
     parse_fields(buf, scratch).map(|fields| fields.ip)
 }
 
-/// Parses one JSON object and returns its top-level `ip`, `url` and
-/// `timestamp` in one walk of the tape; errors as [`parse_line`]. For `url`
-/// and `timestamp`, as for `ip`, the last duplicate wins.
+/// [`parse_fields_with`] and the default [`FieldMap`].
 ///
 /// # Errors
 ///
@@ -229,11 +128,26 @@ pub fn parse_fields<'a>(
     buf: &'a mut [u8],
     scratch: &mut Scratch,
 ) -> Result<LogFields<'a>, LineError> {
+    parse_fields_with(buf, scratch, FieldMap::standard())
+}
+
+/// Parses one JSON object and returns the address, URL and time `map` names, in one walk of
+/// the tape's top level (and a walk into the nested objects a dotted path names); errors as
+/// [`parse_line`]. For every field, of the duplicates of one name the last wins.
+///
+/// # Errors
+///
+/// As [`parse_line`].
+pub fn parse_fields_with<'a>(
+    buf: &'a mut [u8],
+    scratch: &mut Scratch,
+    map: &FieldMap,
+) -> Result<LogFields<'a>, LineError> {
     // The stored vector is empty, so re-lifetiming it to `'a` is free.
     let mut tape: Tape<'a> = Tape(std::mem::take(&mut scratch.nodes)).reset();
     let len = buf.len();
     let result = match simd_json::fill_tape(buf, &mut scratch.buffers, &mut tape) {
-        Ok(()) => find_fields(&tape.0),
+        Ok(()) => find_fields(&tape.0, map),
         Err(e) => Err(json_error(&e, len)),
     };
     // Hand the (cleared) allocation back for the next call. `result` holds
@@ -242,42 +156,78 @@ pub fn parse_fields<'a>(
     result
 }
 
-/// Walks the top level of a parsed tape for the last `ip`, `url` and `timestamp` members.
-fn find_fields<'a>(nodes: &[Node<'a>]) -> Result<LogFields<'a>, LineError> {
-    let Some(&Node::Object { len, .. }) = nodes.first() else {
+/// Walks the top level of a parsed tape for the members `map` names.
+fn find_fields<'a>(nodes: &[Node<'a>], map: &FieldMap) -> Result<LogFields<'a>, LineError> {
+    if !matches!(nodes.first(), Some(Node::Object { .. })) {
         return Err(LineError::NotAnObject);
-    };
-    let mut idx = 1;
-    let (mut ip, mut url, mut timestamp): (Option<Node<'a>>, Option<Node<'a>>, Option<Node<'a>>) =
-        (None, None, None);
-    for _ in 0..len {
-        // A tape built by simd-json always has a string key followed by a
-        // value here; a malformed one is reported rather than panicking.
-        let (Some(&Node::String(key)), Some(&value)) = (nodes.get(idx), nodes.get(idx + 1)) else {
-            return Err(malformed_tape(idx));
-        };
-        // Keep going after a match: the last duplicate wins.
-        match key {
-            "ip" => ip = Some(value),
-            "url" => url = Some(value),
-            "timestamp" => timestamp = Some(value),
-            _ => {}
-        }
-        idx += 1 + node_span(&value);
     }
-    let as_str = |node: Option<Node<'a>>| match node {
+    let mut best: Best<Node<'a>> = Best::new();
+    for_each_member(nodes, 0, |key, idx| {
+        for candidate in map.matching(key.as_bytes()) {
+            let found = candidate
+                .rest
+                .iter()
+                .try_fold(idx, |at, segment| member(nodes, at, segment));
+            if let Some(at) = found {
+                best.offer(candidate.field, candidate.rank, nodes[at]);
+            }
+        }
+    })?;
+    let url = match best.get(Field::Url) {
         Some(Node::String(s)) => Some(s),
         _ => None,
     };
-    match ip {
+    let timestamp = match best.get(Field::Timestamp) {
+        Some(Node::String(s)) => Some(Timestamp::Text(s)),
+        Some(Node::Static(StaticNode::I64(n))) => Some(Timestamp::Int(n)),
+        #[allow(clippy::cast_precision_loss)] // only past i64: a time in no unit anyway
+        Some(Node::Static(StaticNode::U64(n))) => {
+            Some(i64::try_from(n).map_or(Timestamp::Float(n as f64), Timestamp::Int))
+        }
+        Some(Node::Static(StaticNode::F64(f))) => Some(Timestamp::Float(f)),
+        _ => None,
+    };
+    match best.get(Field::Ip) {
         None => Err(LineError::MissingIp),
-        Some(Node::String(ip)) => Ok(LogFields {
-            ip,
-            url: as_str(url),
-            timestamp: as_str(timestamp),
-        }),
+        Some(Node::String(ip)) => Ok(LogFields { ip, url, timestamp }),
         Some(_) => Err(LineError::IpNotString),
     }
+}
+
+/// Calls `f(key, value index)` for every member of the object at `nodes[at]`, in order; nothing
+/// if it is not an object.
+fn for_each_member<'a>(
+    nodes: &[Node<'a>],
+    at: usize,
+    mut f: impl FnMut(&'a str, usize),
+) -> Result<(), LineError> {
+    let Some(&Node::Object { len, .. }) = nodes.get(at) else {
+        return Ok(());
+    };
+    let mut idx = at + 1;
+    for _ in 0..len {
+        // A tape built by simd-json always has a string key followed by a
+        // value here; a malformed one is reported rather than panicking.
+        let (Some(&Node::String(key)), Some(value)) = (nodes.get(idx), nodes.get(idx + 1)) else {
+            return Err(malformed_tape(idx));
+        };
+        f(key, idx + 1);
+        idx += 1 + node_span(value);
+    }
+    Ok(())
+}
+
+/// The index of the value of the last member `key` of the object at `nodes[at]`, if it is an
+/// object and has one.
+fn member(nodes: &[Node<'_>], at: usize, key: &str) -> Option<usize> {
+    let mut found = None;
+    for_each_member(nodes, at, |k, idx| {
+        if k == key {
+            found = Some(idx);
+        }
+    })
+    .ok()?;
+    found
 }
 
 /// Number of tape nodes a value occupies, itself included.
@@ -338,7 +288,7 @@ mod tests {
             LogFields {
                 ip: "1.2.3.4",
                 url: Some("/a"),
-                timestamp: Some("t0")
+                timestamp: Some(Timestamp::Text("t0"))
             }
         );
         let mut line = br#"{"ip":"::1","url":null}"#.to_vec();

@@ -1,11 +1,34 @@
-//! Parsing a log line's `timestamp` (RFC 3339, e.g. `2020-06-24T15:27:00.123Z` or
-//! `2020-06-24T17:27:00+02:00`) into Unix milliseconds, by hand and without allocating, for
-//! the time-window counts.
+//! Parsing a log's time into Unix milliseconds, by hand and without allocating, for the
+//! time-window counts. A [`Timestamp`] is a string or a number from a JSON log, or the time of
+//! an access-log line already read; [`TimestampParser::parse`] takes any of them:
 //!
-//! Accepted: `YYYY-MM-DD`, then `T`, `t` or a space, `hh:mm:ss`, an optional fraction of any
-//! length (digits beyond milliseconds are truncated), then `Z`, `z` or `±hh:mm`. Years before
-//! 1970, times before the epoch and anything else give `None`, and the line then counts at its
-//! arrival time. A leap second (`:60`) is read as the next second's start.
+//! * **RFC 3339** (`2020-06-24T15:27:00.123Z`, `2020-06-24T17:27:00+02:00`): `YYYY-MM-DD`, then
+//!   `T`, `t` or a space, `hh:mm:ss`, an optional fraction of any length (digits beyond
+//!   milliseconds are truncated), then `Z`, `z` or `±hh:mm`. A leap second (`:60`) is read as
+//!   the next second's start.
+//! * **Epoch** seconds, milliseconds, microseconds or nanoseconds, as a JSON number or a string
+//!   of digits with an optional fraction (`1593012420`, `1593012420123`, `"1593012420.5"`).
+//!   The unit is decided by magnitude: below 10^11 seconds (10^11 s is the year 5138, while
+//!   10^11 ms is 1973), below 10^14 milliseconds, below 10^17 microseconds, below 10^20
+//!   nanoseconds; anything larger, negative or not finite is no time.
+//! * **CLF time**, as nginx's `$time_local` and Apache's `%t` write it:
+//!   `10/Oct/2000:13:55:36 -0700` (English month abbreviations, a `±hhmm` zone).
+//!
+//! Years before 1970, times before the epoch and anything else give `None`, and the log then
+//! counts at its arrival time.
+
+/// A log's time as found in the log.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Timestamp<'a> {
+    /// A JSON string, or the text of a JSON number as the fast scanner saw it.
+    Text(&'a str),
+    /// A JSON integer.
+    Int(i64),
+    /// A JSON number with a fraction or exponent, or an integer too large for `i64`.
+    Float(f64),
+    /// Unix milliseconds, already parsed (an access-log line's time).
+    Millis(u64),
+}
 
 /// Length of `YYYY-MM-DDThh:mm:ss`.
 const SECONDS_LEN: usize = 19;
@@ -27,6 +50,26 @@ pub struct TimestampParser {
 }
 
 impl TimestampParser {
+    /// Unix milliseconds of any [`Timestamp`] (see the [module docs](self)), or `None`.
+    pub fn parse(&mut self, stamp: Timestamp<'_>) -> Option<u64> {
+        match stamp {
+            Timestamp::Text(text) => self.parse_text(text),
+            Timestamp::Int(n) => epoch_ms(u128::try_from(n).ok()?, 0),
+            Timestamp::Float(f) => epoch_ms_float(f),
+            Timestamp::Millis(ms) => Some(ms),
+        }
+    }
+
+    /// A string: epoch digits, CLF time, else RFC 3339.
+    fn parse_text(&mut self, text: &str) -> Option<u64> {
+        let b = text.as_bytes();
+        match *b.first()? {
+            b'0'..=b'9' if b.get(2) == Some(&b'/') => parse_clf_time_ms(b),
+            b'0'..=b'9' if b.get(4) != Some(&b'-') => parse_epoch_text_ms(b),
+            _ => self.parse_ms(text),
+        }
+    }
+
     /// Unix milliseconds of an RFC 3339 timestamp, or `None` if it is not one (the same
     /// answers as [`parse_rfc3339_ms`]).
     pub fn parse_ms(&mut self, text: &str) -> Option<u64> {
@@ -125,6 +168,122 @@ fn with_local_seconds(b: &[u8], local: i64) -> Option<u64> {
         .map(|ms| ms + millis)
 }
 
+/// Epoch text: 1 to 20 digits, optionally `.` and at least one more digit.
+fn parse_epoch_text_ms(b: &[u8]) -> Option<u64> {
+    let (int, frac) = match b.iter().position(|&c| c == b'.') {
+        Some(dot) => (&b[..dot], Some(&b[dot + 1..])),
+        None => (b, None),
+    };
+    let all_digits = |d: &[u8]| !d.is_empty() && d.iter().all(u8::is_ascii_digit);
+    if int.len() > 20 || !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
+        return None;
+    }
+    let value = int
+        .iter()
+        .fold(0u128, |acc, &d| acc * 10 + u128::from(d - b'0'));
+    // Milliseconds of a fraction of a second: its first three digits.
+    let frac_ms = frac.map_or(0, |f| {
+        (0..3).fold(0u64, |acc, i| {
+            acc * 10 + f.get(i).map_or(0, |&d| u64::from(d - b'0'))
+        })
+    });
+    epoch_ms(value, frac_ms)
+}
+
+/// 10^11, 10^14, 10^17, 10^20: the magnitudes where the unit changes.
+const SECONDS_BELOW: u128 = 100_000_000_000;
+const MILLIS_BELOW: u128 = SECONDS_BELOW * 1000;
+const MICROS_BELOW: u128 = MILLIS_BELOW * 1000;
+const NANOS_BELOW: u128 = MICROS_BELOW * 1000;
+
+/// An epoch integer in the unit its magnitude says, as milliseconds; `frac_ms` (the
+/// milliseconds of a fraction) only counts for seconds.
+fn epoch_ms(value: u128, frac_ms: u64) -> Option<u64> {
+    let ms = if value < SECONDS_BELOW {
+        value * 1000 + u128::from(frac_ms)
+    } else if value < MILLIS_BELOW {
+        value
+    } else if value < MICROS_BELOW {
+        value / 1000
+    } else if value < NANOS_BELOW {
+        value / 1_000_000
+    } else {
+        return None;
+    };
+    u64::try_from(ms).ok()
+}
+
+/// An epoch number with a fraction, by the same magnitudes as [`epoch_ms`] (the thresholds
+/// are exact in `f64`).
+fn epoch_ms_float(f: f64) -> Option<u64> {
+    if !f.is_finite() || f < 0.0 {
+        return None;
+    }
+    let ms = if f < SECONDS_BELOW as f64 {
+        f * 1000.0
+    } else if f < MILLIS_BELOW as f64 {
+        f
+    } else if f < MICROS_BELOW as f64 {
+        f / 1000.0
+    } else if f < NANOS_BELOW as f64 {
+        f / 1_000_000.0
+    } else {
+        return None;
+    };
+    // Below 10^14 and not negative: the cast is exact in its integer part.
+    Some(ms.floor() as u64)
+}
+
+/// `dd/Mon/yyyy:hh:mm:ss ±hhmm` (exactly 26 bytes) as Unix milliseconds.
+pub fn parse_clf_time_ms(b: &[u8]) -> Option<u64> {
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    let &[d1, d2, b'/', m1, m2, m3, b'/', y1, y2, y3, y4, b':', h1, h2, b':', i1, i2, b':', s1, s2, b' ', sign, z1, z2, z3, z4] =
+        b
+    else {
+        return None;
+    };
+    let month = MONTHS.iter().position(|m| **m == [m1, m2, m3])? + 1;
+    // Rebuilt as RFC 3339's `YYYY-MM-DDThh:mm:ss` and read by the same code.
+    let m = u8::try_from(month).ok()?;
+    let head = [
+        y1,
+        y2,
+        y3,
+        y4,
+        b'-',
+        b'0' + m / 10,
+        b'0' + m % 10,
+        b'-',
+        d1,
+        d2,
+        b'T',
+        h1,
+        h2,
+        b':',
+        i1,
+        i2,
+        b':',
+        s1,
+        s2,
+    ];
+    let local = local_seconds(&head)?;
+    let sign = match sign {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let digit = |c: u8| c.is_ascii_digit().then(|| i64::from(c - b'0'));
+    let (oh, om) = (digit(z1)? * 10 + digit(z2)?, digit(z3)? * 10 + digit(z4)?);
+    if oh > 23 || om > 59 {
+        return None;
+    }
+    let utc = local - sign * (oh * 3600 + om * 60);
+    u64::try_from(utc).ok()?.checked_mul(1000)
+}
+
 fn is_leap(year: u64) -> bool {
     year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
 }
@@ -200,6 +359,79 @@ mod tests {
         ] {
             assert_eq!(parse_rfc3339_ms(text), None, "{text:?}");
         }
+    }
+
+    #[test]
+    fn epoch_numbers_and_strings_by_magnitude() {
+        let mut p = TimestampParser::default();
+        let at = 1_593_012_420_000;
+        for stamp in [
+            Timestamp::Int(1_593_012_420),
+            Timestamp::Int(1_593_012_420_000),
+            Timestamp::Int(1_593_012_420_000_000),
+            Timestamp::Int(1_593_012_420_000_000_000),
+            Timestamp::Float(1_593_012_420.0),
+            Timestamp::Text("1593012420"),
+            Timestamp::Text("1593012420000"),
+            Timestamp::Text("1593012420000000"),
+            Timestamp::Text("1593012420000000000"),
+            Timestamp::Text("1593012420000.9"),
+            Timestamp::Millis(at),
+        ] {
+            assert_eq!(p.parse(stamp), Some(at), "{stamp:?}");
+        }
+        assert_eq!(
+            p.parse(Timestamp::Text("1593012420.123456")),
+            Some(at + 123)
+        );
+        assert_eq!(p.parse(Timestamp::Text("1593012420.5")), Some(at + 500));
+        assert_eq!(p.parse(Timestamp::Float(1_593_012_420.5)), Some(at + 500));
+        for stamp in [
+            Timestamp::Int(-1),
+            Timestamp::Float(-1.0),
+            Timestamp::Float(f64::NAN),
+            Timestamp::Float(f64::INFINITY),
+            Timestamp::Float(1e20),
+            Timestamp::Text("100000000000000000000"),
+            Timestamp::Text("1593012420."),
+            Timestamp::Text("1593012420.5.5"),
+            Timestamp::Text("15930x2420"),
+            Timestamp::Text(""),
+        ] {
+            assert_eq!(p.parse(stamp), None, "{stamp:?}");
+        }
+    }
+
+    #[test]
+    fn clf_times() {
+        let mut p = TimestampParser::default();
+        // 2000-10-10T20:55:36Z
+        let at = 971_211_336_000;
+        for text in [
+            "10/Oct/2000:13:55:36 -0700",
+            "10/Oct/2000:20:55:36 +0000",
+            "11/Oct/2000:00:55:36 +0400",
+        ] {
+            assert_eq!(p.parse(Timestamp::Text(text)), Some(at), "{text}");
+        }
+        for text in [
+            "10/oct/2000:13:55:36 -0700",
+            "10/Oct/2000:13:55:36 -07:00",
+            "10/Oct/2000:13:55:36",
+            "31/Feb/2000:13:55:36 -0700",
+            "10/Oct/2000:24:55:36 -0700",
+            "10/Oct/2000:13:55:36 -2400",
+            "10/Oct/2000:13:55:36 x0700",
+            "10/Oct/1969:13:55:36 +0000",
+            "1/Oct/2000:13:55:36 -0700",
+        ] {
+            assert_eq!(p.parse(Timestamp::Text(text)), None, "{text}");
+        }
+        assert_eq!(
+            p.parse(Timestamp::Text("2000-10-10T20:55:36Z")),
+            Some(at),
+            "RFC 3339 still"
+        );
     }
 
     #[test]

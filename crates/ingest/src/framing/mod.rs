@@ -9,11 +9,12 @@
 //! |---|---|---|
 //! | [`Framing::Object`]: the whole body is one JSON object | [`object::record_object`] | the transport collects the body (≤ the object limit) |
 //! | [`Framing::Ndjson`]: one JSON object per line | [`ndjson::NdjsonBatch`], fed chunk by chunk | at most one line carried between chunks |
+//! | [`Framing::Lines`]: one access-log line (combined or common log format) per line | [`ndjson::NdjsonBatch`] with [`Syntax::Clf`](crate::fields::Syntax::Clf) | as NDJSON |
 //!
 //! Framing knows neither HTTP nor sockets: the HTTP transport (`logs.rs`) picks the framing
 //! from the `Content-Type` and maps the outcome to a status; a syslog listener would pick it
 //! from its configuration and feed datagrams or stream chunks to the same entry points. A new
-//! layout (JSON arrays, concatenated objects, plain access-log lines) is a variant here, a
+//! layout (JSON arrays, concatenated objects) is a variant here, a
 //! module beside these two, and its arm in the transport's `match`.
 
 pub mod ndjson;
@@ -26,4 +27,7 @@ pub enum Framing {
     Object,
     /// NDJSON: one JSON object per line.
     Ndjson,
+    /// Plain text: one access-log line per line (`text/plain`), split like NDJSON and read by
+    /// `fields::clf`.
+    Lines,
 }

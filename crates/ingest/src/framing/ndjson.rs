@@ -1,5 +1,9 @@
-//! [`Framing::Ndjson`](super::Framing::Ndjson): split chunks into lines as they arrive and
-//! record each line immediately ([`NdjsonBatch`]).
+//! [`Framing::Ndjson`](super::Framing::Ndjson) and [`Framing::Lines`](super::Framing::Lines):
+//! split chunks into lines as they arrive and record each line immediately ([`NdjsonBatch`]).
+//! The two differ only in how a line is read: a JSON object, or an access-log line in the
+//! combined or common log format ([`NdjsonBatch::with_spec`] and
+//! [`Syntax::Clf`](crate::fields::Syntax::Clf)); splitting, limits, budget and error reports
+//! are the same.
 //!
 //! Only a line that straddles two chunks is buffered (in the splitter's
 //! carry buffer), so memory per request is bounded by the longest allowed
@@ -17,7 +21,7 @@
 
 use uniqd_core::{Arrival, Views};
 
-use crate::fields::{with_reader, FieldReader, LineError};
+use crate::fields::{with_reader, FieldReader, FieldSpec, LineError};
 use crate::record::record_log;
 
 /// How many per-line failures a batch report keeps (the rest are counted).
@@ -231,6 +235,7 @@ pub struct NdjsonBatch<'v> {
     splitter: LineSplitter,
     report: BatchReport,
     views: &'v Views,
+    spec: FieldSpec<'v>,
 }
 
 impl<'v> NdjsonBatch<'v> {
@@ -242,7 +247,16 @@ impl<'v> NdjsonBatch<'v> {
             splitter: LineSplitter::new(max_line),
             report: BatchReport::default(),
             views,
+            spec: FieldSpec::standard(),
         }
+    }
+
+    /// Reads each line as `spec` says (field names, JSON or access-log lines) instead of as
+    /// JSON with the default names.
+    #[must_use]
+    pub fn with_spec(mut self, spec: FieldSpec<'v>) -> Self {
+        self.spec = spec;
+        self
     }
 
     /// Processes every line completed by `chunk` (the arrival time is read once for them).
@@ -251,13 +265,16 @@ impl<'v> NdjsonBatch<'v> {
             splitter,
             report,
             views,
+            spec,
         } = self;
-        let limit = splitter.max_line;
-        let arrival = views.arrival();
+        let ctx = Context {
+            views,
+            arrival: views.arrival(),
+            spec: *spec,
+            limit: splitter.max_line,
+        };
         with_reader(|reader| {
-            splitter.feed(chunk, |n, line| {
-                handle(reader, views, arrival, report, limit, n, line)
-            });
+            splitter.feed(chunk, |n, line| handle(reader, &ctx, report, n, line));
         });
     }
 
@@ -277,11 +294,16 @@ impl<'v> NdjsonBatch<'v> {
             splitter,
             report,
             views,
+            spec,
         } = &mut self;
-        let limit = splitter.max_line;
-        let arrival = views.arrival();
+        let ctx = Context {
+            views,
+            arrival: views.arrival(),
+            spec: *spec,
+            limit: splitter.max_line,
+        };
         with_reader(|reader| {
-            splitter.finish(|n, line| handle(reader, views, arrival, report, limit, n, line));
+            splitter.finish(|n, line| handle(reader, &ctx, report, n, line));
         });
         self.report
     }
@@ -299,12 +321,18 @@ impl<'v> NdjsonBatch<'v> {
     }
 }
 
+/// What every line of one chunk is recorded with.
+struct Context<'a> {
+    views: &'a Views,
+    arrival: Arrival,
+    spec: FieldSpec<'a>,
+    limit: usize,
+}
+
 fn handle(
     reader: &mut FieldReader,
-    views: &Views,
-    arrival: Arrival,
+    ctx: &Context<'_>,
     report: &mut BatchReport,
-    limit: usize,
     line_no: u64,
     line: Line<'_>,
 ) {
@@ -312,9 +340,10 @@ fn handle(
     match line {
         Line::Complete(bytes) if is_blank(bytes) => {}
         Line::Complete(bytes) => {
-            report.record(line_no, record_log(reader, bytes, views, arrival));
+            let result = record_log(reader, ctx.spec, bytes, ctx.views, ctx.arrival);
+            report.record(line_no, result);
         }
-        Line::TooLong => report.record(line_no, Err(LineError::LineTooLong { limit })),
+        Line::TooLong => report.record(line_no, Err(LineError::LineTooLong { limit: ctx.limit })),
     }
 }
 

@@ -3,7 +3,7 @@
 
 use uniqd_core::Views;
 
-use crate::fields::{with_reader, LineError};
+use crate::fields::{with_reader, FieldSpec, LineError};
 use crate::record::record_log;
 
 /// Why a single-object body counted nothing.
@@ -15,7 +15,8 @@ pub enum ObjectError {
     Invalid(LineError),
 }
 
-/// Records the one log object `bytes` holds in `views`, reading the arrival time once.
+/// Records the one log object `bytes` holds in `views` (default field names), reading the
+/// arrival time once.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -34,12 +35,25 @@ pub enum ObjectError {
 /// [`ObjectError::Blank`] for a body of whitespace only, [`ObjectError::Invalid`] for an
 /// object that is not counted.
 pub fn record_object(bytes: &[u8], views: &Views) -> Result<(), ObjectError> {
+    record_object_with(bytes, FieldSpec::standard(), views)
+}
+
+/// [`record_object`], reading the fields as `spec` says.
+///
+/// # Errors
+///
+/// As [`record_object`].
+pub fn record_object_with(
+    bytes: &[u8],
+    spec: FieldSpec<'_>,
+    views: &Views,
+) -> Result<(), ObjectError> {
     if bytes
         .iter()
         .all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
     {
         return Err(ObjectError::Blank);
     }
-    with_reader(|reader| record_log(reader, bytes, views, views.arrival()))
+    with_reader(|reader| record_log(reader, spec, bytes, views, views.arrival()))
         .map_err(ObjectError::Invalid)
 }

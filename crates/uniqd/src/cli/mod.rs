@@ -18,6 +18,8 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use uniqd_core::{Span, DEFAULT_TOP_PAGES_CAPACITY};
+use uniqd_ingest::fields::names::{check_name, MAX_CANDIDATES};
+use uniqd_ingest::fields::TrustedProxies;
 
 use crate::config::top_pages::{
     check_capacity, check_metric_limit, DEFAULT_TOP_PAGES_METRIC_LIMIT,
@@ -267,6 +269,59 @@ pub struct Cli {
     /// kernel caps it at net.core.rmem_max. [default: the kernel's]
     #[arg(long, env = "UNIQD_SYSLOG_RECEIVE_BUFFER", value_parser = parse_byte_size)]
     pub syslog_receive_buffer: Option<usize>,
+
+    /// Where a log's client address is: member names or dotted paths into
+    /// nested objects, comma separated; the first one present counts. The
+    /// default covers uniqd's own `ip`, Kong and APISIX, nginx and
+    /// ingress-nginx, Traefik, Envoy and the Elastic Common Schema (see
+    /// docs/shippers.md). A value may carry a port or be a forwarded list.
+    #[arg(long, env = "UNIQD_IP_FIELD", value_parser = parse_field_list,
+          default_value = "ip,client_ip,remote_addr,ClientHost,ClientAddr,downstream_remote_address,client.ip")]
+    pub ip_field: FieldList,
+
+    /// Where a log's URL (for the top pages) is: names or dotted paths,
+    /// first present wins.
+    #[arg(long, env = "UNIQD_URL_FIELD", value_parser = parse_field_list,
+          default_value = "url,request_uri,RequestPath,path,uri,request.uri,request.url")]
+    pub url_field: FieldList,
+
+    /// Where a log's time (for the time windows) is: names or dotted paths,
+    /// first present wins. RFC 3339, epoch seconds/ms/µs/ns (number or
+    /// string, by magnitude) or CLF time.
+    #[arg(long, env = "UNIQD_TIMESTAMP_FIELD", value_parser = parse_field_list,
+          default_value = "timestamp,@timestamp,time,time_iso8601,time_local,StartUTC,start_time,started_at,date")]
+    pub timestamp_field: FieldList,
+
+    /// Your proxies' networks (CIDR, comma separated, e.g.
+    /// 10.0.0.0/8,fd00::/8): of a forwarded address list ("client, proxy1,
+    /// proxy2"), count the rightmost address not in them, as nginx's
+    /// real-IP module does. Unset, the leftmost counts, which a client can
+    /// forge. [default: none]
+    #[arg(long, env = "UNIQD_TRUSTED_PROXIES", value_parser = TrustedProxies::parse)]
+    pub trusted_proxies: Option<TrustedProxies>,
+}
+
+/// A `--*-field` list: names or dotted paths, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldList(pub Vec<String>);
+
+fn parse_field_list(text: &str) -> Result<FieldList, String> {
+    let names: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if names.is_empty() {
+        return Err("no field name given".to_owned());
+    }
+    if names.len() > MAX_CANDIDATES {
+        return Err(format!("at most {MAX_CANDIDATES} field names"));
+    }
+    for name in &names {
+        check_name(name)?;
+    }
+    Ok(FieldList(names))
 }
 
 /// The `--windows` list; `None`: time windows off.
@@ -411,6 +466,39 @@ mod tests {
                 timeout: Duration::from_secs(2),
             })
         );
+    }
+
+    #[test]
+    fn field_defaults_are_the_ingest_defaults() {
+        use uniqd_ingest::fields::names::{
+            DEFAULT_IP_FIELDS, DEFAULT_TIMESTAMP_FIELDS, DEFAULT_URL_FIELDS,
+        };
+        let cli = Cli::try_parse_from(["uniqd"]).expect("parses");
+        assert_eq!(cli.ip_field.0, DEFAULT_IP_FIELDS);
+        assert_eq!(cli.url_field.0, DEFAULT_URL_FIELDS);
+        assert_eq!(cli.timestamp_field.0, DEFAULT_TIMESTAMP_FIELDS);
+        assert_eq!(cli.trusted_proxies, None);
+        let cli = Cli::try_parse_from([
+            "uniqd",
+            "--ip-field",
+            " x_real_ip , client.ip ",
+            "--trusted-proxies",
+            "10.0.0.0/8",
+        ])
+        .expect("parses");
+        assert_eq!(cli.ip_field.0, ["x_real_ip", "client.ip"]);
+        for bad in [
+            &["uniqd", "--ip-field", ","][..],
+            &["uniqd", "--url-field", "a..b"],
+            &["uniqd", "--trusted-proxies", "10.0.0.0/99"],
+        ] {
+            let error = Cli::try_parse_from(bad).expect_err("refused");
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::path::Path;
 use uniqd_core::PathOptions;
 use uniqd_exporter::ExporterConfig;
 use uniqd_http::{BearerTokens, ServerConfig};
+use uniqd_ingest::fields::FieldMap;
 use uniqd_ingest::syslog::SyslogConfig;
 use uniqd_ingest::IngestConfig;
 
@@ -39,6 +40,12 @@ impl Cli {
                 max_object_bytes: self.max_object_size,
                 max_batch_bytes: self.max_batch_size,
                 max_buffered_bytes: self.max_buffered_bytes,
+                fields: FieldMap::new(
+                    &self.ip_field.0[..],
+                    &self.url_field.0[..],
+                    &self.timestamp_field.0[..],
+                )?
+                .with_trusted_proxies(self.trusted_proxies.clone().unwrap_or_default()),
                 auth: tokens(
                     TokenSetting::INGEST,
                     &self.ingest_token,

@@ -1,0 +1,355 @@
+//! Which members of a log object hold its address, its URL and its time: the [`FieldMap`]
+//! (`--ip-field`, `--url-field`, `--timestamp-field`), built once at start-up.
+//!
+//! Each field has an ordered list of candidates, names (`client_ip`) or dotted paths into
+//! nested objects (`request.uri`); **the first candidate present in a log wins**, whatever the
+//! order of the members in the log. A candidate is *present* when its member exists (for a
+//! dotted path: every object on the way exists and is an object); a present `ip` that is not a
+//! string rejects the log (`ip_not_a_string`), a present `url` that is not a string or a present
+//! `timestamp` that is neither a string nor a number counts as no URL / no time. Duplicate
+//! keys: the last occurrence wins, as before.
+//!
+//! # The defaults
+//!
+//! The lists a user would expect, so that the gateways and controllers of
+//! `docs/shippers.md` work with no flag; uniqd's own names come first, then the
+//! most specific gateway names, then the generic ones:
+//!
+//! * address: `ip` (uniqd), `client_ip` (Kong, APISIX: the client after their real-IP
+//!   handling), `remote_addr` (nginx, ingress-nginx; the client after nginx's real-IP module),
+//!   `ClientHost` (Traefik, without port) before `ClientAddr` (Traefik, with port),
+//!   `downstream_remote_address` (Envoy, with port), `client.ip` (nested, Elastic Common
+//!   Schema).
+//! * URL: `url` (uniqd), `request_uri` (nginx), `RequestPath` (Traefik), `path` (Envoy),
+//!   `uri` (nginx's normalised `$uri`), `request.uri` (Kong, APISIX: the path and query),
+//!   `request.url` (APISIX: the full URL, whose host the top pages drop).
+//! * time: `timestamp` (uniqd), `@timestamp` (Logstash, ECS), `time` (Fluentd, ingress-nginx
+//!   examples), `time_iso8601` and `time_local` (nginx), `StartUTC` (Traefik), `start_time`
+//!   (Envoy's RFC 3339 text, APISIX's epoch milliseconds), `started_at` (Kong, epoch
+//!   milliseconds), `date` (Fluent Bit, epoch seconds).
+//!
+//! # Cost
+//!
+//! The fast scanner compares every member name of a flat log with the candidates. The names
+//! are bucketed by length once here, so a member name costs one table lookup and, for the few
+//! candidates of its length, one byte comparison each; nothing is allocated per log.
+
+use std::sync::LazyLock;
+
+use super::address::TrustedProxies;
+
+/// The default address candidates (see the [module docs](self)).
+pub const DEFAULT_IP_FIELDS: &[&str] = &[
+    "ip",
+    "client_ip",
+    "remote_addr",
+    "ClientHost",
+    "ClientAddr",
+    "downstream_remote_address",
+    "client.ip",
+];
+
+/// The default URL candidates.
+pub const DEFAULT_URL_FIELDS: &[&str] = &[
+    "url",
+    "request_uri",
+    "RequestPath",
+    "path",
+    "uri",
+    "request.uri",
+    "request.url",
+];
+
+/// The default time candidates.
+pub const DEFAULT_TIMESTAMP_FIELDS: &[&str] = &[
+    "timestamp",
+    "@timestamp",
+    "time",
+    "time_iso8601",
+    "time_local",
+    "StartUTC",
+    "start_time",
+    "started_at",
+    "date",
+];
+
+/// At most this many candidates per field.
+pub const MAX_CANDIDATES: usize = 64;
+
+/// Member names of these lengths get a bucket of their own; longer ones share the last.
+const BUCKETS: usize = 32;
+
+/// The three fields uniqd reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    Ip = 0,
+    Url = 1,
+    Timestamp = 2,
+}
+
+/// One candidate: the member name it starts with, the rest of its dotted path, and its place
+/// in its field's list (0 is the first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub(crate) field: Field,
+    pub(crate) rank: usize,
+    /// The first eight bytes of `first`, zero-padded: compared before the bytes themselves.
+    head: u64,
+    pub(crate) first: Box<[u8]>,
+    pub(crate) rest: Box<[Box<str>]>,
+}
+
+/// The configured field names (see the [module docs](self)) and the trusted proxies that
+/// decide which address of a forwarded list counts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldMap {
+    lists: [Box<[Box<str>]>; 3],
+    /// Sorted by bucket (`first.len()`, capped at [`BUCKETS`]).
+    candidates: Box<[Candidate]>,
+    /// `candidates[starts[b]..starts[b + 1]]` have first segments in bucket `b`.
+    starts: [u16; BUCKETS + 2],
+    trusted: TrustedProxies,
+}
+
+impl Default for FieldMap {
+    fn default() -> Self {
+        FieldMap::standard().clone()
+    }
+}
+
+static STANDARD: LazyLock<FieldMap> = LazyLock::new(|| {
+    // The default lists are valid (checked by a unit test).
+    FieldMap::new(
+        DEFAULT_IP_FIELDS,
+        DEFAULT_URL_FIELDS,
+        DEFAULT_TIMESTAMP_FIELDS,
+    )
+    .unwrap_or_else(|e| unreachable!("default field lists: {e}"))
+});
+
+impl FieldMap {
+    /// The default lists, no trusted proxies.
+    #[must_use]
+    pub fn standard() -> &'static FieldMap {
+        &STANDARD
+    }
+
+    /// Builds a map from the candidate lists of the address, the URL and the time (names or
+    /// dotted paths, first wins).
+    ///
+    /// # Errors
+    ///
+    /// An empty list, an empty name or path segment, or more than [`MAX_CANDIDATES`] names.
+    pub fn new<S: AsRef<str>>(ip: &[S], url: &[S], timestamp: &[S]) -> Result<Self, String> {
+        let mut candidates = Vec::new();
+        let mut lists: [Box<[Box<str>]>; 3] = Default::default();
+        for (field, names, flag) in [
+            (Field::Ip, ip, "--ip-field"),
+            (Field::Url, url, "--url-field"),
+            (Field::Timestamp, timestamp, "--timestamp-field"),
+        ] {
+            if names.is_empty() {
+                return Err(format!("{flag} needs at least one name"));
+            }
+            if names.len() > MAX_CANDIDATES {
+                return Err(format!("{flag} takes at most {MAX_CANDIDATES} names"));
+            }
+            let mut list = Vec::with_capacity(names.len());
+            for (rank, name) in names.iter().enumerate() {
+                let name = name.as_ref().trim();
+                check_name(name).map_err(|e| format!("{flag}: {e}"))?;
+                let mut segments = name.split('.');
+                let first = segments.next().unwrap_or_default();
+                let rest: Vec<Box<str>> = segments.map(Box::from).collect();
+                candidates.push(Candidate {
+                    field,
+                    rank,
+                    head: head_of(first.as_bytes()),
+                    first: first.as_bytes().into(),
+                    rest: rest.into(),
+                });
+                list.push(Box::from(name));
+            }
+            lists[field as usize] = list.into();
+        }
+        candidates.sort_by_key(|c| bucket(c.first.len()));
+        let mut starts = [0u16; BUCKETS + 2];
+        for (b, start) in starts.iter_mut().enumerate() {
+            // At most 3 * MAX_CANDIDATES candidates: fits.
+            *start = candidates.partition_point(|c| bucket(c.first.len()) < b) as u16;
+        }
+        Ok(Self {
+            lists,
+            candidates: candidates.into(),
+            starts,
+            trusted: TrustedProxies::default(),
+        })
+    }
+
+    /// This map, taking the rightmost address of a forwarded list that is not in `trusted`
+    /// (see [`super::address`]).
+    #[must_use]
+    pub fn with_trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// The trusted proxies.
+    #[must_use]
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.trusted
+    }
+
+    /// The address candidates, in order.
+    #[must_use]
+    pub fn ip_fields(&self) -> &[Box<str>] {
+        &self.lists[Field::Ip as usize]
+    }
+
+    /// The URL candidates, in order.
+    #[must_use]
+    pub fn url_fields(&self) -> &[Box<str>] {
+        &self.lists[Field::Url as usize]
+    }
+
+    /// The time candidates, in order.
+    #[must_use]
+    pub fn timestamp_fields(&self) -> &[Box<str>] {
+        &self.lists[Field::Timestamp as usize]
+    }
+
+    /// The candidates whose first segment is the member name `key`. Names of one bucket
+    /// under [`BUCKETS`] bytes have the same length, so for names of at most eight bytes equal
+    /// heads are equal names, without a call to `memcmp`.
+    #[inline]
+    pub(crate) fn matching<'s>(&'s self, key: &'s [u8]) -> impl Iterator<Item = &'s Candidate> {
+        let b = bucket(key.len());
+        let range = usize::from(self.starts[b])..usize::from(self.starts[b + 1]);
+        let head = head_of(key);
+        self.candidates[range]
+            .iter()
+            .filter(move |c| c.head == head && (key.len() <= 8 || *c.first == *key))
+    }
+}
+
+/// Checks one candidate: a member name, or a dotted path of them (`a.b.c`), no part empty.
+///
+/// # Errors
+///
+/// What is wrong with it.
+pub fn check_name(name: &str) -> Result<(), String> {
+    if name.split('.').any(str::is_empty) {
+        return Err(format!(
+            "{name:?} is not a field name or a dotted path (a.b.c)"
+        ));
+    }
+    Ok(())
+}
+
+/// The first eight bytes of `key`, zero-padded, as one word.
+#[inline]
+fn head_of(key: &[u8]) -> u64 {
+    let mut word = [0u8; 8];
+    let n = key.len().min(8);
+    word[..n].copy_from_slice(&key[..n]);
+    u64::from_le_bytes(word)
+}
+
+fn bucket(len: usize) -> usize {
+    len.min(BUCKETS)
+}
+
+/// The best candidate found so far for each field, with its value: a lower rank replaces a
+/// higher one, the same rank (a duplicate key) replaces it too (the last wins).
+#[derive(Debug)]
+pub(crate) struct Best<V> {
+    slots: [Option<(usize, V)>; 3],
+}
+
+impl<V: Copy> Best<V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            slots: [None, None, None],
+        }
+    }
+
+    #[inline]
+    pub(crate) fn offer(&mut self, field: Field, rank: usize, value: V) {
+        let slot = &mut self.slots[field as usize];
+        match slot {
+            Some((best, _)) if *best < rank => {}
+            _ => *slot = Some((rank, value)),
+        }
+    }
+
+    pub(crate) fn get(&self, field: Field) -> Option<V> {
+        self.slots[field as usize].map(|(_, v)| v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ranks(map: &FieldMap, key: &str) -> Vec<(Field, usize, usize)> {
+        map.matching(key.as_bytes())
+            .map(|c| (c.field, c.rank, c.rest.len()))
+            .collect()
+    }
+
+    #[test]
+    fn the_default_lists_are_valid_and_start_with_uniqds_own_names() {
+        let map = FieldMap::standard();
+        assert_eq!(&*map.ip_fields()[0], "ip");
+        assert_eq!(&*map.url_fields()[0], "url");
+        assert_eq!(&*map.timestamp_fields()[0], "timestamp");
+        assert_eq!(ranks(map, "ip"), [(Field::Ip, 0, 0)]);
+        assert_eq!(ranks(map, "client"), [(Field::Ip, 6, 1)]);
+        assert_eq!(
+            ranks(map, "request"),
+            [(Field::Url, 5, 1), (Field::Url, 6, 1)]
+        );
+        assert_eq!(ranks(map, "downstream_remote_address"), [(Field::Ip, 5, 0)]);
+        assert!(ranks(map, "IP").is_empty());
+        assert!(ranks(map, "ib").is_empty());
+        assert!(ranks(map, "timestamq").is_empty());
+        assert!(ranks(map, "timestamp\0").is_empty());
+        assert_eq!(ranks(map, "timestamp"), [(Field::Timestamp, 0, 0)]);
+        assert!(ranks(map, "").is_empty());
+    }
+
+    #[test]
+    fn long_names_share_the_last_bucket() {
+        let long = "a".repeat(40);
+        let longer = "a".repeat(41);
+        let map = FieldMap::new(&[long.as_str(), longer.as_str()], &["u"], &["t"]).expect("valid");
+        assert_eq!(ranks(&map, &long), [(Field::Ip, 0, 0)]);
+        assert_eq!(ranks(&map, &longer), [(Field::Ip, 1, 0)]);
+        assert!(ranks(&map, &"a".repeat(39)).is_empty());
+    }
+
+    #[test]
+    fn bad_lists_are_refused() {
+        let cases: [(Vec<&str>, Vec<&str>); 5] = [
+            (vec![], vec!["u"]),
+            (vec!["a..b"], vec!["u"]),
+            (vec!["ip"], vec![".u"]),
+            (vec!["ip"], vec!["u."]),
+            (vec![""], vec!["u"]),
+        ];
+        for (ip, url) in cases {
+            assert!(FieldMap::new(&ip, &url, &["t"]).is_err(), "{ip:?} {url:?}");
+        }
+    }
+
+    #[test]
+    fn best_keeps_the_lowest_rank_and_the_last_duplicate() {
+        let mut best = Best::new();
+        best.offer(Field::Ip, 3, 'a');
+        best.offer(Field::Ip, 1, 'b');
+        best.offer(Field::Ip, 2, 'c');
+        best.offer(Field::Ip, 1, 'd');
+        assert_eq!(best.get(Field::Ip), Some('d'));
+        assert_eq!(best.get(Field::Url), None);
+    }
+}

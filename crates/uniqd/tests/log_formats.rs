@@ -1,0 +1,266 @@
+//! What gateways and ingress controllers send, end to end with no flag: their own field names
+//! (Kong `http-log`, APISIX `http-logger`, ingress-nginx JSON, Traefik, Envoy; fixtures in
+//! `tests/fixtures/gateways`, the recipes in `docs/shippers.md`), addresses with ports and
+//! forwarded lists (with and without `--trusted-proxies`), epoch and CLF timestamps in the
+//! right time window, combined and common log format lines as `text/plain` with bad lines
+//! reported by number; and configured field names.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use common::*;
+use serde_json::Value as Json;
+use uniqd::AppConfig;
+use uniqd_ingest::fields::{FieldMap, TrustedProxies};
+
+const MINUTE_MS: u64 = 60_000;
+
+fn now_ms() -> u64 {
+    u64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+}
+
+fn fixture(name: &str) -> String {
+    let path = repo_path(format!("crates/uniqd/tests/fixtures/gateways/{name}"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn post_text(service: &TestService, body: &str) -> HttpResponse {
+    post(service.ingest, "/logs", Some("text/plain"), body.as_bytes()).await
+}
+
+/// The paths of `/stats`, with their counts.
+async fn pages(service: &TestService) -> Vec<(String, u64)> {
+    let stats = get(service.metrics, "/stats").await.json();
+    let mut pages: Vec<(String, u64)> = stats["pages"]
+        .as_array()
+        .expect("pages")
+        .iter()
+        .map(|p| {
+            (
+                p["path"].as_str().unwrap().to_owned(),
+                p["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    pages.sort();
+    pages
+}
+
+async fn window(service: &TestService, window: &str) -> u64 {
+    let body: Json = get(service.metrics, &format!("/api/v1/unique?window={window}"))
+        .await
+        .json();
+    body["unique_ip_addresses"].as_u64().expect("a count")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateway_logs_count_with_no_flag() {
+    let service = TestService::start().await;
+    for name in [
+        "kong_http_log.json",
+        "apisix_http_logger.json",
+        "ingress_nginx.json",
+        "traefik.json",
+        "envoy.json",
+    ] {
+        let response = post_json(service.ingest, &fixture(name)).await;
+        assert_eq!(response.status, 202, "{name}: {}", response.text());
+        // And as an NDJSON line.
+        let line = fixture(name).replace('\n', "");
+        assert_eq!(
+            post_ndjson(service.ingest, &line).await.status,
+            202,
+            "{name}"
+        );
+    }
+    assert_eq!(service.unique().await, 5);
+    assert_eq!(
+        pages(&service).await,
+        [
+            ("/apisix/hello".to_owned(), 2),
+            ("/envoy/status".to_owned(), 2),
+            ("/kong/items".to_owned(), 2),
+            ("/nginx/cart".to_owned(), 2),
+            ("/traefik/whoami".to_owned(), 2),
+        ]
+    );
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ports_and_forwarded_lists_count_their_client() {
+    let service = TestService::start().await;
+    for (body, status) in [
+        (r#"{"ip":"198.51.100.1:5678"}"#, 202),
+        (r#"{"ip":"[2001:db8::1]:443"}"#, 202),
+        (r#"{"ip":"198.51.100.2, 10.0.0.1"}"#, 202),
+        (r#"{"ip":"198.51.100.2 , 10.0.0.2, 10.0.0.3"}"#, 202),
+        (r#"{"ip":"1.2.3.4:99999"}"#, 400),
+        (r#"{"ip":"[1.2.3.4]:80"}"#, 400),
+        (r#"{"ip":"nope, 10.0.0.1"}"#, 400),
+    ] {
+        let response = post_json(service.ingest, body).await;
+        assert_eq!(response.status, status, "{body}: {}", response.text());
+        if status == 400 {
+            response.expect_error(400, "invalid_ip");
+        }
+    }
+    // The leftmost address of a list: 198.51.100.1, 2001:db8::1, 198.51.100.2.
+    assert_eq!(service.unique().await, 3);
+    service.stop().await;
+
+    // With trusted proxies, the rightmost address not in them.
+    let mut config = AppConfig::default();
+    config.ingest.fields = FieldMap::standard()
+        .clone()
+        .with_trusted_proxies(TrustedProxies::parse("10.0.0.0/8").unwrap());
+    let service = TestService::start_with(config).await;
+    let batch = [
+        // A client forging the start of the list is counted as where it came from.
+        r#"{"ip":"1.1.1.1, 198.51.100.7, 10.0.0.1"}"#,
+        r#"{"ip":"6.6.6.6, 198.51.100.7, 10.0.0.2, 10.1.1.1"}"#,
+        // All trusted: the leftmost.
+        r#"{"ip":"10.0.0.5, 10.0.0.1"}"#,
+        r#"{"ip":"198.51.100.8"}"#,
+    ]
+    .join("\n");
+    let response = post_ndjson(service.ingest, &batch).await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    assert_eq!(service.unique().await, 3);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epoch_and_clf_times_land_in_their_window() {
+    let service = TestService::start().await;
+    // Four minutes back: within the 5m skew, outside the last minute.
+    let back = now_ms() - 4 * MINUTE_MS;
+    let clf_time = {
+        // UTC, as nginx's $time_local with TZ=UTC.
+        let secs = back / 1000;
+        let days = (secs / 86_400) as i64;
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        let names = [
+            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+        ];
+        let rest = secs % 86_400;
+        format!(
+            "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
+            names[(month - 1) as usize],
+            rest / 3600,
+            rest / 60 % 60,
+            rest % 60
+        )
+    };
+    let batch = [
+        // Kong: epoch milliseconds as a number.
+        format!(r#"{{"client_ip":"192.0.2.1","started_at":{back}}}"#),
+        // Fluent Bit: epoch seconds with a fraction.
+        format!(
+            r#"{{"ip":"192.0.2.2","date":{}.{:03}}}"#,
+            back / 1000,
+            back % 1000
+        ),
+        // Epoch microseconds as a string.
+        format!(r#"{{"ip":"192.0.2.3","timestamp":"{}000"}}"#, back),
+        // nginx's $time_local.
+        format!(r#"{{"remote_addr":"192.0.2.4","time_local":"{clf_time}"}}"#),
+    ]
+    .join("\n");
+    let response = post_ndjson(service.ingest, &batch).await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    let line = format!(r#"192.0.2.5 - - [{clf_time}] "GET /a HTTP/1.1" 200 5"#);
+    assert_eq!(post_text(&service, &line).await.status, 202);
+    assert_eq!(service.unique().await, 5);
+    assert_eq!(window(&service, "5m").await, 5);
+    assert_eq!(window(&service, "1m").await, 0);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_lines_as_text_plain() {
+    let service = TestService::start().await;
+    let body = "\
+203.0.113.9 - - [10/Oct/2000:13:55:36 -0700] \"GET /a?x=1 HTTP/1.0\" 200 2326 \"-\" \"curl/8\"\r
+203.0.113.10 - frank [10/Oct/2000:13:55:36 -0700] \"POST /b HTTP/1.1\" 201 -\n\
+\n\
+2001:db8::9 - - [10/Oct/2000:13:55:36 +0000] \"GET /a HTTP/2.0\" 200 1 \"https://ex.com/\" \"UA\" \"198.51.100.1\"\n";
+    let response = post_text(&service, body).await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    assert_eq!(response.json()["accepted"], 3);
+    assert_eq!(service.unique().await, 3);
+    assert_eq!(
+        pages(&service).await,
+        [("/a".to_owned(), 2), ("/b".to_owned(), 1)]
+    );
+
+    // A bad line is reported by number; the good ones count.
+    let body = "\
+198.51.100.20 - - [10/Oct/2000:13:55:36 -0700] \"GET /c HTTP/1.1\" 200 1\n\
+{\"ip\":\"198.51.100.21\"}\n\
+198.51.100.22 - - [10/Oct/2000:13:55:36 -0700] \"GET /c HTTP/1.1\" 200\n\
+999.1.1.1 - - [10/Oct/2000:13:55:36 -0700] \"GET /c HTTP/1.1\" 200 1\n\
+198.51.100.23 - - [10/Oct/2000:13:55:36 -0700] \"GET /c HTTP/1.1\" 200 1";
+    let response = post_text(&service, body).await;
+    let json = response.expect_error(400, "invalid_lines");
+    assert_eq!(
+        (json["accepted"].clone(), json["rejected"].clone()),
+        (2.into(), 3.into())
+    );
+    let errors = json["errors"].as_array().unwrap();
+    let lines: Vec<(u64, &str)> = errors
+        .iter()
+        .map(|e| (e["line"].as_u64().unwrap(), e["error"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            (2, "invalid_log_line"),
+            (3, "invalid_log_line"),
+            (4, "invalid_ip")
+        ]
+    );
+    let message = errors[1]["message"].as_str().unwrap();
+    assert!(message.contains("at byte 68"), "{message}");
+    assert_eq!(service.unique().await, 5);
+    service.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_field_names_replace_the_defaults() {
+    let mut config = AppConfig::default();
+    config.ingest.fields = FieldMap::new(&["src.addr", "peer"], &["req.path"], &["ts"]).unwrap();
+    let service = TestService::start_with(config).await;
+    let batch = [
+        r#"{"src":{"addr":"192.0.2.1"},"peer":"192.0.2.99","req":{"path":"/x"}}"#,
+        r#"{"peer":"192.0.2.2","req":{"path":"/x"}}"#,
+        // uniqd's own name is not on the list any more.
+        r#"{"ip":"192.0.2.3"}"#,
+    ]
+    .join("\n");
+    let json = post_ndjson(service.ingest, &batch)
+        .await
+        .expect_error(400, "invalid_lines");
+    assert_eq!(json["accepted"], 2);
+    assert_eq!(json["errors"][0]["error"], "missing_ip");
+    assert_eq!(service.unique().await, 2);
+    assert_eq!(pages(&service).await, [("/x".to_owned(), 2)]);
+    service.stop().await;
+}
