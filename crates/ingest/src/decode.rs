@@ -4,7 +4,8 @@
 //! The decoder knows no framing: the transport pushes each received chunk in and pulls
 //! decoded bytes out, at most [`OUTPUT_BYTES`] at a time, and feeds them to whatever framing
 //! the `Content-Type` picked (one object, an array or stream, NDJSON, or plain lines). It
-//! never holds more than that output buffer and the codec's own state, so a decompression bomb
+//! never holds more than two such output buffers (the last piece is held back until the
+//! stream proves complete, see [`Decoder`]) and the codec's own state, so a decompression bomb
 //! costs no more memory than an honest body: the transport counts the decoded bytes against
 //! the same limit as the wire bytes and stops (413) as soon as they pass it.
 //!
@@ -14,7 +15,7 @@
 //! | `deflate`: the zlib format (RFC 1950), as RFC 9110 defines it | flate2 `Decompress` (zlib-rs) | [`INFLATE_BYTES`] |
 //! | `zstd`, one or more frames | zstd-safe's `DCtx` (the reference C library) | the frame's window, at most 2^[`ZSTD_WINDOW_LOG_MAX`] = 8 MiB (a frame asking for more is refused as malformed), plus about 100 KiB; measured after each step ([`Decoder::held_bytes`]) |
 //!
-//! Plus [`OUTPUT_BYTES`] of output buffer for each. The transport reserves
+//! Plus two output buffers of [`OUTPUT_BYTES`] for each. The transport reserves
 //! [`Decoder::held_bytes`] from the global buffer budget before it feeds the next chunk.
 //! Anything the codec refuses, a stream cut short (no gzip trailer, no zlib end, a zstd frame
 //! unfinished) or bytes after a zlib stream is [`Malformed`].
@@ -150,11 +151,25 @@ impl std::fmt::Debug for Engine {
 }
 
 /// Decodes one body of a [`Coding`] other than identity (see the module docs).
+///
+/// Decoded bytes are handed out one output buffer behind the codec: the last piece is
+/// released only once the stream is known to be complete (the gzip trailer's CRC and
+/// length checked, the zlib or zstd end reached), so that a body of up to [`OUTPUT_BYTES`]
+/// (every single log) is counted only if its encoding is intact; a longer one has counted
+/// all but its last piece when its end turns out broken (and says so).
 #[derive(Debug)]
 pub struct Decoder {
     coding: Coding,
     engine: Engine,
-    out: Box<[u8]>,
+    /// Two output buffers: the codec writes into one while the other holds the piece not
+    /// yet handed out.
+    out: [Box<[u8]>; 2],
+    /// The buffer the codec writes into next.
+    write: usize,
+    /// A decoded piece held back: its buffer and length.
+    held: Option<(usize, usize)>,
+    /// The buffer of the piece handed out last ([`Self::output`]).
+    ready: usize,
 }
 
 impl Decoder {
@@ -183,10 +198,14 @@ impl Decoder {
                 }
             }
         };
+        let buffer = || vec![0; OUTPUT_BYTES].into_boxed_slice();
         Some(Self {
             coding,
             engine,
-            out: vec![0; OUTPUT_BYTES].into_boxed_slice(),
+            out: [buffer(), buffer()],
+            write: 0,
+            held: None,
+            ready: 0,
         })
     }
 
@@ -196,10 +215,10 @@ impl Decoder {
         self.coding
     }
 
-    /// The bytes this decoder holds: the output buffer and the codec's state.
+    /// The bytes this decoder holds: the two output buffers and the codec's state.
     #[must_use]
     pub fn held_bytes(&self) -> usize {
-        OUTPUT_BYTES
+        2 * OUTPUT_BYTES
             + match &self.engine {
                 Engine::Gzip(_) | Engine::Zlib { .. } => INFLATE_BYTES,
                 Engine::Zstd { dctx, .. } => dctx.sizeof(),
@@ -235,8 +254,33 @@ impl Decoder {
     ///
     /// [`Malformed`] for data the codec refuses, or a stream that ends too early.
     pub fn next(&mut self) -> Result<Option<usize>, Malformed> {
-        let n = match &mut self.engine {
-            Engine::Gzip(decoder) => match decoder.read(&mut self.out) {
+        loop {
+            match self.step()? {
+                Some(n) => {
+                    let decoded = (self.write, n);
+                    self.write ^= 1;
+                    if let Some((buffer, len)) = self.held.replace(decoded) {
+                        self.ready = buffer;
+                        return Ok(Some(len));
+                    }
+                }
+                None if self.input().eof => {
+                    // The stream is complete: the piece held back can go.
+                    return Ok(self.held.take().map(|(buffer, len)| {
+                        self.ready = buffer;
+                        len
+                    }));
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    /// One step of the codec into the free output buffer.
+    fn step(&mut self) -> Result<Option<usize>, Malformed> {
+        let out = &mut self.out[self.write];
+        Ok(match &mut self.engine {
+            Engine::Gzip(decoder) => match decoder.read(out) {
                 Ok(0) => None,
                 Ok(n) => Some(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
@@ -247,21 +291,21 @@ impl Decoder {
                 input,
                 ended,
                 pending,
-            } => zlib_step(inflate, input, ended, pending, &mut self.out)?,
+            } => zlib_step(inflate, input, ended, pending, out)?,
             Engine::Zstd {
                 dctx,
                 input,
                 in_frame,
                 pending,
-            } => zstd_step(dctx, input, in_frame, pending, &mut self.out)?,
-        };
-        Ok(n)
+            } => zstd_step(dctx, input, in_frame, pending, out)?,
+        })
     }
 
-    /// The first `n` bytes of the output buffer: what [`Self::next`] decoded.
+    /// The `n` bytes [`Self::next`] handed out last.
     #[must_use]
     pub fn output(&self, n: usize) -> &[u8] {
-        &self.out[..n.min(self.out.len())]
+        let out = &self.out[self.ready];
+        &out[..n.min(out.len())]
     }
 }
 
@@ -427,6 +471,18 @@ mod tests {
             (Coding::Deflate, zlib(&data)),
             (Coding::Zstd, zstd(&data)),
         ] {
+            // Cut anywhere, the last piece decoded is never handed out.
+            for cut in [encoded.len() / 2, encoded.len() - 5, encoded.len() - 1] {
+                let mut d = Decoder::new(coding).expect("not identity");
+                d.push(Bytes::copy_from_slice(&encoded[..cut]));
+                let mut out = 0;
+                while let Some(n) = d.next().expect("no error before the end") {
+                    out += n;
+                }
+                d.end();
+                assert_eq!(d.next(), Err(Malformed), "{coding:?} cut at {cut}");
+                assert!(out < data.len(), "{coding:?} cut at {cut}");
+            }
             let cut = &encoded[..encoded.len() - 5];
             assert_eq!(decode(coding, cut, 100), Err(Malformed), "{coding:?} cut");
             assert_eq!(
@@ -452,11 +508,12 @@ mod tests {
             let mut d = Decoder::new(coding).expect("not identity");
             d.push(Bytes::from(encoded));
             let first = d.next().expect("valid").expect("some output");
+            assert_eq!(d.output(first).len(), first);
             assert!(first <= OUTPUT_BYTES);
             // inflate: fixed; zstd: the frame's window (2 MiB at level 3), capped at 8 MiB.
             let most = match coding {
                 Coding::Zstd => (1 << ZSTD_WINDOW_LOG_MAX) + 256 * 1024,
-                _ => OUTPUT_BYTES + INFLATE_BYTES,
+                _ => 2 * OUTPUT_BYTES + INFLATE_BYTES,
             };
             assert!(d.held_bytes() <= most, "{coding:?} {}", d.held_bytes());
         }
