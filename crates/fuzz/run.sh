@@ -16,7 +16,7 @@ seconds=${1:-600}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    targets=(parse_line ndjson_batch state_file redis_hll)
+    targets=(parse_line ndjson_batch json_batch state_file redis_hll)
 fi
 fuzz_dir=crates/fuzz
 log_dir=$fuzz_dir/logs

@@ -19,6 +19,10 @@
 //! not buffered: its bytes are scanned (to find its end) and dropped, and it is reported as
 //! [`Piece::TooLong`]; when it is the first value of a body that is not an array (the single
 //! object of old), the splitter stops instead ([`Stop::FirstTooLarge`]).
+//!
+//! The first value of a body that is not an array is held back (in the carry) until the next
+//! value starts or the body ends: a body that is one object is counted only once it is whole,
+//! so one cut short or stalled after its closing brace counts nothing, as before streams.
 
 use super::ndjson::grown_capacity;
 
@@ -109,6 +113,8 @@ pub struct JsonSplitter {
     max: usize,
     /// The body began with `[`.
     array: bool,
+    /// The body offset of the first value, complete and held back in the carry.
+    held_first: Option<usize>,
 }
 
 const fn is_ws(b: u8) -> bool {
@@ -197,6 +203,7 @@ impl JsonSplitter {
             offset: 0,
             max,
             array: false,
+            held_first: None,
         }
     }
 
@@ -236,6 +243,10 @@ impl JsonSplitter {
                 match end {
                     Some(n) => {
                         i += n;
+                        if self.hold_first(&value) {
+                            // The value is in the carry already.
+                            continue;
+                        }
                         let carry = std::mem::take(&mut self.carry);
                         self.emit(&value, &carry, on_piece);
                         self.carry = carry;
@@ -294,7 +305,8 @@ impl JsonSplitter {
                 }
                 Top::Stream | Top::ArrayFirst | Top::ArrayNext => {}
             }
-            // A value starts at `i`.
+            // A value starts at `i`: a first one held back is one of a stream.
+            self.release_first(on_piece);
             let mut value = Value::new(b, base + i);
             let start = i;
             i += 1;
@@ -305,6 +317,10 @@ impl JsonSplitter {
                     if value.len > self.value_limit(&value) {
                         value.too_long = true;
                         self.check_first(&value)?;
+                    }
+                    if self.hold_first(&value) {
+                        self.push_carry(&chunk[start..i], grant)?;
+                        continue;
                     }
                     self.emit(&value, &chunk[start..i], on_piece);
                 }
@@ -335,11 +351,25 @@ impl JsonSplitter {
             self.carry.clear();
             return self.check_first(value);
         }
+        self.push_carry(part, grant)
+    }
+
+    /// Appends to the carry, growing it (doubling, or exactly what is needed when the grant
+    /// refuses the doubling) only as `grant` allows.
+    fn push_carry(
+        &mut self,
+        part: &[u8],
+        grant: &mut dyn FnMut(usize) -> bool,
+    ) -> Result<(), Stop> {
         let needed = self.carry.len() + part.len();
-        let target = grown_capacity(self.carry.capacity(), needed, self.max);
+        let mut target = grown_capacity(self.carry.capacity(), needed, self.max);
         if target > self.carry.capacity() {
             if !grant(target) {
-                return Err(Stop::Budget);
+                if needed < target && grant(needed) {
+                    target = needed;
+                } else {
+                    return Err(Stop::Budget);
+                }
             }
             self.carry.reserve_exact(target - self.carry.len());
         }
@@ -368,6 +398,32 @@ impl JsonSplitter {
             Err(Stop::FirstTooLarge)
         } else {
             Ok(())
+        }
+    }
+
+    /// Holds back the complete first value of a body that is not an array (in the carry,
+    /// where the caller leaves or puts it) until the body shows whether another value follows
+    /// or it ends, so that a body that is one object is counted only once it is whole (a
+    /// body cut short or stalled after its object counts nothing, as it always did).
+    fn hold_first(&mut self, value: &Value) -> bool {
+        if self.is_first() && !value.too_long {
+            self.held_first = Some(value.offset);
+            self.index = 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Hands out the first value held back, if any.
+    fn release_first(&mut self, on_piece: &mut dyn FnMut(Piece<'_>)) {
+        if let Some(offset) = self.held_first.take() {
+            on_piece(Piece::Element {
+                index: 0,
+                bytes: &self.carry,
+                offset,
+            });
+            self.carry.clear();
         }
     }
 
@@ -406,6 +462,7 @@ impl JsonSplitter {
     /// The end of the body: hands out a value still in progress (complete if bare, else cut
     /// short, which the fields stage refuses) and reports an array that was not closed.
     pub fn finish(&mut self, on_piece: &mut dyn FnMut(Piece<'_>)) {
+        self.release_first(on_piece);
         if let Some(value) = self.value.take() {
             let carry = std::mem::take(&mut self.carry);
             self.emit(&value, &carry, on_piece);
