@@ -232,7 +232,7 @@ impl Decoder {
         }
     }
 
-    /// The next chunk of encoded bytes; the previous one must have been used up ([`Self::next`]
+    /// The next chunk of encoded bytes; the previous one must have been used up ([`Self::decode`]
     /// returned `None`).
     pub fn push(&mut self, chunk: Bytes) {
         let input = self.input();
@@ -240,7 +240,7 @@ impl Decoder {
         input.pos = 0;
     }
 
-    /// The body ended: [`Self::next`] then decodes what is left and checks the stream is
+    /// The body ended: [`Self::decode`] then decodes what is left and checks the stream is
     /// complete.
     pub fn end(&mut self) {
         self.input().eof = true;
@@ -253,7 +253,7 @@ impl Decoder {
     /// # Errors
     ///
     /// [`Malformed`] for data the codec refuses, or a stream that ends too early.
-    pub fn next(&mut self) -> Result<Option<usize>, Malformed> {
+    pub fn decode(&mut self) -> Result<Option<usize>, Malformed> {
         loop {
             match self.step()? {
                 Some(n) => {
@@ -301,7 +301,7 @@ impl Decoder {
         })
     }
 
-    /// The `n` bytes [`Self::next`] handed out last.
+    /// The `n` bytes [`Self::decode`] handed out last.
     #[must_use]
     pub fn output(&self, n: usize) -> &[u8] {
         let out = &self.out[self.ready];
@@ -422,13 +422,13 @@ mod tests {
         let mut most = 0;
         for chunk in encoded.chunks(n.max(1)) {
             d.push(Bytes::copy_from_slice(chunk));
-            while let Some(n) = d.next()? {
+            while let Some(n) = d.decode()? {
                 most = most.max(n);
                 out.extend_from_slice(d.output(n));
             }
         }
         d.end();
-        while let Some(n) = d.next()? {
+        while let Some(n) = d.decode()? {
             most = most.max(n);
             out.extend_from_slice(d.output(n));
         }
@@ -476,11 +476,11 @@ mod tests {
                 let mut d = Decoder::new(coding).expect("not identity");
                 d.push(Bytes::copy_from_slice(&encoded[..cut]));
                 let mut out = 0;
-                while let Some(n) = d.next().expect("no error before the end") {
+                while let Some(n) = d.decode().expect("no error before the end") {
                     out += n;
                 }
                 d.end();
-                assert_eq!(d.next(), Err(Malformed), "{coding:?} cut at {cut}");
+                assert_eq!(d.decode(), Err(Malformed), "{coding:?} cut at {cut}");
                 assert!(out < data.len(), "{coding:?} cut at {cut}");
             }
             let cut = &encoded[..encoded.len() - 5];
@@ -507,7 +507,7 @@ mod tests {
         for (coding, encoded) in [(Coding::Gzip, gzip(&zeros)), (Coding::Zstd, zstd(&zeros))] {
             let mut d = Decoder::new(coding).expect("not identity");
             d.push(Bytes::from(encoded));
-            let first = d.next().expect("valid").expect("some output");
+            let first = d.decode().expect("valid").expect("some output");
             assert_eq!(d.output(first).len(), first);
             assert!(first <= OUTPUT_BYTES);
             // inflate: fixed; zstd: the frame's window (2 MiB at level 3), capped at 8 MiB.

@@ -178,7 +178,7 @@ impl Run<'_> {
     /// Feeds everything `decoder` can decode from what it has been given.
     fn drain(&mut self, decoder: &mut Decoder) -> Result<(), IngestError> {
         loop {
-            let n = match decoder.next() {
+            let n = match decoder.decode() {
                 Ok(Some(n)) => n,
                 Ok(None) => break,
                 Err(_) => {
