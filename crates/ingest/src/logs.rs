@@ -113,6 +113,10 @@ pub(crate) async fn post_logs(
     };
     run.reserve_decoder()
         .map_err(|()| IngestError::BuffersFull { progress: None })?;
+    if run.decoder.is_none() && body.is_end_stream() {
+        // One piece: the framing reads it where it is, holding nothing back.
+        run.streamed.whole_body_next();
+    }
     let mut next = Some(Ok(first));
     loop {
         let chunk = match next.take() {

@@ -115,6 +115,8 @@ pub struct JsonSplitter {
     array: bool,
     /// The body offset of the first value, complete and held back in the carry.
     held_first: Option<usize>,
+    /// The caller said the next chunk is the whole rest of the body: nothing is held back.
+    whole: bool,
 }
 
 const fn is_ws(b: u8) -> bool {
@@ -204,6 +206,7 @@ impl JsonSplitter {
             max,
             array: false,
             held_first: None,
+            whole: false,
         }
     }
 
@@ -211,6 +214,12 @@ impl JsonSplitter {
     #[must_use]
     pub fn is_array(&self) -> bool {
         self.array
+    }
+
+    /// Says that the next chunk fed is the rest of the body, all of it (a body that came in
+    /// one piece): the first value is then handed out at once, from the chunk, with no copy.
+    pub fn whole_body_next(&mut self) {
+        self.whole = true;
     }
 
     /// Bytes held in the carry (its capacity).
@@ -406,7 +415,7 @@ impl JsonSplitter {
     /// or it ends, so that a body that is one object is counted only once it is whole (a
     /// body cut short or stalled after its object counts nothing, as it always did).
     fn hold_first(&mut self, value: &Value) -> bool {
-        if self.is_first() && !value.too_long {
+        if self.is_first() && !value.too_long && !self.whole {
             self.held_first = Some(value.offset);
             self.index = 1;
             true

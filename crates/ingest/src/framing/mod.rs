@@ -92,6 +92,14 @@ impl<'v> Streamed<'v> {
         }
     }
 
+    /// Says that the next bytes fed are the whole rest of the body (it came in one piece),
+    /// which spares the JSON framing a copy.
+    pub fn whole_body_next(&mut self) {
+        if let Self::Json(batch) = self {
+            batch.whole_body_next();
+        }
+    }
+
     /// The totals so far, for an error that cuts the body short: always for NDJSON, for
     /// JSON once an element was counted or refused (a single object cut short counted
     /// nothing, and its error says so).
