@@ -131,6 +131,22 @@ const fn ends_bare(b: u8) -> bool {
     is_ws(b) || matches!(b, b',' | b']' | b'}' | b'[' | b'{' | b'"' | b':')
 }
 
+/// Where a flat object that starts at `bytes[0]` (a `{`) ends, found with a few SIMD searches
+/// instead of a byte loop: the first `}` ends it if nothing before it could change the
+/// string or depth state differently from [`Value::scan`] (no backslash, no bracket or brace,
+/// an even number of quotes). `None`: let the byte loop decide.
+fn flat_object_end(bytes: &[u8]) -> Option<usize> {
+    let close = memchr::memchr(b'}', bytes.get(1..)?)? + 1;
+    let inner = &bytes[1..close];
+    if memchr::memchr3(b'\\', b'{', b'[', inner).is_some()
+        || memchr::memchr(b']', inner).is_some()
+        || memchr::memchr_iter(b'"', inner).count() % 2 != 0
+    {
+        return None;
+    }
+    Some(close + 1)
+}
+
 impl Value {
     fn new(first: u8, offset: usize) -> Self {
         let (bare, depth, in_string) = match first {
@@ -321,8 +337,13 @@ impl JsonSplitter {
             self.release_first(on_piece);
             let mut value = Value::new(b, base + i);
             let start = i;
+            let flat = if b == b'{' {
+                flat_object_end(&chunk[i..])
+            } else {
+                None
+            };
             i += 1;
-            match value.scan(&chunk[i..]) {
+            match flat.map(|n| n - 1).or_else(|| value.scan(&chunk[i..])) {
                 Some(n) => {
                     i += n;
                     value.len = i - start;
