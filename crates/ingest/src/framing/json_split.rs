@@ -140,7 +140,7 @@ fn flat_object_end(bytes: &[u8]) -> Option<usize> {
     let inner = &bytes[1..close];
     if memchr::memchr3(b'\\', b'{', b'[', inner).is_some()
         || memchr::memchr(b']', inner).is_some()
-        || memchr::memchr_iter(b'"', inner).count() % 2 != 0
+        || !memchr::memchr_iter(b'"', inner).count().is_multiple_of(2)
     {
         return None;
     }
