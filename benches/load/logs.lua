@@ -7,8 +7,15 @@
 -- built once per wrk thread and cycled, so wrk spends its CPU on the sockets, not on Lua string
 -- building; both servers of a comparison get the same kind of stream. done() prints one
 -- machine-readable RESULT line for benches/load/run.sh (lines/s too for batches).
+-- SHAPE=array (with BATCH_BYTES): the same logs as one JSON array per body (`[l1,l2,...]`,
+-- application/json), as Kong, APISIX, Vector and Fluent Bit batch them.
+-- BODY_DIR (with BATCH_BYTES, CONTENT_TYPE and ENCODING): the bodies are the files
+-- BODY_DIR/body-1 .. body-8, pre-generated (compressed) by run.sh, sent as they are with
+-- `Content-Encoding: ENCODING`; lines per body is still floor(BATCH_BYTES / 100).
 -- (Top-level code runs in every Lua state of wrk, including the one done() runs in.)
 local batch_bytes = tonumber(os.getenv("BATCH_BYTES") or "0")
+local shape = os.getenv("SHAPE") or "ndjson"
+local body_dir = os.getenv("BODY_DIR")
 local line_bytes = 100
 local lines_per_body = batch_bytes > 0 and math.floor(batch_bytes / line_bytes) or 1
 local pool, n, i = {}, batch_bytes > 0 and 8 or 65536, 0
@@ -22,7 +29,28 @@ end
 
 function init(args)
   math.randomseed(os.time() + tonumber(tostring({}):sub(8), 16) % 1000003)
-  if batch_bytes > 0 then
+  if batch_bytes > 0 and body_dir then
+    local headers = {
+      ["Content-Type"] = os.getenv("CONTENT_TYPE") or "application/x-ndjson",
+      ["Content-Encoding"] = os.getenv("ENCODING") or "identity",
+    }
+    for k = 1, n do
+      local file = assert(io.open(string.format("%s/body-%d", body_dir, k), "rb"))
+      pool[k] = wrk.format("POST", wrk.path, headers, file:read("*a"))
+      file:close()
+    end
+  elseif batch_bytes > 0 and shape == "array" then
+    local headers = { ["Content-Type"] = "application/json" }
+    for k = 1, n do
+      local lines = {}
+      for j = 1, lines_per_body do
+        local head = log()
+        -- 100 bytes with the comma, as the NDJSON line with its newline.
+        lines[j] = head .. string.rep("x", line_bytes - #head - 3) .. '"}'
+      end
+      pool[k] = wrk.format("POST", wrk.path, headers, "[" .. table.concat(lines, ",") .. "]")
+    end
+  elseif batch_bytes > 0 then
     local headers = { ["Content-Type"] = "application/x-ndjson" }
     for k = 1, n do
       local lines = {}

@@ -14,6 +14,12 @@
 # 50000, over 64 connections: both servers under the same load, for latency), batch64k and
 # batch1m (NDJSON bodies of 64 KiB / 1 MiB, 100-byte lines, wrk -t1 -c16). For the batches the
 # baseline runs with --lines: it splits the body into lines and counts them.
+# array64k: the same 100-byte logs as one JSON array per 64 KiB body (application/json; the
+# issue's target: within 15% of batch64k's lines/s). gzip64k, zstd64k: batch64k's NDJSON
+# bodies (655 lines) compressed (gzip -6 by python3's gzip module, zstd -3 by the zstd CLI),
+# generated once per run into a temporary directory, sent with Content-Encoding (targets: at
+# least 3 M and 5 M lines/s). The bare baseline does not decode: for these two compare
+# lines/s with batch64k's, or use BASELINE=<an older uniqd> (which refuses them with 415).
 # Prints a table of medians (requests/s, lines/s, p50, p99, the server's CPU time per request or
 # line, from /proc) and the ratios uniqd / baseline,
 # each the median of the per-round ratios (a round runs both servers back to back).
@@ -32,7 +38,7 @@ RATE=${RATE:-50000}
 # same flags as uniqd plus BARE_ARGS (the tables still call it "bare").
 BASELINE=${BASELINE:-bare}
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(single single_rate batch64k batch1m)
+((${#scenarios[@]})) || scenarios=(single single_rate batch64k batch1m array64k gzip64k zstd64k)
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p uniqd --bin uniqd -p uniqd-benches --bin bare-hyper
@@ -43,6 +49,40 @@ UNIQD_BIN=${UNIQD_BIN:-$bin/uniqd}
 
 # shellcheck source=ports.sh
 source benches/load/ports.sh
+
+# make_bodies <dir> <coding>: 8 NDJSON bodies of floor(65536 / 100) lines of 100 bytes with
+# random IPv4 addresses, as logs.lua builds them, compressed with <coding> into dir/body-N.
+make_bodies() {
+    mkdir -p "$1"
+    python3 - "$1" <<'PY'
+import os, random, sys
+for k in range(1, 9):
+    lines = []
+    for _ in range(65536 // 100):
+        head = ('{"timestamp":"2020-06-24T15:27:00.123456Z","ip":"%d.%d.%d.%d","url":"/page/%d'
+                % (random.randint(1, 223), random.randint(0, 255), random.randint(0, 255),
+                   random.randint(1, 254), random.randint(0, 99)))
+        lines.append(head + "x" * (100 - len(head) - 3) + '"}\n')
+    open(os.path.join(sys.argv[1], "body-%d" % k), "w").write("".join(lines))
+PY
+    local f
+    for f in "$1"/body-*; do
+        case $2 in
+        gzip) python3 -c 'import gzip, sys; d = open(sys.argv[1], "rb").read(); open(sys.argv[1], "wb").write(gzip.compress(d, 6))' "$f" ;;
+        zstd) zstd -q -3 -f "$f" -o "$f.zst" && mv "$f.zst" "$f" ;;
+        esac
+    done
+}
+bodies=$(mktemp -d)
+for scenario in "${scenarios[@]}"; do
+    case $scenario in
+    gzip64k) make_bodies "$bodies/gzip" gzip ;;
+    zstd64k)
+        command -v zstd >/dev/null || { echo "zstd not found: apt-get install zstd" >&2; exit 1; }
+        make_bodies "$bodies/zstd" zstd
+        ;;
+    esac
+done
 
 # start_server <bare|uniqd> <scenario>: starts it in the background, sets $pid and $port.
 start_server() {
@@ -102,12 +142,17 @@ run_wrk() {
     single_rate) run_loadgen "$2" ;;
     batch64k) BATCH_BYTES=65536 wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
     batch1m) BATCH_BYTES=1048576 wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
+    array64k) BATCH_BYTES=65536 SHAPE=array wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
+    gzip64k | zstd64k)
+        BATCH_BYTES=65536 BODY_DIR=$bodies/${1%64k} ENCODING=${1%64k} \
+            wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url"
+        ;;
     *) echo "unknown scenario $1" >&2; return 1 ;;
     esac | grep '^RESULT'
 }
 
 results=$(mktemp)
-trap 'rm -f "$results"; [[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null; true' EXIT
+trap 'rm -f "$results"; rm -rf "$bodies"; [[ -n ${pid:-} ]] && kill "$pid" 2>/dev/null; true' EXIT
 echo "machine: $(nproc) cores, $(uname -r); workers=$WORKERS rounds=$ROUNDS duration=$DURATION baseline=$BASELINE" >&2
 for scenario in "${scenarios[@]}"; do
     for round in $(seq "$ROUNDS"); do

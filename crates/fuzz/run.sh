@@ -16,7 +16,7 @@ seconds=${1:-600}
 shift || true
 targets=("$@")
 if ((${#targets[@]} == 0)); then
-    targets=(parse_line ndjson_batch clf_line field_map state_file redis_hll syslog_stream)
+    targets=(parse_line ndjson_batch json_batch clf_line field_map state_file redis_hll syslog_stream)
 fi
 fuzz_dir=crates/fuzz
 log_dir=$fuzz_dir/logs

@@ -8,7 +8,7 @@ use crate::fields::FieldMap;
 /// 1 MiB.
 pub const DEFAULT_MAX_OBJECT_BYTES: usize = 1024 * 1024;
 
-/// Default size limit for an NDJSON batch body: 64 MiB.
+/// Default size limit for a batch body (NDJSON, JSON array or stream): 64 MiB.
 pub const DEFAULT_MAX_BATCH_BYTES: usize = 64 * 1024 * 1024;
 
 /// Default budget for request bytes buffered by all connections together: 64 MiB.
@@ -21,9 +21,10 @@ pub struct IngestConfig {
     /// Connection handling: timeouts, connection cap, drain deadline.
     pub server: ServerConfig,
     /// Largest accepted single-object body, and the longest accepted NDJSON
-    /// line, in bytes.
+    /// line or JSON array element, in bytes.
     pub max_object_bytes: usize,
-    /// Largest accepted NDJSON batch body, in bytes.
+    /// Largest accepted batch body (NDJSON, a JSON array or stream), in bytes,
+    /// on the wire and decoded.
     pub max_batch_bytes: usize,
     /// The most request bytes all connections together may hold in the
     /// server's own buffers (single objects collected across chunks, NDJSON

@@ -1,8 +1,8 @@
 //! The HTTP transport's choice of [`Framing`] for a `/logs` body, from its `Content-Type`,
-//! and the check that the body is in no encoding uniqd would have to undo
-//! ([`check_encodings`]).
+//! and of the [`Coding`] to undo, from its `Content-Encoding` ([`check_encodings`]).
 //!
-//! * no `Content-Type`, or `application/json` → one JSON object;
+//! * no `Content-Type`, or `application/json` → one JSON object, an array of objects, or
+//!   concatenated objects;
 //! * `application/x-ndjson` → newline-delimited JSON objects;
 //! * `text/plain` → one access-log line (combined or common log format) per line;
 //! * anything else → 415.
@@ -13,6 +13,7 @@
 
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_ENCODING, TRANSFER_ENCODING};
 
+use crate::decode::Coding;
 use crate::error::{excerpt, IngestError};
 use crate::framing::Framing;
 
@@ -44,18 +45,19 @@ pub fn classify(content_type: Option<&HeaderValue>) -> Result<Framing, IngestErr
     }
 }
 
-/// Refuses bodies uniqd would have to decode: a `Content-Encoding` other
-/// than `identity` (415; bodies are not decompressed) and a
-/// `Transfer-Encoding` other than `chunked` alone (501, e.g. `gzip,
-/// chunked`, which hyper de-chunks but leaves compressed). Every header line
-/// of either is looked at; codings are compared case-insensitively. Absent
-/// headers, the common case, cost two lookups.
+/// The body's [`Coding`], from its `Content-Encoding`, and the check that its
+/// `Transfer-Encoding` is `chunked` alone if any (501 otherwise, e.g. `gzip, chunked`, which
+/// hyper de-chunks but leaves compressed). One coding is decoded: `gzip` (or `x-gzip`),
+/// `deflate` or `zstd`, besides `identity` tokens, which change nothing; stacked codings
+/// (`gzip, zstd`, or on two header lines) and any other coding get 415. Every header line of
+/// either is looked at; codings are compared case-insensitively. Absent headers, the common
+/// case, cost two lookups.
 ///
 /// # Errors
 ///
 /// [`IngestError::UnsupportedContentEncoding`],
 /// [`IngestError::UnsupportedTransferEncoding`].
-pub fn check_encodings(headers: &HeaderMap) -> Result<(), IngestError> {
+pub fn check_encodings(headers: &HeaderMap) -> Result<Coding, IngestError> {
     for value in headers.get_all(TRANSFER_ENCODING) {
         if !value
             .as_bytes()
@@ -72,19 +74,27 @@ pub fn check_encodings(headers: &HeaderMap) -> Result<(), IngestError> {
             encoding: "chunked, chunked".to_owned(),
         });
     }
+    let mut coding = Coding::Identity;
     for value in headers.get_all(CONTENT_ENCODING) {
-        let not_identity = value
+        let refused = || IngestError::UnsupportedContentEncoding {
+            encoding: excerpt(value.as_bytes()),
+        };
+        for token in value
             .as_bytes()
             .split(|&b| b == b',')
             .map(<[u8]>::trim_ascii)
-            .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity"));
-        if not_identity {
-            return Err(IngestError::UnsupportedContentEncoding {
-                encoding: excerpt(value.as_bytes()),
-            });
+        {
+            if token.is_empty() {
+                continue;
+            }
+            match Coding::from_token(token) {
+                Some(Coding::Identity) => {}
+                Some(found) if coding == Coding::Identity => coding = found,
+                _ => return Err(refused()),
+            }
         }
     }
-    Ok(())
+    Ok(coding)
 }
 
 #[cfg(test)]
@@ -126,7 +136,7 @@ mod tests {
         }
     }
 
-    fn encodings(pairs: &[(&str, &str)]) -> Result<(), IngestError> {
+    fn encodings(pairs: &[(&str, &str)]) -> Result<Coding, IngestError> {
         let mut headers = HeaderMap::new();
         for (name, value) in pairs {
             headers.append(
@@ -138,20 +148,43 @@ mod tests {
     }
 
     #[test]
-    fn only_identity_bodies_pass() {
-        for ok in [
-            &[][..],
-            &[("content-encoding", "identity")],
-            &[("content-encoding", "Identity , identity")],
-            &[("content-encoding", "")],
-            &[("transfer-encoding", "chunked")],
-            &[("transfer-encoding", " Chunked ")],
+    fn one_known_coding_passes() {
+        for (pairs, coding) in [
+            (&[][..], Coding::Identity),
+            (&[("content-encoding", "identity")], Coding::Identity),
+            (
+                &[("content-encoding", "Identity , identity")],
+                Coding::Identity,
+            ),
+            (&[("content-encoding", "")], Coding::Identity),
+            (&[("transfer-encoding", "chunked")], Coding::Identity),
+            (&[("transfer-encoding", " Chunked ")], Coding::Identity),
+            (&[("content-encoding", "gzip")], Coding::Gzip),
+            (&[("content-encoding", "X-GZIP")], Coding::Gzip),
+            (
+                &[("content-encoding", "identity, deflate")],
+                Coding::Deflate,
+            ),
+            (
+                &[
+                    ("content-encoding", "identity"),
+                    ("content-encoding", "zstd"),
+                ],
+                Coding::Zstd,
+            ),
+            (
+                &[
+                    ("content-encoding", "zstd"),
+                    ("transfer-encoding", "chunked"),
+                ],
+                Coding::Zstd,
+            ),
         ] {
-            assert_eq!(encodings(ok), Ok(()), "{ok:?}");
+            assert_eq!(encodings(pairs), Ok(coding), "{pairs:?}");
         }
         for (pairs, code) in [
             (
-                &[("content-encoding", "gzip")][..],
+                &[("content-encoding", "br")][..],
                 "unsupported_content_encoding",
             ),
             (
@@ -159,9 +192,17 @@ mod tests {
                 "unsupported_content_encoding",
             ),
             (
+                &[("content-encoding", "gzip, zstd")],
+                "unsupported_content_encoding",
+            ),
+            (
+                &[("content-encoding", "gzip"), ("content-encoding", "gzip")],
+                "unsupported_content_encoding",
+            ),
+            (
                 &[
                     ("content-encoding", "identity"),
-                    ("content-encoding", "zstd"),
+                    ("content-encoding", "compress"),
                 ],
                 "unsupported_content_encoding",
             ),

@@ -26,7 +26,7 @@ use hyper::{Response, StatusCode};
 use uniqd_http::{json_response, BodyError, JsonObject, ResponseBody, WWW_AUTHENTICATE_BEARER};
 
 use crate::fields::LineError;
-use crate::framing::ndjson::BatchReport;
+use crate::framing::ndjson::{BatchReport, Unit};
 use crate::metrics::RequestOutcome;
 
 /// A failed ingest request.
@@ -43,8 +43,8 @@ pub enum IngestError {
         /// The header as received (lossy, truncated).
         content_type: String,
     },
-    /// 415: a `Content-Encoding` other than `identity` (bodies are not
-    /// decoded).
+    /// 415: a `Content-Encoding` uniqd does not decode (anything but `gzip`,
+    /// `deflate`, `zstd` and `identity`, or two codings stacked).
     UnsupportedContentEncoding {
         /// The header as received (lossy, truncated).
         encoding: String,
@@ -53,6 +53,14 @@ pub enum IngestError {
     UnsupportedTransferEncoding {
         /// The header as received (lossy, truncated).
         encoding: String,
+    },
+    /// 400: the body's `Content-Encoding` does not decode (malformed, or
+    /// cut short).
+    InvalidEncoding {
+        /// The coding, as named in `Content-Encoding`.
+        encoding: &'static str,
+        /// Lines or elements already processed from the bytes decoded before.
+        progress: Option<BatchReport>,
     },
     /// 400: the body is empty (or, for NDJSON, holds only blank lines).
     EmptyBody,
@@ -119,6 +127,7 @@ impl IngestError {
             Self::EmptyBody
             | Self::InvalidObject(_)
             | Self::InvalidLines(_)
+            | Self::InvalidEncoding { .. }
             | Self::BodyRead { .. } => StatusCode::BAD_REQUEST,
         }
     }
@@ -140,6 +149,7 @@ impl IngestError {
             Self::EmptyBody
             | Self::InvalidObject(_)
             | Self::InvalidLines(_)
+            | Self::InvalidEncoding { .. }
             | Self::BodyRead { .. } => RequestOutcome::BadRequest,
         }
     }
@@ -157,7 +167,9 @@ impl IngestError {
             Self::EmptyBody => "empty_body",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::InvalidObject(e) => e.code(),
+            Self::InvalidLines(r) if r.unit == Unit::Element => "invalid_elements",
             Self::InvalidLines(_) => "invalid_lines",
+            Self::InvalidEncoding { .. } => "invalid_encoding",
             Self::BodyTimeout { .. } => "body_timeout",
             Self::BodyRead { .. } => "body_read_error",
             Self::BuffersFull { .. } => "server_busy",
@@ -174,6 +186,7 @@ impl IngestError {
             Self::PayloadTooLarge { progress, .. }
             | Self::BodyTimeout { progress }
             | Self::BodyRead { progress }
+            | Self::InvalidEncoding { progress, .. }
             | Self::BuffersFull { progress } => progress
                 .as_ref()
                 .map_or((0, 0), |p| (p.accepted, p.rejected)),
@@ -195,6 +208,7 @@ impl IngestError {
             Self::PayloadTooLarge { .. }
                 | Self::BodyTimeout { .. }
                 | Self::BodyRead { .. }
+                | Self::InvalidEncoding { .. }
                 | Self::Unauthorized
                 | Self::UnsupportedTransferEncoding { .. }
                 | Self::BuffersFull { .. }
@@ -214,21 +228,37 @@ impl IngestError {
                  common log format line per line)"
             ),
             Self::UnsupportedContentEncoding { encoding } => format!(
-                "unsupported Content-Encoding {encoding:?}; bodies are not decoded: send them \
-                 uncompressed, with no Content-Encoding or Content-Encoding: identity"
+                "unsupported Content-Encoding {encoding:?}; send the body compressed with one \
+                 of gzip, deflate (zlib) or zstd, or uncompressed (identity)"
             ),
             Self::UnsupportedTransferEncoding { encoding } => format!(
                 "unsupported Transfer-Encoding {encoding:?}; send the body with a \
                  Content-Length, or with Transfer-Encoding: chunked alone"
             ),
             Self::EmptyBody => "the request body is empty; expected a JSON object with an \"ip\" \
-                                field, or NDJSON lines of such objects"
+                                field, an array of them, or NDJSON lines of such objects"
                 .to_owned(),
+            Self::InvalidEncoding { encoding, progress } => format!(
+                "the body is not valid {encoding} data, or is cut short; {}",
+                progress.as_ref().map_or_else(
+                    || "nothing was counted".to_owned(),
+                    |p| format!("{}, resend only the rest", counted_through(p))
+                )
+            ),
             Self::PayloadTooLarge {
                 limit,
                 declared: true,
                 ..
             } => format!("Content-Length exceeds the {limit}-byte limit for this content type"),
+            Self::PayloadTooLarge {
+                limit,
+                progress: Some(p),
+                ..
+            } if p.unit == Unit::Element => format!(
+                "request body exceeds the {limit}-byte limit for this content type; {}, resend \
+                 only the rest, in smaller batches",
+                counted_through(p)
+            ),
             Self::PayloadTooLarge {
                 limit,
                 progress: Some(p),
@@ -244,10 +274,19 @@ impl IngestError {
                  was counted"
             ),
             Self::InvalidObject(e) => e.to_string(),
+            Self::InvalidLines(r) if r.unit == Unit::Element => format!(
+                "{} of {} elements were rejected; the other elements were counted",
+                r.rejected,
+                r.lines()
+            ),
             Self::InvalidLines(r) => format!(
                 "{} of {} lines were rejected; the other lines were counted",
                 r.rejected,
                 r.lines()
+            ),
+            Self::BodyTimeout { progress: Some(p) } if p.unit == Unit::Element => format!(
+                "timed out waiting for the request body; {}, resend only the rest",
+                counted_through(p)
             ),
             Self::BodyTimeout { progress: Some(p) } => format!(
                 "timed out waiting for the request body; lines up to line {} were counted (see \
@@ -257,6 +296,10 @@ impl IngestError {
             Self::BodyTimeout { progress: None } => {
                 "timed out waiting for the request body; nothing was counted".to_owned()
             }
+            Self::BodyRead { progress: Some(p) } if p.unit == Unit::Element => format!(
+                "the request body could not be read; {}, resend only the rest",
+                counted_through(p)
+            ),
             Self::BodyRead { progress: Some(p) } => format!(
                 "the request body could not be read; lines up to line {} were counted (see \
                  accepted), resend only the lines after it",
@@ -265,6 +308,11 @@ impl IngestError {
             Self::BodyRead { progress: None } => {
                 "the request body could not be read; nothing was counted".to_owned()
             }
+            Self::BuffersFull { progress: Some(p) } if p.unit == Unit::Element => format!(
+                "the server is holding as many partly received request bodies as it may \
+                 buffer; {}, retry the rest shortly",
+                counted_through(p)
+            ),
             Self::BuffersFull { progress: Some(p) } => format!(
                 "the server is holding as many partly received request bodies as it may \
                  buffer; lines up to line {} were counted (see accepted), retry the lines \
@@ -288,10 +336,7 @@ impl IngestError {
             } => {
                 obj = obj.u64("limit", u64::try_from(*limit).unwrap_or(u64::MAX));
                 if let Some(p) = progress {
-                    obj = obj
-                        .u64("accepted", p.accepted)
-                        .u64("rejected", p.rejected)
-                        .u64("counted_through_line", p.through_line);
+                    obj = progress_members(obj, p);
                 }
             }
             Self::BodyTimeout {
@@ -302,18 +347,14 @@ impl IngestError {
             }
             | Self::BuffersFull {
                 progress: Some(p), ..
+            }
+            | Self::InvalidEncoding {
+                progress: Some(p), ..
             } => {
-                obj = obj
-                    .u64("accepted", p.accepted)
-                    .u64("rejected", p.rejected)
-                    .u64("counted_through_line", p.through_line);
+                obj = progress_members(obj, p);
             }
             Self::InvalidLines(r) => {
-                obj = obj
-                    .u64("accepted", r.accepted)
-                    .u64("rejected", r.rejected)
-                    .u64("counted_through_line", r.through_line)
-                    .raw("errors", &errors_array(r));
+                obj = progress_members(obj, r).raw("errors", &errors_array(r));
             }
             _ => {}
         }
@@ -337,7 +378,7 @@ impl IngestError {
             }
             // RFC 7694: the codings the server accepts.
             Self::UnsupportedContentEncoding { .. } => {
-                headers.insert(ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+                headers.insert(ACCEPT_ENCODING, ACCEPTED_ENCODINGS);
             }
             _ => {}
         }
@@ -348,7 +389,38 @@ impl IngestError {
     }
 }
 
+/// `Accept-Encoding` of a 415 for the coding (RFC 7694): what `POST /logs` decodes.
+const ACCEPTED_ENCODINGS: HeaderValue = HeaderValue::from_static("gzip, deflate, zstd, identity");
+
+/// `accepted`, `rejected` and where to resume: `counted_through_line` for NDJSON lines,
+/// `next_index` (the first element not looked at) for JSON elements.
+fn progress_members(obj: JsonObject, p: &BatchReport) -> JsonObject {
+    let obj = obj.u64("accepted", p.accepted).u64("rejected", p.rejected);
+    match p.unit {
+        Unit::Line => obj.u64("counted_through_line", p.through_line),
+        Unit::Element => obj.u64("next_index", p.through_line),
+    }
+}
+
+/// Where a cut-short body stopped, in words.
+fn counted_through(p: &BatchReport) -> String {
+    match p.unit {
+        Unit::Line => format!(
+            "lines up to line {} were counted (see accepted)",
+            p.through_line
+        ),
+        Unit::Element => format!(
+            "the elements before index {} were counted or rejected (see accepted, next_index)",
+            p.through_line
+        ),
+    }
+}
+
 fn errors_array(report: &BatchReport) -> String {
+    let (key, word) = match report.unit {
+        Unit::Line => ("line", "line"),
+        Unit::Element => ("index", "element"),
+    };
     let mut out = String::with_capacity(64 * report.errors.len() + 2);
     out.push('[');
     for (i, failure) in report.errors.iter().enumerate() {
@@ -357,11 +429,11 @@ fn errors_array(report: &BatchReport) -> String {
         }
         out.push_str(
             &JsonObject::new()
-                .u64("line", failure.line)
+                .u64(key, failure.line)
                 .str("error", failure.error.code())
                 .str(
                     "message",
-                    &format!("line {}: {}", failure.line, failure.error),
+                    &format!("{word} {}: {}", failure.line, failure.error),
                 )
                 .finish(),
         );
@@ -425,6 +497,7 @@ mod tests {
                 error: LineError::invalid_ip("x\"y"),
             }],
             through_line: 4,
+            unit: Unit::Line,
         };
         let (status, body) = body_of(IngestError::InvalidLines(report));
         assert_eq!(status, StatusCode::BAD_REQUEST);

@@ -9,8 +9,8 @@
 //!
 //! | stage | module | entry point | a new one plugs in |
 //! |---|---|---|---|
-//! | transport: bytes from a client | `logs.rs` (HTTP body; routes, content type, limits and errors beside it); [`syslog`] (UDP datagrams, TCP streams) | `POST /logs`; [`syslog::run_syslog`] | a listener module calling a framing entry point |
-//! | framing: where one log ends | [`framing`] | [`framing::object::record_object`], [`framing::ndjson::NdjsonBatch`] | a [`framing::Framing`] variant and its module |
+//! | transport: bytes from a client | `logs.rs` (HTTP body; routes, content type, limits and errors beside it; [`decode`] undoes a `Content-Encoding`); [`syslog`] (UDP datagrams, TCP streams) | `POST /logs`; [`syslog::run_syslog`] | a listener module calling a framing entry point |
+//! | framing: where one log ends | [`framing`] | [`framing::object::record_object`], [`framing::Streamed`] ([`framing::json::JsonBatch`], [`framing::ndjson::NdjsonBatch`]) | a [`framing::Framing`] variant and its module |
 //! | fields: address, URL, time | [`fields`] | `FieldReader::read` (scanner, then simd-json; or the CLF line parser) | in [`fields`] only |
 //! | views: count it | `record.rs`, then [`Views::record`] | `record_log` | in `uniqd_core::Views` only |
 //!
@@ -55,12 +55,18 @@
 //! `POST /logs` with
 //! * `Content-Type: application/json` (or none): one object such as
 //!   `{"timestamp": "...", "ip": "83.150.59.250", "url": "/a"}`, at most
-//!   [`IngestConfig::max_object_bytes`] (default 1 MiB);
+//!   [`IngestConfig::max_object_bytes`] (default 1 MiB); or an array of such
+//!   objects, or objects concatenated with optional whitespace, at most
+//!   [`IngestConfig::max_batch_bytes`] in total and `max_object_bytes` per
+//!   element;
 //! * `Content-Type: application/x-ndjson`: one object per line, blank lines
 //!   ignored, at most [`IngestConfig::max_batch_bytes`] (default 64 MiB) in
 //!   total and `max_object_bytes` per line;
 //! * `Content-Type: text/plain`: one access-log line per line in the combined
 //!   or common log format (`fields::clf`), limits as NDJSON.
+//! * any of these with `Content-Encoding: gzip`, `deflate` or `zstd`, decoded
+//!   as it streams in ([`decode`]), the limits applying to the decoded bytes
+//!   too.
 //!
 //! The address, URL and time are read from the members [`IngestConfig::fields`]
 //! names (`ip`, `url`, `timestamp`, then the gateways' own names, see
@@ -74,14 +80,16 @@
 //! Answers `202 {"accepted": n}`; `400` for invalid JSON / missing or invalid
 //! `ip` / empty body (for a batch: the valid lines are still counted and the
 //! body lists `accepted`, `rejected` and the first 10 `errors` with their
-//! 1-based line numbers); `408` when the body stalls; `413` over a limit;
-//! `415` for other content types; `404`/`405` otherwise. All error bodies
+//! 1-based line numbers, or for an array or stream their 0-based indexes) or a
+//! body that does not decode; `408` when the body stalls; `413` over a limit;
+//! `415` for other content types and encodings; `404`/`405` otherwise. All error bodies
 //! are JSON, see [`error`].
 
 #![forbid(unsafe_code)]
 
 pub mod config;
 pub mod content_type;
+pub mod decode;
 pub mod error;
 pub mod fields;
 pub mod framing;

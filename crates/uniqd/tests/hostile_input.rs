@@ -125,8 +125,16 @@ async fn not_utf8_is_400() {
 }
 
 #[tokio::test]
-async fn array_instead_of_object_is_400() {
-    rejected(json_request(br#"[{"ip":"1.2.3.4"}]"#), 400, "not_an_object").await;
+async fn array_of_non_objects_is_400() {
+    // An array of objects is a batch (tests/body_shapes.rs); its elements must be objects.
+    let json = rejected(
+        json_request(br#"[["ip","1.2.3.4"]]"#),
+        400,
+        "invalid_elements",
+    )
+    .await;
+    assert_eq!(json["errors"][0]["error"], "not_an_object", "{json}");
+    assert_eq!(json["accepted"], 0, "{json}");
 }
 
 #[tokio::test]
@@ -250,14 +258,15 @@ async fn deeply_nested_json_in_other_fields() {
 
 #[tokio::test]
 async fn over_limit_by_content_length_is_413_before_reading() {
-    // Only the head is sent: the 413 cannot have waited for the 2 MiB body.
+    // Only the head is sent: the 413 cannot have waited for the 64 MiB body
+    // (the limit of a JSON body, which may be an array).
     let json = rejected(
         request_bytes(
             "POST",
             "/logs",
             &[
                 ("Content-Type", "application/json"),
-                ("Content-Length", "2097152"),
+                ("Content-Length", "67108865"),
             ],
             b"",
         ),
@@ -265,7 +274,7 @@ async fn over_limit_by_content_length_is_413_before_reading() {
         "payload_too_large",
     )
     .await;
-    assert_eq!(json["limit"], 1024 * 1024);
+    assert_eq!(json["limit"], 64 * 1024 * 1024);
 }
 
 #[tokio::test]

@@ -36,7 +36,18 @@ pub struct LineFailure {
     pub error: LineError,
 }
 
-/// Running totals for one NDJSON request.
+/// What a batch is made of, for its report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unit {
+    /// NDJSON lines: `line` numbers are 1-based, blank lines included.
+    #[default]
+    Line,
+    /// Elements of a JSON array or stream (`framing::json`): `line` holds the 0-based index,
+    /// and `through_line` the index of the first element not looked at.
+    Element,
+}
+
+/// Running totals for one NDJSON request (or, with [`Unit::Element`], one JSON body).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchReport {
     /// Lines counted.
@@ -48,11 +59,15 @@ pub struct BatchReport {
     /// The last line (1-based, blank lines included) that was handled: every line up to it
     /// was counted or rejected, none after it was looked at. A client that must resend after
     /// an error resends only the lines after it (`counted_through_line` in error bodies).
+    /// For [`Unit::Element`]: the number of elements handled, which is the index to resend
+    /// from (`next_index`).
     pub through_line: u64,
+    /// Lines or elements.
+    pub unit: Unit,
 }
 
 impl BatchReport {
-    fn record(&mut self, line: u64, result: Result<(), LineError>) {
+    pub(crate) fn record(&mut self, line: u64, result: Result<(), LineError>) {
         match result {
             Ok(()) => self.accepted += 1,
             Err(error) => {
@@ -198,7 +213,7 @@ impl LineSplitter {
 /// The carry's capacity after making room for `needed` bytes: unchanged if
 /// they fit, else doubled (so a line trickling in tiny chunks is not copied
 /// over and over), at least `needed`, at most `limit`.
-fn grown_capacity(capacity: usize, needed: usize, limit: usize) -> usize {
+pub(super) fn grown_capacity(capacity: usize, needed: usize, limit: usize) -> usize {
     if needed <= capacity {
         capacity
     } else {
@@ -309,9 +324,15 @@ impl<'v> NdjsonBatch<'v> {
     }
 
     /// Totals so far.
-    #[cfg(test)]
-    pub(crate) fn report(&self) -> &BatchReport {
+    #[must_use]
+    pub fn report(&self) -> &BatchReport {
         &self.report
+    }
+
+    /// The bytes held in the carry now.
+    #[must_use]
+    pub fn buffered(&self) -> usize {
+        self.splitter.carry.capacity()
     }
 
     /// Takes the totals so far, consuming the batch.

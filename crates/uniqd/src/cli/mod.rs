@@ -69,17 +69,18 @@ pub struct Cli {
     pub exact_threshold: usize,
 
     /// Largest single-object request body, which is also the longest
-    /// accepted NDJSON line (e.g. 1MiB, 512KiB, 1048576).
+    /// accepted NDJSON line and JSON array element (e.g. 1MiB, 512KiB, 1048576).
     #[arg(long, env = "UNIQD_MAX_OBJECT_SIZE", default_value = "1MiB", value_parser = parse_byte_size)]
     pub max_object_size: usize,
 
-    /// Largest NDJSON batch request body (e.g. 64MiB).
+    /// Largest batch request body: NDJSON, a JSON array or stream; on the
+    /// wire and decoded from gzip, deflate or zstd (e.g. 64MiB).
     #[arg(long, env = "UNIQD_MAX_BATCH_SIZE", default_value = "64MiB", value_parser = parse_byte_size)]
     pub max_batch_size: usize,
 
     /// Most request bytes all ingest connections together may hold in
-    /// uniqd's buffers (bodies arriving in several chunks, NDJSON lines
-    /// split between chunks); past it a request gets 503 with Retry-After.
+    /// uniqd's buffers (lines and array elements split between chunks,
+    /// decoder buffers); past it a request gets 503 with Retry-After.
     #[arg(long, env = "UNIQD_MAX_BUFFERED_BYTES", default_value = "64MiB", value_parser = parse_byte_size)]
     pub max_buffered_bytes: usize,
 
