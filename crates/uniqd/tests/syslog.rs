@@ -535,7 +535,6 @@ async fn nginx_json_access_log_over_syslog_udp_counts_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs issue 17's CLF reader (fields::clf), plugged into syslog::receive::record_line"]
 async fn nginx_combined_access_log_over_syslog_udp_counts_exactly() {
     nginx_counts_exactly("combined").await;
 }
@@ -560,8 +559,8 @@ fn find_binary(name: &str) -> String {
 }
 
 /// Debian's HAProxy answering every request itself, logging each one over syslog to
-/// `target` (`udp` or `tcp`) as a JSON line (`log-format`, until the CLF reader of issue 17
-/// lets `option httplog` through).
+/// `target` (`udp` or `tcp`) as a JSON line (`log-format`; HAProxy's default `option httplog`
+/// line is its own format, not CLF).
 struct Haproxy {
     child: Child,
     port: u16,

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::fields::FieldMap;
+
 /// Default limit of one syslog message: 64 KiB.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -16,6 +18,9 @@ pub struct SyslogConfig {
     pub idle_timeout: Duration,
     /// On shutdown, how long TCP connections may take to count what they hold.
     pub drain_timeout: Duration,
+    /// Where a message's address, URL and time are (the same `--ip-field` and friends as
+    /// `POST /logs`).
+    pub fields: FieldMap,
 }
 
 impl Default for SyslogConfig {
@@ -25,6 +30,7 @@ impl Default for SyslogConfig {
             max_connections: 10_000,
             idle_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
+            fields: FieldMap::standard().clone(),
         }
     }
 }

@@ -39,6 +39,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use uniqd_core::Views;
 
+use self::receive::Sink;
+
 pub use self::config::{SyslogConfig, DEFAULT_MAX_MESSAGE_BYTES};
 pub use self::header::{message, HeaderError};
 pub use self::metrics::{SyslogMetrics, Transport, TransportCounts};
@@ -79,6 +81,10 @@ pub async fn run_syslog(
         .validate()
         .map_err(|msg| io::Error::new(io::ErrorKind::InvalidInput, msg))?;
     let (stop, stopped) = watch::channel(false);
+    let sink = Sink {
+        views,
+        fields: Arc::new(config.fields.clone()),
+    };
     let mut tasks = JoinSet::new();
     for socket in listeners.udp {
         if let Some(inode) = udp::inode(&socket) {
@@ -86,7 +92,7 @@ pub async fn run_syslog(
         }
         tasks.spawn(udp::serve(
             socket,
-            views.clone(),
+            sink.clone(),
             Arc::clone(&metrics),
             config.max_message_bytes,
             stopped.clone(),
@@ -95,7 +101,7 @@ pub async fn run_syslog(
     for listener in listeners.tcp {
         tasks.spawn(tcp::serve(
             listener,
-            views.clone(),
+            sink.clone(),
             Arc::clone(&metrics),
             config.clone(),
             stopped.clone(),

@@ -12,11 +12,10 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
-use uniqd_core::Views;
 
 use super::config::SyslogConfig;
 use super::metrics::{SyslogMetrics, Transport};
-use super::receive::{read_now, record_message, until_stopped};
+use super::receive::{read_now, record_message, until_stopped, Sink};
 use super::stream::{Frame, StreamFramer};
 
 /// A connection's first buffer; it doubles as longer messages need, up to the message limit,
@@ -27,7 +26,7 @@ const INITIAL_BUFFER: usize = 4096;
 /// (within the drain timeout) and returns.
 pub(super) async fn serve(
     listener: TcpListener,
-    views: Views,
+    sink: Sink,
     metrics: Arc<SyslogMetrics>,
     config: SyslogConfig,
     mut stopped: watch::Receiver<bool>,
@@ -48,7 +47,7 @@ pub(super) async fn serve(
                 metrics.connection();
                 connections.spawn(connection(
                     stream,
-                    views.clone(),
+                    sink.clone(),
                     Arc::clone(&metrics),
                     config.clone(),
                     stopped.clone(),
@@ -79,7 +78,7 @@ pub(super) async fn serve(
 /// or the listener stops.
 async fn connection(
     mut stream: TcpStream,
-    views: Views,
+    sink: Sink,
     metrics: Arc<SyslogMetrics>,
     config: SyslogConfig,
     mut stopped: watch::Receiver<bool>,
@@ -98,11 +97,11 @@ async fn connection(
                 // Count what has already arrived, then close.
                 while let Ok(n) = read_now((&stream).into(), conn.make_room(capacity)) {
                     if n == 0 {
-                        conn.end_of_stream(&mut framer, &views, &metrics);
+                        conn.end_of_stream(&mut framer, &sink, &metrics);
                         return;
                     }
                     conn.end += n;
-                    if !conn.frames(&mut framer, &views, &metrics) {
+                    if !conn.frames(&mut framer, &sink, &metrics) {
                         return;
                     }
                 }
@@ -116,12 +115,12 @@ async fn connection(
         };
         match read {
             Ok(Ok(0)) => {
-                conn.end_of_stream(&mut framer, &views, &metrics);
+                conn.end_of_stream(&mut framer, &sink, &metrics);
                 return;
             }
             Ok(Ok(n)) => {
                 conn.end += n;
-                if !conn.frames(&mut framer, &views, &metrics) {
+                if !conn.frames(&mut framer, &sink, &metrics) {
                     return;
                 }
             }
@@ -159,19 +158,14 @@ impl Buffered {
 
     /// Records every whole message buffered and keeps the rest at the start; `false` when the
     /// framing is broken and the connection must close.
-    fn frames(
-        &mut self,
-        framer: &mut StreamFramer,
-        views: &Views,
-        metrics: &SyslogMetrics,
-    ) -> bool {
+    fn frames(&mut self, framer: &mut StreamFramer, sink: &Sink, metrics: &SyslogMetrics) -> bool {
         let mut start = 0;
         loop {
             let (used, frame) = framer.next(&self.buf[start..self.end]);
             start += used;
             match frame {
                 Some(Frame::Message(msg)) => {
-                    metrics.record(Transport::Tcp, record_message(msg, views));
+                    metrics.record(Transport::Tcp, record_message(msg, sink));
                 }
                 Some(Frame::Oversized) => metrics.record(Transport::Tcp, false),
                 Some(Frame::Broken) => {
@@ -188,10 +182,10 @@ impl Buffered {
     }
 
     /// The peer closed: its last bytes (a line without `\n`) may be a message.
-    fn end_of_stream(&mut self, framer: &mut StreamFramer, views: &Views, metrics: &SyslogMetrics) {
+    fn end_of_stream(&mut self, framer: &mut StreamFramer, sink: &Sink, metrics: &SyslogMetrics) {
         match framer.finish(&self.buf[..self.end]) {
             Some(Frame::Message(msg)) => {
-                metrics.record(Transport::Tcp, record_message(msg, views));
+                metrics.record(Transport::Tcp, record_message(msg, sink));
             }
             Some(Frame::Oversized | Frame::Broken) => metrics.record(Transport::Tcp, false),
             None => {}

@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
-use uniqd_core::Views;
 
 use super::metrics::{SyslogMetrics, Transport};
-use super::receive::{read_now, record_message, until_stopped};
+use super::receive::{read_now, record_message, until_stopped, Sink};
 
 /// Most datagrams read per wake-up of the task.
 const BURST: usize = 64;
@@ -24,7 +23,7 @@ pub(super) fn inode(socket: &UdpSocket) -> Option<u64> {
 /// holds and returns.
 pub(super) async fn serve(
     socket: UdpSocket,
-    views: Views,
+    sink: Sink,
     metrics: Arc<SyslogMetrics>,
     max_message_bytes: usize,
     mut stopped: watch::Receiver<bool>,
@@ -34,7 +33,7 @@ pub(super) async fn serve(
     let mut buf = vec![0u8; max_message_bytes.saturating_add(1).min(65_536)];
     let limit = max_message_bytes;
     let handle = |n: usize, buf: &[u8]| {
-        let accepted = n <= limit && record_message(&buf[..n], &views);
+        let accepted = n <= limit && record_message(&buf[..n], &sink);
         metrics.record(Transport::Udp, accepted);
     };
     loop {

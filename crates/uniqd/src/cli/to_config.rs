@@ -33,6 +33,12 @@ impl Cli {
             body_read_timeout: self.body_read_timeout,
             max_buf_size: self.max_header_size,
         };
+        let fields = FieldMap::new(
+            &self.ip_field.0[..],
+            &self.url_field.0[..],
+            &self.timestamp_field.0[..],
+        )?
+        .with_trusted_proxies(self.trusted_proxies.clone().unwrap_or_default());
         Ok(AppConfig {
             exact_threshold: self.exact_threshold,
             ingest: IngestConfig {
@@ -40,12 +46,7 @@ impl Cli {
                 max_object_bytes: self.max_object_size,
                 max_batch_bytes: self.max_batch_size,
                 max_buffered_bytes: self.max_buffered_bytes,
-                fields: FieldMap::new(
-                    &self.ip_field.0[..],
-                    &self.url_field.0[..],
-                    &self.timestamp_field.0[..],
-                )?
-                .with_trusted_proxies(self.trusted_proxies.clone().unwrap_or_default()),
+                fields: fields.clone(),
                 auth: tokens(
                     TokenSetting::INGEST,
                     &self.ingest_token,
@@ -84,6 +85,7 @@ impl Cli {
                     max_connections: self.max_connections,
                     idle_timeout: self.idle_timeout,
                     drain_timeout: self.drain_timeout,
+                    fields,
                 },
             }),
             top_pages: TopPagesConfig {
