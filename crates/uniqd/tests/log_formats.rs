@@ -9,24 +9,12 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::*;
 use serde_json::Value as Json;
 use uniqd::AppConfig;
 use uniqd_ingest::fields::{FieldMap, TrustedProxies};
 
 const MINUTE_MS: u64 = 60_000;
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 fn fixture(name: &str) -> String {
     let path = repo_path(format!("crates/uniqd/tests/fixtures/gateways/{name}"));

@@ -8,23 +8,11 @@
 
 mod common;
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use common::*;
 use serde_json::Value as Json;
 use uniqd::AppConfig;
 
 const MINUTE_MS: u64 = 60_000;
-
-fn now_ms() -> u64 {
-    u64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis(),
-    )
-    .unwrap()
-}
 
 /// `ms` (Unix milliseconds) as RFC 3339 UTC with milliseconds, e.g. `2027-01-15T08:00:00.000Z`
 /// (Howard Hinnant's `civil_from_days`).

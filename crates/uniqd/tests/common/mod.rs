@@ -160,6 +160,14 @@ pub fn log_line(ip: &str) -> String {
     )
 }
 
+/// The wall clock in Unix milliseconds (what the time windows read at arrival).
+pub fn now_ms() -> u64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("the clock is after 1970");
+    u64::try_from(since_epoch.as_millis()).expect("milliseconds fit u64 until the year 584556019")
+}
+
 /// The `i`-th address of a large distinct set (10.0.0.0/8).
 pub fn distinct_ip(i: u32) -> String {
     format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
