@@ -134,21 +134,11 @@ async fn epoch_and_clf_times_land_in_their_window() {
     let back = now_ms() - 4 * MINUTE_MS;
     let clf_time = {
         // UTC, as nginx's $time_local with TZ=UTC.
-        let secs = back / 1000;
-        let days = (secs / 86_400) as i64;
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
+        let (year, month, day, rest_ms) = civil_utc(back);
         let names = [
             "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
         ];
-        let rest = secs % 86_400;
+        let rest = rest_ms / 1000;
         format!(
             "{day:02}/{}/{year}:{:02}:{:02}:{:02} +0000",
             names[(month - 1) as usize],

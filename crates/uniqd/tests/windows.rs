@@ -14,19 +14,9 @@ use uniqd::AppConfig;
 
 const MINUTE_MS: u64 = 60_000;
 
-/// `ms` (Unix milliseconds) as RFC 3339 UTC with milliseconds, e.g. `2027-01-15T08:00:00.000Z`
-/// (Howard Hinnant's `civil_from_days`).
+/// `ms` (Unix milliseconds) as RFC 3339 UTC with milliseconds, e.g. `2027-01-15T08:00:00.000Z`.
 fn rfc3339(ms: u64) -> String {
-    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day, rest) = civil_utc(ms);
     let (h, m, s, milli) = (
         rest / 3_600_000,
         rest / 60_000 % 60,

@@ -160,6 +160,22 @@ pub fn log_line(ip: &str) -> String {
     )
 }
 
+/// The UTC calendar date of `ms` (Unix milliseconds): year, month (1-12), day (1-31), and the
+/// milliseconds into that day (Howard Hinnant's `civil_from_days`).
+pub fn civil_utc(ms: u64) -> (i64, i64, i64, u64) {
+    let (days, rest) = ((ms / 86_400_000) as i64, ms % 86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rest)
+}
+
 /// The wall clock in Unix milliseconds (what the time windows read at arrival).
 pub fn now_ms() -> u64 {
     let since_epoch = std::time::SystemTime::now()
