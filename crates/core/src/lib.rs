@@ -159,6 +159,6 @@ pub use top_pages::{
 };
 pub use views::{Arrival, Views};
 pub use window::{
-    Clock, ManualClock, SeriesPoint, Span, SpanError, SystemClock, WindowCount, WindowRing,
-    WindowStateError,
+    Clock, ManualClock, Resolution, SeriesPoint, SharedIntervals, Span, SpanError, SystemClock,
+    WindowCount, WindowRing, WindowStateError,
 };

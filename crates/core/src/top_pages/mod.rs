@@ -90,6 +90,7 @@
 //! ```
 
 mod path;
+mod replicas;
 mod summary;
 
 use std::cmp::Ordering as CmpOrdering;

@@ -70,6 +70,7 @@ mod clock;
 mod merge;
 mod packed;
 mod persist;
+mod share;
 mod span;
 mod tier;
 
@@ -81,11 +82,13 @@ use crossbeam_epoch as epoch;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use merge::{WindowCount, WINDOW_EXACT_THRESHOLD};
 pub use persist::WindowStateError;
-pub use span::{Span, SpanError, HOUR_MS, HOUR_SLOTS, MAX_SKEW_MS, MINUTE_MS, MINUTE_SLOTS};
+pub use share::SharedIntervals;
+pub use span::{
+    Resolution, Span, SpanError, HOUR_MS, HOUR_SLOTS, MAX_SKEW_MS, MINUTE_MS, MINUTE_SLOTS,
+};
 pub use tier::SLOT_EXACT_THRESHOLD;
 
 use merge::Merge;
-use span::Resolution;
 use tier::Tier;
 
 /// Most entries the read cache keeps (configured windows plus ad-hoc API windows; a window
@@ -203,8 +206,9 @@ impl WindowRing {
         // and one more for inserts whose arrival time was read just before the interval
         // changed (a batch reads the clock once per chunk), so that no closed interval
         // changes after it was cached.
-        let live = self.skew_ms.div_ceil(tier.interval_ms()) + 2;
-        let live_from = now_index.saturating_sub(live - 1).max(from);
+        let live_from = now_index
+            .saturating_sub(self.live_intervals(tier.interval_ms()) - 1)
+            .max(from);
         let mut merge = if live_from > from {
             self.closed_merge(resolution, intervals, from, live_from - 1, now_index)
         } else {
@@ -212,6 +216,13 @@ impl WindowRing {
         };
         tier.merge(live_from, now_index, now_index, &mut merge);
         merge.count()
+    }
+
+    /// How many intervals, the current one included, may still receive inserts: the current
+    /// one, those within the skew, and one more for inserts whose arrival time was read just
+    /// before the interval changed.
+    fn live_intervals(&self, interval_ms: u64) -> u64 {
+        self.skew_ms.div_ceil(interval_ms) + 2
     }
 
     /// The cached merge of the closed intervals `from ..= to` of a window.

@@ -23,9 +23,10 @@ pub struct Span {
     minutes: u64,
 }
 
-/// Which tier answers a window or a series.
+/// Which tier answers a window or a series (also names a tier's intervals when they are
+/// shared with other replicas, see [`crate::window::WindowRing::slot_to_redis`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Resolution {
+pub enum Resolution {
     /// Per-minute slots, the last [`MINUTE_SLOTS`] minutes.
     Minute,
     /// Per-hour slots, the last [`HOUR_SLOTS`] hours.

@@ -269,6 +269,12 @@ impl Tier {
         }
     }
 
+    /// The contents of interval `index`'s slot, if the cell holds it.
+    pub(crate) fn slot_contents(&self, index: u64) -> Option<SlotContents> {
+        let guard = epoch::pin();
+        Some(self.slot(index, &guard)?.contents(&guard))
+    }
+
     /// Every retained slot at `now_index`: its interval and contents, oldest first.
     pub(crate) fn contents(&self, now_index: u64) -> Vec<(u64, SlotContents)> {
         let guard = epoch::pin();
