@@ -12,6 +12,7 @@ use uniqd_core::Views;
 use uniqd_ingest::IngestMetrics;
 
 use crate::shared_count::SharedCount;
+use crate::shared_views::SharedViews;
 
 /// Static facts about the running build, exposed as `uniqd_build_info`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +30,7 @@ pub struct Exported {
     ingest: Arc<IngestMetrics>,
     build: BuildInfo,
     shared: Option<Arc<dyn SharedCount>>,
+    shared_views: Option<Arc<dyn SharedViews>>,
 }
 
 impl Exported {
@@ -40,6 +42,7 @@ impl Exported {
             ingest,
             build,
             shared: None,
+            shared_views: None,
         }
     }
 
@@ -49,6 +52,20 @@ impl Exported {
     pub fn with_shared_count(mut self, shared: Arc<dyn SharedCount>) -> Self {
         self.shared = Some(shared);
         self
+    }
+
+    /// Answers the windows and the top pages for every replica while `shared` has a current
+    /// answer (see [`crate::shared_views`]).
+    #[must_use]
+    pub fn with_shared_views(mut self, shared: Arc<dyn SharedViews>) -> Self {
+        self.shared_views = Some(shared);
+        self
+    }
+
+    /// The views shared between replicas, if any.
+    #[must_use]
+    pub fn shared_views(&self) -> Option<&Arc<dyn SharedViews>> {
+        self.shared_views.as_ref()
     }
 
     /// The views: the counter, and the top pages and window ring when on (without them,

@@ -61,6 +61,7 @@ pub mod query;
 pub mod readiness;
 mod routes;
 pub mod shared_count;
+pub mod shared_views;
 mod state;
 pub mod stats;
 pub mod status;
@@ -84,6 +85,7 @@ pub use crate::exposition::{Format, CLASSIC_CONTENT_TYPE, OPENMETRICS_CONTENT_TY
 pub use crate::readiness::{Readiness, ReadyState};
 pub use crate::routes::{served_paths, OPEN_PATHS};
 pub use crate::shared_count::{ReadyDetail, SharedCount};
+pub use crate::shared_views::{Scope, SharedViews};
 use crate::state::ExporterState;
 
 /// Runs the metrics server on `listener` until `shutdown` resolves, then

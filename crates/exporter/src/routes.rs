@@ -22,7 +22,8 @@ use uniqd_http::{json_error as error, json_response as json, JsonObject, WWW_AUT
 
 use crate::exposition::{to_classic, Format};
 use crate::readiness::ReadyState;
-use crate::stats::{parse_limit, stats_json};
+use crate::shared_views::{pick_top_pages, pick_windows, Scope};
+use crate::stats::{parse_limit, snapshot_json};
 use crate::status::{status_json, STATUS_PAGE, STATUS_PAGE_CSP};
 use crate::windows::{series_json, unique_json, WindowQueryError};
 use crate::ExporterState;
@@ -148,7 +149,10 @@ fn stats(state: &ExporterState, query: Option<&str>) -> Response<Full<Bytes>> {
         );
     };
     match parse_limit(query) {
-        Ok(limit) => no_store(json(StatusCode::OK, stats_json(top, limit))),
+        Ok(limit) => {
+            let (snapshot, scope) = pick_top_pages(top, state.exported.shared_views(), limit);
+            no_store(json(StatusCode::OK, snapshot_json(&snapshot, scope, limit)))
+        }
         Err(e) => error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     }
 }
@@ -157,7 +161,7 @@ fn stats(state: &ExporterState, query: Option<&str>) -> Response<Full<Bytes>> {
 fn windows(
     state: &ExporterState,
     query: Option<&str>,
-    body: fn(&uniqd_core::WindowRing, Option<&str>) -> Result<String, WindowQueryError>,
+    body: fn(&uniqd_core::WindowRing, Scope, Option<&str>) -> Result<String, WindowQueryError>,
 ) -> Response<Full<Bytes>> {
     let Some(ring) = state.exported.views().windows() else {
         return error(
@@ -166,7 +170,8 @@ fn windows(
             "time windows are off (--windows off)",
         );
     };
-    match body(ring, query) {
+    let (ring, scope) = pick_windows(ring, state.exported.shared_views());
+    match body(&ring, scope, query) {
         Ok(body) => no_store(json(StatusCode::OK, body)),
         Err(e) => error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
     }

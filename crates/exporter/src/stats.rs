@@ -6,14 +6,16 @@
 //!
 //! ```json
 //! {"total_requests":5,"tracked":4,"capacity":1024,"shards":2,"error_bound":0,"limit":100,
-//!  "pages":[{"path":"/","count":2,"error":0},{"path":"/a","count":1,"error":0}]}
+//!  "scope":"local","pages":[{"path":"/","count":2,"error":0},{"path":"/a","count":1,"error":0}]}
 //! ```
 //!
 //! `pages` is sorted by `count` (descending), ties by `path` (ascending, byte order), and holds
 //! at most `limit` entries (`?limit=N`, default [`DEFAULT_STATS_LIMIT`], 1 ..=
 //! [`MAX_STATS_LIMIT`]). Each page's true count lies in `[count − error, count]`; every page
 //! with more than `error_bound` true requests is among the `tracked` ones (see
-//! `uniqd_core::top_pages` for the algorithm and the bound).
+//! `uniqd_core::top_pages` for the algorithm and the bound). `scope` is `global` when the
+//! summaries of every replica were merged (`--redis-url`, Redis reachable; the bound is then
+//! the sum of theirs, see `TopPagesSnapshot::merge_replicas`), else `local`.
 
 use std::fmt;
 
@@ -21,6 +23,7 @@ use uniqd_core::{TopPages, TopPagesSnapshot};
 use uniqd_http::JsonObject;
 
 use crate::query::{single_param, Repeated};
+use crate::shared_views::Scope;
 
 /// Pages listed when the query has no `limit`.
 pub const DEFAULT_STATS_LIMIT: usize = 100;
@@ -98,15 +101,15 @@ pub fn parse_limit(query: Option<&str>) -> Result<usize, StatsQueryError> {
     }
 }
 
-/// The `/stats` body for the first `limit` pages of `top`.
+/// The `/stats` body for the first `limit` pages of `top` (this replica's: scope `local`).
 #[must_use]
 pub fn stats_json(top: &TopPages, limit: usize) -> String {
-    snapshot_json(&top.snapshot(limit), limit)
+    snapshot_json(&top.snapshot(limit), Scope::Local, limit)
 }
 
-/// The `/stats` body of a snapshot taken with `limit`.
+/// The `/stats` body of a snapshot taken with `limit`, covering `scope`.
 #[must_use]
-pub fn snapshot_json(snapshot: &TopPagesSnapshot, limit: usize) -> String {
+pub fn snapshot_json(snapshot: &TopPagesSnapshot, scope: Scope, limit: usize) -> String {
     let mut pages = String::with_capacity(2 + snapshot.pages.len() * 64);
     pages.push('[');
     for (i, page) in snapshot.pages.iter().enumerate() {
@@ -130,6 +133,7 @@ pub fn snapshot_json(snapshot: &TopPagesSnapshot, limit: usize) -> String {
         .u64("shards", to_u64(snapshot.shards))
         .u64("error_bound", snapshot.error_bound)
         .u64("limit", to_u64(limit))
+        .str("scope", scope.as_str())
         .raw("pages", &pages)
         .finish()
 }
@@ -180,12 +184,12 @@ mod tests {
         }
         assert_eq!(
             stats_json(&top, 3),
-            r#"{"total_requests":5,"tracked":4,"capacity":8,"shards":1,"error_bound":0,"limit":3,"pages":[{"path":"/","count":2,"error":0},{"path":"/\"q\"","count":1,"error":0},{"path":"/a","count":1,"error":0}]}"#
+            r#"{"total_requests":5,"tracked":4,"capacity":8,"shards":1,"error_bound":0,"limit":3,"scope":"local","pages":[{"path":"/","count":2,"error":0},{"path":"/\"q\"","count":1,"error":0},{"path":"/a","count":1,"error":0}]}"#
         );
         let empty = TopPages::new(8, 2, PathOptions::default()).expect("valid size");
         assert_eq!(
             stats_json(&empty, 100),
-            r#"{"total_requests":0,"tracked":0,"capacity":8,"shards":2,"error_bound":0,"limit":100,"pages":[]}"#
+            r#"{"total_requests":0,"tracked":0,"capacity":8,"shards":2,"error_bound":0,"limit":100,"scope":"local","pages":[]}"#
         );
     }
 }

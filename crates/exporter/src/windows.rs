@@ -1,11 +1,13 @@
 //! `GET /api/v1/unique?window=15m` and `GET /api/v1/unique/series?lookback=1h&step=1m`: unique
 //! addresses over time windows, as JSON, from the [`WindowRing`].
 //!
-//! Like `/metrics`, answers are computed when asked. Bodies:
+//! Like `/metrics`, answers are computed when asked. `scope` says whose addresses are
+//! counted: `global` (every replica, from the ring the Redis sync fills) or `local` (this
+//! replica's; see [`crate::shared_views`]). Bodies:
 //!
 //! ```json
-//! {"window":"15m","unique_ip_addresses":42,"exact":true,"relative_standard_error":0,"now_ms":1800000000000}
-//! {"lookback":"1h","step":"1m","now_ms":1800000000000,"points":[{"start_ms":1799996460000,"unique_ip_addresses":3,"exact":true,"relative_standard_error":0},...]}
+//! {"window":"15m","unique_ip_addresses":42,"exact":true,"relative_standard_error":0,"now_ms":1800000000000,"scope":"local"}
+//! {"lookback":"1h","step":"1m","now_ms":1800000000000,"scope":"local","points":[{"start_ms":1799996460000,"unique_ip_addresses":3,"exact":true,"relative_standard_error":0},...]}
 //! ```
 //!
 //! A window is the current, partial minute (or hour, beyond 60m) and the whole ones before it;
@@ -21,6 +23,7 @@ use uniqd_core::{SeriesPoint, Span, SpanError, WindowCount, WindowRing};
 use uniqd_http::JsonObject;
 
 use crate::query::{single_param, Repeated};
+use crate::shared_views::Scope;
 
 /// A query parameter of the window endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,19 +109,23 @@ fn count_fields(json: JsonObject, count: WindowCount) -> JsonObject {
 /// ```
 /// use std::sync::Arc;
 /// use uniqd_core::{hash_ip_str, ManualClock, WindowRing};
-/// use uniqd_exporter::windows::unique_json;
+/// use uniqd_exporter::{windows::unique_json, Scope};
 ///
 /// let ring = WindowRing::new(0, Arc::new(ManualClock::new(1_800_000_000_000)));
 /// ring.insert_hash(hash_ip_str("10.0.0.1").unwrap(), None);
-/// let body = unique_json(&ring, Some("window=15m")).unwrap();
+/// let body = unique_json(&ring, Scope::Local, Some("window=15m")).unwrap();
 /// assert!(body.starts_with(r#"{"window":"15m","unique_ip_addresses":1,"exact":true"#));
-/// assert_eq!(unique_json(&ring, Some("window=90m")).unwrap_err().code(), "invalid_window");
+/// assert_eq!(unique_json(&ring, Scope::Local, Some("window=90m")).unwrap_err().code(), "invalid_window");
 /// ```
 ///
 /// # Errors
 ///
 /// `window` missing, repeated, or not a window the ring keeps.
-pub fn unique_json(ring: &WindowRing, query: Option<&str>) -> Result<String, WindowQueryError> {
+pub fn unique_json(
+    ring: &WindowRing,
+    scope: Scope,
+    query: Option<&str>,
+) -> Result<String, WindowQueryError> {
     let window = span_param(query, Param::Window)?;
     let count = ring
         .count(window)
@@ -126,6 +133,7 @@ pub fn unique_json(ring: &WindowRing, query: Option<&str>) -> Result<String, Win
     let json = JsonObject::with_capacity(128).str("window", &window.to_string());
     Ok(count_fields(json, count)
         .u64("now_ms", ring.now_ms())
+        .str("scope", scope.as_str())
         .finish())
 }
 
@@ -134,7 +142,11 @@ pub fn unique_json(ring: &WindowRing, query: Option<&str>) -> Result<String, Win
 /// # Errors
 ///
 /// `lookback` or `step` missing, repeated, or a combination the ring cannot answer.
-pub fn series_json(ring: &WindowRing, query: Option<&str>) -> Result<String, WindowQueryError> {
+pub fn series_json(
+    ring: &WindowRing,
+    scope: Scope,
+    query: Option<&str>,
+) -> Result<String, WindowQueryError> {
     let lookback = span_param(query, Param::Lookback)?;
     let step = span_param(query, Param::Step)?;
     let points = ring.series(lookback, step).map_err(|e| match e {
@@ -150,6 +162,7 @@ pub fn series_json(ring: &WindowRing, query: Option<&str>) -> Result<String, Win
         .str("lookback", &lookback.to_string())
         .str("step", &step.to_string())
         .u64("now_ms", ring.now_ms())
+        .str("scope", scope.as_str())
         .raw("points", &points_json(&points))
         .finish())
 }
@@ -196,16 +209,16 @@ mod tests {
     fn unique_bodies() {
         let ring = ring();
         assert_eq!(
-            unique_json(&ring, Some("window=2m")).expect("valid"),
+            unique_json(&ring, Scope::Local, Some("window=2m")).expect("valid"),
             format!(
-                r#"{{"window":"2m","unique_ip_addresses":2,"exact":true,"relative_standard_error":0,"now_ms":{}}}"#,
+                r#"{{"window":"2m","unique_ip_addresses":2,"exact":true,"relative_standard_error":0,"now_ms":{},"scope":"local"}}"#,
                 T0 + 150_000
             )
         );
-        assert!(unique_json(&ring, Some("x=1&window=1m"))
+        assert!(unique_json(&ring, Scope::Local, Some("x=1&window=1m"))
             .expect("valid")
             .contains(r#""unique_ip_addresses":1,"#));
-        assert!(unique_json(&ring, Some("window=24h"))
+        assert!(unique_json(&ring, Scope::Local, Some("window=24h"))
             .expect("valid")
             .contains(r#""window":"24h","unique_ip_addresses":2,"#));
     }
@@ -213,11 +226,11 @@ mod tests {
     #[test]
     fn series_bodies() {
         let ring = ring();
-        let body = series_json(&ring, Some("lookback=3m&step=1m")).expect("valid");
+        let body = series_json(&ring, Scope::Local, Some("lookback=3m&step=1m")).expect("valid");
         assert_eq!(
             body,
             format!(
-                r#"{{"lookback":"3m","step":"1m","now_ms":{},"points":[{{"start_ms":{},"unique_ip_addresses":1,"exact":true,"relative_standard_error":0}},{{"start_ms":{},"unique_ip_addresses":1,"exact":true,"relative_standard_error":0}},{{"start_ms":{},"unique_ip_addresses":1,"exact":true,"relative_standard_error":0}}]}}"#,
+                r#"{{"lookback":"3m","step":"1m","now_ms":{},"scope":"local","points":[{{"start_ms":{},"unique_ip_addresses":1,"exact":true,"relative_standard_error":0}},{{"start_ms":{},"unique_ip_addresses":1,"exact":true,"relative_standard_error":0}},{{"start_ms":{},"unique_ip_addresses":1,"exact":true,"relative_standard_error":0}}]}}"#,
                 T0 + 150_000,
                 T0,
                 T0 + 60_000,
@@ -240,7 +253,7 @@ mod tests {
             (Some("window=90m"), "invalid_window", "not whole hours"),
             (Some("window=8d"), "invalid_window", "longer than the 7d"),
         ] {
-            let e = unique_json(&ring, query).expect_err("refused");
+            let e = unique_json(&ring, Scope::Local, query).expect_err("refused");
             assert_eq!(e.code(), code, "{query:?}");
             assert!(e.to_string().contains(says), "{query:?}: {e}");
         }
@@ -273,7 +286,7 @@ mod tests {
                 "longer than the 7d",
             ),
         ] {
-            let e = series_json(&ring, query).expect_err("refused");
+            let e = series_json(&ring, Scope::Local, query).expect_err("refused");
             assert_eq!(e.code(), code, "{query:?}");
             assert!(e.to_string().contains(says), "{query:?}: {e}");
         }

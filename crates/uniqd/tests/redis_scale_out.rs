@@ -1,6 +1,8 @@
 //! Scale-out through a real `redis-server` (started by each test on a free loopback port):
 //! replicas (in-process `uniqd::serve` instances) share one global count, survive a Redis
 //! outage and restart without losing an address, and write nothing while nothing changes.
+//! Replicas here share only the total (windows and top pages off); `tests/redis_views.rs`
+//! covers the shared windows and top pages, `tests/load_balancer.rs` all of it behind HAProxy.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,6 +20,8 @@ use uniqd_testkit::redis::{Conn, RedisServer};
 /// Short, so that tests take a few seconds; the logic does not depend on it.
 const INTERVAL: Duration = Duration::from_millis(100);
 
+/// A replica sharing only the total: these tests count its keys and commands. The windows and
+/// top pages through Redis are `tests/redis_views.rs`.
 fn replica_config(redis: &RedisServer, key: &str, interval: Duration) -> AppConfig {
     AppConfig {
         redis: Some(RedisConfig {
@@ -25,6 +29,11 @@ fn replica_config(redis: &RedisServer, key: &str, interval: Duration) -> AppConf
             sync_interval: interval,
             ..RedisConfig::new(redis.url())
         }),
+        windows: None,
+        top_pages: uniqd::TopPagesConfig {
+            capacity: 0,
+            ..uniqd::TopPagesConfig::default()
+        },
         ..AppConfig::default()
     }
 }

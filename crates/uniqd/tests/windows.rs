@@ -140,7 +140,7 @@ async fn windows_reach_the_gauges_and_the_api() {
         body,
         serde_json::json!({
             "window": "15m", "unique_ip_addresses": distinct, "exact": true,
-            "relative_standard_error": 0, "now_ms": answered,
+            "relative_standard_error": 0, "now_ms": answered, "scope": "local",
         })
     );
     // Canonical spelling: 60m is 1h, 1d is 24h.

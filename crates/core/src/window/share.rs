@@ -10,6 +10,7 @@
 //! the bytes.
 
 use std::ops::RangeInclusive;
+use std::sync::Arc;
 
 use super::span::{Resolution, HOUR_MS, HOUR_SLOTS, MINUTE_MS, MINUTE_SLOTS};
 use super::tier::SlotContents;
@@ -60,6 +61,13 @@ pub struct SharedIntervals {
 }
 
 impl WindowRing {
+    /// An empty ring with this one's clock and skew: the mirror a sync task fills with the
+    /// union of every replica's slots, which then answers windows and series for all of them.
+    #[must_use]
+    pub fn mirror(&self) -> Self {
+        Self::new(self.skew_ms, Arc::clone(&self.clock))
+    }
+
     /// The retained and live intervals of `tier` at `now_ms`.
     #[must_use]
     pub fn shared_intervals(&self, tier: Resolution, now_ms: u64) -> SharedIntervals {
@@ -116,8 +124,6 @@ impl WindowRing {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::window::{ManualClock, Span};
     use crate::{hash_ip_str, UniqueCounter};
@@ -145,7 +151,7 @@ mod tests {
         let clock = Arc::new(ManualClock::new(START));
         let a = WindowRing::new(0, clock.clone());
         let b = WindowRing::new(0, clock.clone());
-        let mirror = WindowRing::new(0, clock.clone());
+        let mirror = a.mirror();
         for i in 0..300u32 {
             let ip = format!("10.0.{}.{}", i / 256, i % 256);
             let ring = if i % 2 == 0 { &a } else { &b };

@@ -13,6 +13,7 @@
 //! | [`IngestCollector`] | `uniqd_ingest_requests_total`, `uniqd_ingest_lines_total`, `uniqd_ingest_request_duration_seconds` | always |
 //! | [`TopPagesCollector`] | `uniqd_top_page_requests{path}` | top pages on and [`MetricOptions::top_pages`] > 0 |
 //! | [`WindowsCollector`] | `unique_ip_addresses_window{window}` | windows on |
+//! | [`ScopeCollector`] | `uniqd_views_scope{view}`: 1 while `windows` / `top_pages` answer for every replica, 0 while local | with a [`SharedViews`](crate::SharedViews) |
 //! | [`BuildInfoCollector`] | `uniqd_build_info{version}` | always |
 //! | [`ProcessCollector`] | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` (the official clients' process metrics, from `/proc`) | always (each family only where `/proc` has it: Linux) |
 //! | [`SyslogCollector`] | `uniqd_syslog_messages_received_total{transport}`, `uniqd_syslog_messages_total{transport,outcome}`, `uniqd_syslog_tcp_connections_total`, `uniqd_syslog_udp_kernel_drops_total` | by the binary, with `--syslog-listen` |
@@ -23,6 +24,7 @@ mod build;
 mod counter;
 mod ingest;
 mod process;
+mod scope;
 mod syslog;
 mod top_pages;
 mod windows;
@@ -39,6 +41,7 @@ pub use self::counter::{
 };
 pub use self::ingest::{IngestCollector, INGEST_LINES, INGEST_REQUESTS, INGEST_REQUEST_DURATION};
 pub use self::process::{ProcessCollector, ProcessStats};
+pub use self::scope::{ScopeCollector, VIEWS_SCOPE};
 pub use self::syslog::{
     SyslogCollector, SYSLOG_MESSAGES, SYSLOG_MESSAGES_RECEIVED, SYSLOG_TCP_CONNECTIONS,
     SYSLOG_UDP_KERNEL_DROPS,
@@ -82,15 +85,22 @@ pub fn registry(exported: &Exported, options: &MetricOptions) -> Registry {
         exported.ingest(),
     ))));
     if let Some(top) = views.top_pages().filter(|_| options.top_pages > 0) {
-        registry.register_collector(Box::new(TopPagesCollector::new(
-            Arc::clone(top),
-            options.top_pages,
-        )));
+        registry.register_collector(Box::new(
+            TopPagesCollector::new(Arc::clone(top), options.top_pages)
+                .with_shared(exported.shared_views().cloned()),
+        ));
     }
     if let Some(ring) = views.windows() {
-        registry.register_collector(Box::new(WindowsCollector::new(
-            Arc::clone(ring),
-            &options.windows,
+        registry.register_collector(Box::new(
+            WindowsCollector::new(Arc::clone(ring), &options.windows)
+                .with_shared(exported.shared_views().cloned()),
+        ));
+    }
+    if let Some(shared) = exported.shared_views() {
+        registry.register_collector(Box::new(ScopeCollector::new(
+            Arc::clone(shared),
+            views.windows().is_some(),
+            views.top_pages().is_some(),
         )));
     }
     registry.register_collector(Box::new(BuildInfoCollector::new(exported.build().clone())));

@@ -13,6 +13,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use uniqd_core::TopPages;
 
+use crate::shared_views::{pick_top_pages, SharedViews};
+
 /// `uniqd_top_page_requests{path}` (gauge): requests of the top pages.
 pub const TOP_PAGE_REQUESTS: &str = "uniqd_top_page_requests";
 
@@ -21,6 +23,8 @@ pub const TOP_PAGE_REQUESTS: &str = "uniqd_top_page_requests";
 pub struct TopPagesCollector {
     top: Arc<TopPages>,
     pages: usize,
+    /// Views shared between replicas: their merged pages answer while current.
+    shared: Option<Arc<dyn SharedViews>>,
 }
 
 impl TopPagesCollector {
@@ -28,13 +32,24 @@ impl TopPagesCollector {
     /// `pages` is 0; [`registry`](crate::registry) then leaves the collector out).
     #[must_use]
     pub fn new(top: Arc<TopPages>, pages: usize) -> Self {
-        Self { top, pages }
+        Self {
+            top,
+            pages,
+            shared: None,
+        }
+    }
+
+    /// Exports the merged pages of every replica while `shared` has them.
+    #[must_use]
+    pub fn with_shared(mut self, shared: Option<Arc<dyn SharedViews>>) -> Self {
+        self.shared = shared;
+        self
     }
 }
 
 impl Collector for TopPagesCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
-        let snapshot = self.top.snapshot(self.pages);
+        let (snapshot, _) = pick_top_pages(&self.top, self.shared.as_ref(), self.pages);
         let mut family = encoder.encode_descriptor(
             TOP_PAGE_REQUESTS,
             "Requests for the most requested page paths (url without query and fragment), \

@@ -11,6 +11,8 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
 use uniqd_core::{Span, WindowRing};
 
+use crate::shared_views::{pick_windows, SharedViews};
+
 /// `unique_ip_addresses_window{window}` (gauge): distinct addresses in a time window.
 pub const UNIQUE_IP_ADDRESSES_WINDOW: &str = "unique_ip_addresses_window";
 
@@ -20,6 +22,8 @@ pub struct WindowsCollector {
     ring: Arc<WindowRing>,
     /// The windows to export, each with its label.
     windows: Vec<(Span, String)>,
+    /// Views shared between replicas: their ring answers while current.
+    shared: Option<Arc<dyn SharedViews>>,
 }
 
 impl WindowsCollector {
@@ -30,7 +34,15 @@ impl WindowsCollector {
         Self {
             ring,
             windows: windows.iter().map(|w| (*w, w.to_string())).collect(),
+            shared: None,
         }
+    }
+
+    /// Counts the windows of every replica while `shared` has a current ring.
+    #[must_use]
+    pub fn with_shared(mut self, shared: Option<Arc<dyn SharedViews>>) -> Self {
+        self.shared = shared;
+        self
     }
 }
 
@@ -44,9 +56,10 @@ impl Collector for WindowsCollector {
             None,
             MetricType::Gauge,
         )?;
+        let (ring, _) = pick_windows(&self.ring, self.shared.as_ref());
         for (span, label) in &self.windows {
             // Configured windows were validated at start; one that is not is skipped.
-            if let Ok(count) = self.ring.count(*span) {
+            if let Ok(count) = ring.count(*span) {
                 family
                     .encode_family(&[("window", label.as_str())])?
                     .encode_gauge(&count.estimate)?;

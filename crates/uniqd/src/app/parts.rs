@@ -127,7 +127,7 @@ pub async fn build(config: AppConfig) -> io::Result<Parts> {
     let top_pages = crate::build::top_pages(&config.top_pages, workers)
         .map_err(invalid_input)?
         .map(Arc::new);
-    let redis_sync = config
+    let mut redis_sync = config
         .redis
         .as_ref()
         .map(|redis| RedisSync::new(redis, Arc::clone(&counter)))
@@ -150,9 +150,13 @@ pub async fn build(config: AppConfig) -> io::Result<Parts> {
     };
     let mut exported = Exported::new(views.clone(), Arc::clone(&ingest_metrics), build);
     let mut readiness = Readiness::new();
-    if let Some(sync) = &redis_sync {
+    if let Some(sync) = &mut redis_sync {
         readiness = readiness.with_detail(sync.status());
         exported = exported.with_shared_count(sync.status());
+        // Windows and top pages of every replica (docs/scale-out.md).
+        if let Some(global) = sync.share_views(&views) {
+            exported = exported.with_shared_views(global);
+        }
     }
     let metric_options = MetricOptions {
         top_pages: config.top_pages.metric_limit,

@@ -21,6 +21,9 @@ pub struct SyncKeys {
     /// it is gone, the shared key no longer holds our registers (Redis restarted without
     /// persistence, was flushed, or failed over) and they are sent again.
     pub marker: String,
+    /// The start of every helper key: followed by text without braces, it hashes to the
+    /// shared key's slot (the window and top-pages keys use it too).
+    pub prefix: String,
 }
 
 impl SyncKeys {
@@ -36,6 +39,7 @@ impl SyncKeys {
             shared: shared.to_owned(),
             merge: format!("{prefix}:merge:{replica}"),
             marker: format!("{prefix}:replica:{replica}"),
+            prefix,
         })
     }
 }

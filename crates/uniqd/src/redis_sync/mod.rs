@@ -31,10 +31,13 @@
 //! valid on Redis Cluster. `docs/scale-out.md` covers failure modes and sizing.
 
 pub mod config;
+pub mod global;
 pub mod keys;
 pub mod metrics;
 pub mod outage;
+pub mod pages;
 pub mod status;
+pub mod windows;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -43,10 +46,11 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, RedisResult};
 use tokio::time::Instant;
-use uniqd_core::UniqueCounter;
+use uniqd_core::{UniqueCounter, Views};
 
 use self::config::RedisConfig;
 use crate::units::millis;
+use global::{GlobalViews, ViewShare};
 use keys::SyncKeys;
 use outage::Outage;
 pub use status::RedisStatus;
@@ -67,6 +71,8 @@ pub struct RedisSync {
     status: Arc<RedisStatus>,
     /// The dense string of the last successful merge; `None` forces the next round to merge.
     last_sent: Option<Vec<u8>>,
+    /// The windows and top pages, when shared ([`Self::share_views`]).
+    views: Option<ViewShare>,
 }
 
 /// How a round ended.
@@ -106,7 +112,20 @@ impl RedisSync {
             counter,
             status,
             last_sent: None,
+            views: None,
         })
+    }
+
+    /// Also shares the time windows and top pages of `views` (those that are on); returns
+    /// what the exporter reads to answer them for every replica (`None` if neither is on).
+    pub fn share_views(&mut self, views: &Views) -> Option<Arc<GlobalViews>> {
+        self.views = ViewShare::new(
+            views,
+            Arc::clone(&self.status),
+            &self.keys.prefix,
+            self.marker_ttl_ms,
+        );
+        self.views.as_ref().map(ViewShare::global)
     }
 
     /// The state the exporter reads.
@@ -175,6 +194,9 @@ impl RedisSync {
         };
         // Whatever reached Redis, the next success merges everything again.
         self.last_sent = None;
+        if let Some(views) = &mut self.views {
+            views.forget();
+        }
         self.status.failed();
         let retry = outage.failed(self.interval);
         if retry.first {
@@ -196,6 +218,15 @@ impl RedisSync {
     /// One sync round: merge if anything changed (or the shared key lost our registers), and
     /// read the global count.
     async fn round(&mut self, conn: &mut ConnectionManager) -> RedisResult<Round> {
+        let round = self.total_round(conn).await?;
+        if let Some(views) = &mut self.views {
+            views.round(conn, &self.keys.merge).await?;
+        }
+        Ok(round)
+    }
+
+    /// The total's part of a round.
+    async fn total_round(&mut self, conn: &mut ConnectionManager) -> RedisResult<Round> {
         let payload = self.counter.to_redis();
         if self.last_sent.as_deref() != Some(&payload[..]) {
             self.merge(conn, payload).await?;

@@ -1,0 +1,122 @@
+//! The windows and top pages of every replica: [`ViewShare`] runs their part of each sync
+//! round ([`super::windows`], [`super::pages`]) and [`GlobalViews`] hands the results to the
+//! exporter (as its [`SharedViews`]) while Redis is up; during an outage the exporter answers
+//! with this replica's own views, marked `local`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use redis::aio::ConnectionManager;
+use redis::RedisResult;
+use uniqd_core::{TopPagesSnapshot, Views, WindowRing};
+use uniqd_exporter::SharedViews;
+
+use super::pages::PageShare;
+use super::status::RedisStatus;
+use super::windows::WindowShare;
+
+/// What the exporter reads: the mirror ring and the last merge of the top pages.
+#[derive(Debug)]
+pub struct GlobalViews {
+    status: Arc<RedisStatus>,
+    mirror: Option<Arc<WindowRing>>,
+    /// Whether the mirror was filled from every retained interval at least once.
+    windows_ready: AtomicBool,
+    pages: Mutex<Option<Arc<TopPagesSnapshot>>>,
+}
+
+impl SharedViews for GlobalViews {
+    fn windows(&self) -> Option<Arc<WindowRing>> {
+        // Relaxed: a flag read on its own; the mirror is shared through its own atomics.
+        let ready = self.windows_ready.load(Ordering::Relaxed);
+        self.mirror
+            .as_ref()
+            .filter(|_| ready && self.status.is_up())
+            .cloned()
+    }
+
+    fn top_pages(&self, limit: usize) -> Option<TopPagesSnapshot> {
+        if !self.status.is_up() {
+            return None;
+        }
+        let merged = match self.pages.lock() {
+            Ok(pages) => pages.clone()?,
+            // Only ever holds a complete value: recover it.
+            Err(poisoned) => poisoned.into_inner().clone()?,
+        };
+        let mut snapshot = TopPagesSnapshot::clone(&merged);
+        snapshot.pages.truncate(limit);
+        Some(snapshot)
+    }
+}
+
+/// The view part of a replica's sync round.
+#[derive(Debug)]
+pub struct ViewShare {
+    windows: Option<WindowShare>,
+    pages: Option<PageShare>,
+    global: Arc<GlobalViews>,
+}
+
+impl ViewShare {
+    /// Shares the windows and top pages of `views` that are on (`None` if neither is).
+    pub fn new(views: &Views, status: Arc<RedisStatus>, prefix: &str, ttl_ms: u64) -> Option<Self> {
+        let replica = status.replica().to_owned();
+        let windows = views
+            .windows()
+            .map(|ring| WindowShare::new(Arc::clone(ring), prefix, &replica, ttl_ms));
+        let pages = views
+            .top_pages()
+            .map(|top| PageShare::new(Arc::clone(top), prefix, &replica, ttl_ms));
+        if windows.is_none() && pages.is_none() {
+            return None;
+        }
+        let global = Arc::new(GlobalViews {
+            status,
+            mirror: windows.as_ref().map(WindowShare::mirror),
+            windows_ready: AtomicBool::new(false),
+            pages: Mutex::new(None),
+        });
+        Some(Self {
+            windows,
+            pages,
+            global,
+        })
+    }
+
+    /// What the exporter reads.
+    pub fn global(&self) -> Arc<GlobalViews> {
+        Arc::clone(&self.global)
+    }
+
+    /// After a failed round: merge and read everything again at the next one.
+    pub fn forget(&mut self) {
+        if let Some(windows) = &mut self.windows {
+            windows.forget();
+        }
+        if let Some(pages) = &mut self.pages {
+            pages.forget();
+        }
+    }
+
+    /// One round (`temp`: this replica's temporary merge key).
+    pub async fn round(&mut self, conn: &mut ConnectionManager, temp: &str) -> RedisResult<()> {
+        if let Some(windows) = &mut self.windows {
+            windows.round(conn, temp).await?;
+            // Relaxed: see `GlobalViews::windows`.
+            self.global
+                .windows_ready
+                .store(windows.has_fetched(), Ordering::Relaxed);
+        }
+        if let Some(pages) = &mut self.pages {
+            if let Some(merged) = pages.round(conn).await? {
+                let merged = Some(Arc::new(merged));
+                match self.global.pages.lock() {
+                    Ok(mut slot) => *slot = merged,
+                    Err(poisoned) => *poisoned.into_inner() = merged,
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,197 @@
+//! The time windows and top pages through a real `redis-server` (started by each test on a
+//! free loopback port): replicas (in-process `uniqd::serve` instances) answer the union of
+//! every replica in `unique_ip_addresses_window`, `/api/v1/unique`, `/series`,
+//! `uniqd_top_page_requests` and `/stats`, say `"scope":"global"`, fall back to their own
+//! views marked `local` while Redis is down, and converge again after a flush or a restart
+//! without counting a page twice.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use uniqd::{AppConfig, RedisConfig};
+use uniqd_testkit::redis::{Conn, RedisServer};
+
+const INTERVAL: Duration = Duration::from_millis(100);
+
+fn replica_config(redis: &RedisServer) -> AppConfig {
+    AppConfig {
+        redis: Some(RedisConfig {
+            sync_interval: INTERVAL,
+            ..RedisConfig::new(redis.url())
+        }),
+        ..AppConfig::default()
+    }
+}
+
+/// NDJSON of `ips`, each requesting `url`.
+fn lines(ips: impl Iterator<Item = u32>, url: &str) -> String {
+    ips.map(|i| format!("{{\"ip\":\"{}\",\"url\":\"{url}\"}}\n", distinct_ip(i)))
+        .collect()
+}
+
+async fn post(service: &TestService, body: &str) {
+    let r = post_ndjson(service.ingest, body).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+}
+
+/// `PFCOUNT` of addresses `range` added to a fresh key.
+fn union_count(conn: &mut Conn, key: &str, range: std::ops::Range<u32>) -> u64 {
+    let ips: Vec<String> = range.map(distinct_ip).collect();
+    conn.pfadd_all(key, &ips);
+    conn.pfcount(key)
+}
+
+async fn get_json(service: &TestService, path: &str) -> serde_json::Value {
+    let r = get(service.metrics, path).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+/// Whether `service` answers `unique` for the 5m window and the last series point, with
+/// `scope`, and its `/stats` says `scope` with `total` requests.
+async fn answers(service: &TestService, scope: &str, unique: u64, total: u64) -> bool {
+    let window = get_json(service, "/api/v1/unique?window=5m").await;
+    let series = get_json(service, "/api/v1/unique/series?lookback=10m&step=10m").await;
+    let stats = get_json(service, "/stats").await;
+    window["scope"] == scope
+        && window["unique_ip_addresses"] == unique
+        && series["scope"] == scope
+        && series["points"][0]["unique_ip_addresses"] == unique
+        && stats["scope"] == scope
+        && stats["total_requests"] == total
+}
+
+fn page(stats: &serde_json::Value, path: &str) -> (u64, u64) {
+    let pages = stats["pages"].as_array().expect("pages");
+    let page = pages
+        .iter()
+        .find(|p| p["path"] == path)
+        .unwrap_or_else(|| panic!("no {path} in {stats}"));
+    (
+        page["count"].as_u64().unwrap(),
+        page["error"].as_u64().unwrap(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windows_and_top_pages_are_the_union_of_every_replica() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connect();
+    let a = TestService::start_with(replica_config(&redis)).await;
+    let b = TestService::start_with(replica_config(&redis)).await;
+    // Overlapping addresses; one page each, one page on both.
+    post(&a, &lines(0..3_000, "/a")).await;
+    post(&a, &lines(0..100, "/both")).await;
+    post(&b, &lines(2_000..6_000, "/b")).await;
+    post(&b, &lines(0..50, "/both")).await;
+    let union = union_count(&mut conn, "check:union", 0..6_000);
+    let total = 3_000 + 100 + 4_000 + 50;
+
+    poll_until("both replicas answer the union, scope global", async || {
+        answers(&a, "global", union, total).await && answers(&b, "global", union, total).await
+    })
+    .await;
+    for replica in [&a, &b] {
+        let stats = get_json(replica, "/stats").await;
+        assert_eq!(stats["error_bound"], 0, "{stats}");
+        assert_eq!(page(&stats, "/b"), (4_000, 0));
+        assert_eq!(page(&stats, "/a"), (3_000, 0));
+        assert_eq!(page(&stats, "/both"), (150, 0), "summed, once");
+        let text = replica.scrape().await;
+        assert_valid_openmetrics(&text);
+        assert_eq!(
+            sample_value(&text, r#"unique_ip_addresses_window{window="5m"}"#),
+            Some(union as f64)
+        );
+        assert_eq!(
+            sample_value(&text, r#"uniqd_top_page_requests{path="/both"}"#),
+            Some(150.0)
+        );
+        assert_eq!(
+            sample_value(&text, r#"uniqd_views_scope{view="windows"}"#),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample_value(&text, r#"uniqd_views_scope{view="top_pages"}"#),
+            Some(1.0)
+        );
+    }
+    // Re-sent summaries and re-merged slots add nothing: many rounds later, the same.
+    let rounds = conn.command_calls("mget");
+    poll_until("twenty more rounds", async || {
+        conn.command_calls("mget") >= rounds + 20
+    })
+    .await;
+    assert!(answers(&a, "global", union, total).await);
+    assert_eq!(page(&get_json(&b, "/stats").await, "/both"), (150, 0));
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn views_fall_back_to_local_and_converge_after_flush_and_restart() {
+    let mut redis = RedisServer::start();
+    let mut conn = redis.connect();
+    let a = TestService::start_with(replica_config(&redis)).await;
+    let b = TestService::start_with(replica_config(&redis)).await;
+    post(&a, &lines(0..1_000, "/a")).await;
+    post(&b, &lines(500..2_000, "/b")).await;
+    let union = union_count(&mut conn, "check", 0..2_000);
+    poll_until("global views", async || {
+        answers(&a, "global", union, 2_500).await && answers(&b, "global", union, 2_500).await
+    })
+    .await;
+
+    // Flushed by hand, no disconnection: every replica merges and publishes again, and a
+    // replica started afterwards (which knows only what is in Redis) answers the union.
+    conn.cmd(&[b"FLUSHALL"]);
+    let c = TestService::start_with(replica_config(&redis)).await;
+    poll_until("a new replica sees the restored union", async || {
+        answers(&c, "global", union, 2_500).await
+    })
+    .await;
+    c.stop().await;
+
+    // Redis down: ingest goes on, every view answers locally and says so.
+    redis.kill();
+    post(&a, &lines(5_000..5_010, "/a")).await;
+    // The local ring's slots are sketches past 256 addresses: its estimate of a's addresses.
+    let own = uniqd_core::UniqueCounter::new();
+    for i in (0..1_000).chain(5_000..5_010) {
+        own.insert_str(&distinct_ip(i)).unwrap();
+    }
+    let own = uniqd_core::UniqueCounter::from_redis(&own.to_redis())
+        .unwrap()
+        .estimate();
+    poll_until("local views while Redis is down", async || {
+        let window = get_json(&a, "/api/v1/unique?window=5m").await;
+        let stats = get_json(&a, "/stats").await;
+        let text = a.scrape().await;
+        window["scope"] == "local"
+            && window["unique_ip_addresses"] == own
+            && stats["scope"] == "local"
+            && stats["total_requests"] == 1_010
+            && sample_value(&text, r#"uniqd_views_scope{view="windows"}"#) == Some(0.0)
+    })
+    .await;
+
+    // Redis back, empty: the views converge to the union of everything, pages not doubled.
+    redis.restart();
+    let mut conn = redis.connect();
+    let all: Vec<String> = (0..2_000).chain(5_000..5_010).map(distinct_ip).collect();
+    conn.pfadd_all("check", &all);
+    let expected = conn.pfcount("check");
+    poll_until("global again after the restart", async || {
+        answers(&a, "global", expected, 2_510).await && answers(&b, "global", expected, 2_510).await
+    })
+    .await;
+    let stats = get_json(&b, "/stats").await;
+    assert_eq!(page(&stats, "/a"), (1_010, 0), "{stats}");
+    assert_eq!(page(&stats, "/b"), (1_500, 0), "{stats}");
+    a.stop().await;
+    b.stop().await;
+}
