@@ -195,3 +195,116 @@ async fn views_fall_back_to_local_and_converge_after_flush_and_restart() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Sum of `calls=` over every command in `INFO commandstats`, less `info`, `config` and
+/// `memory` (this test's own), and the value of `field` in `INFO stats`.
+fn redis_stats(conn: &mut Conn) -> (u64, u64, u64) {
+    let commands = conn.cmd(&[b"INFO", b"commandstats"]).text();
+    let calls = commands
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_"))
+        .filter(|l| {
+            !["cmdstat_info:", "cmdstat_config", "cmdstat_memory"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let stats = conn.cmd(&[b"INFO", b"stats"]).text();
+    let field = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        calls,
+        field("total_net_input_bytes"),
+        field("total_net_output_bytes"),
+    )
+}
+
+/// Rounds of the sync task, counted through `uniqd_redis_last_sync_timestamp_seconds` (read
+/// over HTTP, so that counting does not add Redis commands).
+async fn wait_rounds(service: &TestService, rounds: u32, mut each: impl AsyncFnMut()) {
+    let mut last = service
+        .metric("uniqd_redis_last_sync_timestamp_seconds")
+        .await;
+    for _ in 0..rounds {
+        each().await;
+        last = poll_until("one more round", async || {
+            let now = service
+                .metric("uniqd_redis_last_sync_timestamp_seconds")
+                .await;
+            (now > last).then_some(now)
+        })
+        .await;
+    }
+}
+
+/// The Redis cost written down in docs/scale-out.md ("Sizing"): commands and bytes per round
+/// of one replica, busy (new addresses every round) and idle, and the memory of the keys.
+/// Prints the figures (`--nocapture`) and asserts the bounds the docs state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cost_per_round_is_bounded() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connect();
+    let replica = TestService::start_with(replica_config(&redis)).await;
+    post(&replica, &lines(0..5_000, "/warm")).await;
+    wait_rounds(&replica, 6, async || {}).await;
+    const ROUNDS: u32 = 20;
+
+    let before = redis_stats(&mut conn);
+    let mut next = 10_000u32;
+    wait_rounds(&replica, ROUNDS, async || {
+        post(&replica, &lines(next..next + 200, "/busy")).await;
+        next += 200;
+    })
+    .await;
+    let busy = redis_stats(&mut conn);
+    wait_rounds(&replica, ROUNDS, async || {}).await;
+    let idle = redis_stats(&mut conn);
+    let per_round = |a: (u64, u64, u64), b: (u64, u64, u64)| {
+        let r = u64::from(ROUNDS);
+        ((b.0 - a.0) / r, (b.1 - a.1) / r, (b.2 - a.2) / r)
+    };
+    let (busy_calls, busy_in, busy_out) = per_round(before, busy);
+    let (idle_calls, idle_in, idle_out) = per_round(busy, idle);
+    let prefix = "{uniqd:unique_ip_addresses}";
+    let now = now_ms();
+    let memory =
+        |conn: &mut Conn, key: &str| conn.cmd(&[b"MEMORY", b"USAGE", key.as_bytes()]).int();
+    let minute_key = format!("{prefix}:win:m:{}", now / 60_000);
+    let hour_key = format!("{prefix}:win:h:{}", now / 3_600_000);
+    let replica_id = get(replica.metrics, "/readyz").await.json()["redis"]["replica"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pages_key = format!("{prefix}:pages:{replica_id}");
+    eprintln!(
+        "per round, busy: {busy_calls} commands, {busy_in} B in, {busy_out} B out; \
+         idle: {idle_calls} commands, {idle_in} B in, {idle_out} B out; \
+         memory: total {} B, minute {} B, hour {} B, pages {} B, dbsize {}",
+        memory(&mut conn, "uniqd:unique_ip_addresses"),
+        memory(&mut conn, &minute_key),
+        memory(&mut conn, &hour_key),
+        memory(&mut conn, &pages_key),
+        conn.cmd(&[b"DBSIZE"]).int(),
+    );
+    // Busy: the total and two window slots (minute, hour) of 12,304 bytes each, plus a share
+    // of the top pages; reads: the current and previous keys of each tier.
+    assert!(busy_calls <= 40, "{busy_calls}");
+    assert!(busy_in <= 3 * 12_400 + 8_000, "{busy_in}");
+    assert!(busy_out <= 4 * 12_400 + 40_000, "{busy_out}");
+    // Idle: no sketch written.
+    assert!(idle_in <= 4_000, "{idle_in}");
+    assert!(memory(&mut conn, &minute_key) <= 16_000);
+    replica.stop().await;
+}
