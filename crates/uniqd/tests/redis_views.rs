@@ -253,6 +253,7 @@ async fn wait_rounds(service: &TestService, rounds: u32, mut each: impl AsyncFnM
 /// of one replica, busy (new addresses every round) and idle, and the memory of the keys.
 /// Prints the figures (`--nocapture`) and asserts the bounds the docs state.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the figures are this test's output, for the docs
 async fn redis_cost_per_round_is_bounded() {
     let redis = RedisServer::start();
     let mut conn = redis.connect();
