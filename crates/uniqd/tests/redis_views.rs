@@ -309,3 +309,29 @@ async fn redis_cost_per_round_is_bounded() {
     assert!(memory(&mut conn, &minute_key) <= 16_000);
     replica.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn window_and_page_keys_share_the_slot_on_redis_cluster() {
+    // A cluster node refuses a MULTI or MGET whose keys span hash slots (CROSSSLOT): the
+    // window keys, summaries and markers carry the shared key's slot, with and without a tag.
+    let redis = RedisServer::start_cluster_node();
+    let mut conn = redis.connect();
+    for key in [
+        uniqd::redis_sync::config::DEFAULT_REDIS_KEY,
+        "{tenant-a}:unique",
+    ] {
+        let mut config = replica_config(&redis);
+        if let Some(r) = config.redis.as_mut() {
+            r.key = key.to_owned();
+        }
+        let replica = TestService::start_with(config).await;
+        post(&replica, &lines(0..300, "/c")).await;
+        let expected = union_count(&mut conn, &format!("{key}:check"), 0..300);
+        poll_until("global views on the cluster node", async || {
+            answers(&replica, "global", expected, 300).await
+        })
+        .await;
+        assert_eq!(replica.metric("uniqd_redis_sync_errors_total").await, 0.0);
+        replica.stop().await;
+    }
+}
