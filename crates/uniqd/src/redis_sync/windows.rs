@@ -19,7 +19,9 @@
 //!
 //! # Reading: a mirror ring, no Redis on the read path
 //!
-//! Each round `MGET`s the keys of the current and the previous interval of each tier; every
+//! Every merge transaction also increments `<prefix>:win:gen`, which each round reads with
+//! the marker. When it moved since the last fetch, the round `MGET`s the keys of the current
+//! and the previous interval of each tier (an idle fleet therefore reads no sketch); every
 //! [`RECENT_FETCH_ROUNDS`] rounds the whole live range; every [`FULL_FETCH_ROUNDS`] rounds
 //! (and first, and after an outage) every retained interval. Each answer is merged into the
 //! mirror (`WindowRing::merge_redis_slot`: register-wise maximum, idempotent). Scrapes and
@@ -49,6 +51,10 @@ pub struct WindowShare {
     mirror: Arc<WindowRing>,
     prefix: String,
     marker: String,
+    /// Incremented by every merge transaction of any replica.
+    generation: String,
+    /// The generation read before the last fetch (`None`: none yet, or the key was absent).
+    fetched_generation: Option<Option<u64>>,
     marker_ttl_ms: u64,
     /// Fingerprint of the dense string last merged per interval.
     sent: HashMap<(Resolution, u64), u64>,
@@ -65,6 +71,8 @@ impl WindowShare {
             local,
             prefix: prefix.to_owned(),
             marker: format!("{prefix}:win:replica:{replica}"),
+            generation: format!("{prefix}:win:gen"),
+            fetched_generation: None,
             marker_ttl_ms,
             sent: HashMap::new(),
             since_full: None,
@@ -87,6 +95,7 @@ impl WindowShare {
     pub fn forget(&mut self) {
         self.sent.clear();
         self.since_full = None;
+        self.fetched_generation = None;
     }
 
     fn key(&self, tier: Resolution, index: u64) -> String {
@@ -95,10 +104,12 @@ impl WindowShare {
 
     /// One round: check the marker, merge the changed slots, fetch the keys due.
     pub async fn round(&mut self, conn: &mut ConnectionManager, temp: &str) -> RedisResult<()> {
-        let (alive,): (bool,) = redis::pipe()
+        let (alive, generation): (bool, Option<u64>) = redis::pipe()
             .cmd("PEXPIRE")
             .arg(&self.marker)
             .arg(self.marker_ttl_ms)
+            .cmd("GET")
+            .arg(&self.generation)
             .query_async(conn)
             .await?;
         if !alive && !self.sent.is_empty() {
@@ -107,7 +118,12 @@ impl WindowShare {
         }
         let now_ms = self.local.now_ms();
         self.merge_changed(conn, temp, now_ms).await?;
-        self.fetch(conn, now_ms).await
+        // Read before the fetch: a merge after this read moves it again, and is fetched at the
+        // next round.
+        let moved = self.fetched_generation != Some(generation);
+        self.fetch(conn, now_ms, moved).await?;
+        self.fetched_generation = Some(generation);
+        Ok(())
     }
 
     async fn merge_changed(
@@ -164,15 +180,29 @@ impl WindowShare {
             .arg(1)
             .arg("PX")
             .arg(self.marker_ttl_ms)
+            .ignore()
+            .cmd("INCR")
+            .arg(&self.generation)
             .ignore();
         pipe.query_async::<()>(conn).await?;
         self.sent.extend(pending);
         Ok(())
     }
 
-    async fn fetch(&mut self, conn: &mut ConnectionManager, now_ms: u64) -> RedisResult<()> {
+    async fn fetch(
+        &mut self,
+        conn: &mut ConnectionManager,
+        now_ms: u64,
+        moved: bool,
+    ) -> RedisResult<()> {
         let full = self.since_full.is_none_or(|n| n >= FULL_FETCH_ROUNDS);
         let recent = self.rounds.is_multiple_of(RECENT_FETCH_ROUNDS);
+        if !full && !recent && !moved {
+            // Nothing merged anywhere since the last fetch.
+            self.rounds = self.rounds.wrapping_add(1);
+            self.since_full = self.since_full.map(|n| n + 1);
+            return Ok(());
+        }
         let mut wanted = Vec::new();
         for tier in Resolution::ALL {
             let intervals = self.local.shared_intervals(tier, now_ms);
