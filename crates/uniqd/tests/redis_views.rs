@@ -337,3 +337,52 @@ async fn window_and_page_keys_share_the_slot_on_redis_cluster() {
         replica.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_delays_neither_ingest_nor_the_views() {
+    let redis = RedisServer::start();
+    let mut conn = redis.connect();
+    let mut config = replica_config(&redis);
+    if let Some(r) = config.redis.as_mut() {
+        r.timeout = Duration::from_millis(300);
+    }
+    let replica = TestService::start_with(config).await;
+    post(&replica, &lines(0..500, "/slow")).await;
+    let first = union_count(&mut conn, "check", 0..500);
+    poll_until("global views", async || {
+        answers(&replica, "global", first, 500).await
+    })
+    .await;
+
+    // Redis stops answering for 3 s (connections stay open): ingest and every read answer at
+    // once; once a round has timed out the views say local.
+    conn.cmd(&[b"CLIENT", b"PAUSE", b"3000", b"ALL"]);
+    let paused = std::time::Instant::now();
+    let mut next = 500;
+    poll_until("local views during the pause", async || {
+        let started = std::time::Instant::now();
+        post(&replica, &lines(next..next + 50, "/slow")).await;
+        next += 50;
+        let window = get_json(&replica, "/api/v1/unique?window=5m").await;
+        let stats = get_json(&replica, "/stats").await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "a post and two reads took {:?} while redis was paused",
+            started.elapsed()
+        );
+        window["scope"] == "local" && stats["scope"] == "local"
+    })
+    .await;
+    assert!(
+        paused.elapsed() < Duration::from_secs(3),
+        "noticed during the pause"
+    );
+
+    let mut check = redis.connect(); // waits out the pause
+    let all = union_count(&mut check, "check2", 0..next);
+    poll_until("global again after the pause", async || {
+        answers(&replica, "global", all, u64::from(next)).await
+    })
+    .await;
+    replica.stop().await;
+}

@@ -44,9 +44,15 @@ impl SharedViews for GlobalViews {
             // Only ever holds a complete value: recover it.
             Err(poisoned) => poisoned.into_inner().clone()?,
         };
-        let mut snapshot = TopPagesSnapshot::clone(&merged);
-        snapshot.pages.truncate(limit);
-        Some(snapshot)
+        // Only the pages asked for are copied (the merge keeps up to 10,000).
+        Some(TopPagesSnapshot {
+            total_requests: merged.total_requests,
+            capacity: merged.capacity,
+            shards: merged.shards,
+            tracked: merged.tracked,
+            error_bound: merged.error_bound,
+            pages: merged.pages.iter().take(limit).cloned().collect(),
+        })
     }
 }
 
