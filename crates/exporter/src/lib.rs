@@ -21,6 +21,11 @@
 //!   answers `unique_ip_addresses`; the local count is then exported as
 //!   `uniqd_local_unique_ip_addresses`. How the count is shared is the
 //!   application's business (uniqd's Redis sync).
+//! * **Replicas sharing windows and top pages.** A [`SharedViews`] given to
+//!   [`Exported`] answers the window gauges, `/api/v1/unique...`, the top
+//!   pages and `/stats` for every replica while it has a current answer, and
+//!   the local views answer otherwise; the JSON says `"scope"`, `/metrics`
+//!   says `uniqd_views_scope{view}` ([`shared_views`]).
 //! * **Negotiated format** ([`exposition`]): OpenMetrics text
 //!   (`application/openmetrics-text; version=1.0.0`, ending in `# EOF`) when
 //!   `Accept` asks for it, as Prometheus's does; the classic text format 0.0.4
