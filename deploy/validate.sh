@@ -129,6 +129,10 @@ fi
 # ------------------------------------------------------ structure (Python)
 run "YAML/JSON parse, metric names, dashboard, compose, Dockerfile, Kubernetes structure" \
     python3 deploy/check_deploy.py
+# The Rust test (tests/openapi.rs) reads the OpenAPI document with a YAML 1.2 parser; the
+# Python tools users point at it (schemathesis, openapi generators) use PyYAML's stricter 1.1.
+run "docs/openapi.yaml loads with PyYAML" \
+    python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' docs/openapi.yaml
 
 list_exprs() {
     python3 deploy/extract_promql.py >"$tmp/exprs.txt" || return 1
