@@ -371,16 +371,94 @@ def check_dockerfile() -> None:
         expect((REPO / needed).exists(), f"build input {needed} exists in the repo")
 
 
+def _cli_env_names() -> set[str]:
+    """Every UNIQD_* variable the binary reads (the `env = "..."` of its clap arguments)."""
+    names = set()
+    for f in (REPO / "crates/uniqd/src/cli").rglob("*.rs"):
+        names |= set(re.findall(r'env\s*=\s*"(UNIQD_[A-Z0-9_]+)"', f.read_text()))
+    return names
+
+
+def _by_kind(objs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for o in objs:
+        out.setdefault(o["kind"], []).append(o)
+    return out
+
+
+def _uniqd_deployment(objs: list[dict]) -> dict:
+    return next(o for o in objs if o["kind"] == "Deployment" and o["metadata"]["name"] == "uniqd")
+
+
+def _env(dep: dict) -> dict[str, dict]:
+    c = dep["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in c.get("env", [])}
+
+
+def _selects(selector: dict, labels: dict) -> bool:
+    return bool(selector) and selector.items() <= labels.items()
+
+
+def _check_rendering(name: str, objs: list[dict], cli_env: set[str]) -> None:
+    """What every rendering (base, overlays) must satisfy."""
+    kinds = _by_kind(objs)
+    dep = _uniqd_deployment(objs)
+    pod_labels = dep["spec"]["template"]["metadata"]["labels"]
+    env = _env(dep)
+    unknown = sorted(n for n in env if n.startswith("UNIQD_") and n not in cli_env)
+    expect(not unknown, f"{name}: every UNIQD_* variable of the Deployment is one uniqd reads"
+           + (f" (unknown: {unknown})" if unknown else ""))
+    secrets = {o["metadata"]["name"]: o for o in kinds.get("Secret", [])}
+    for n, e in env.items():
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if ref and not ref.get("optional"):
+            sec = secrets.get(ref["name"])
+            expect(sec is None or ref["key"] in {**(sec.get("data") or {}), **(sec.get("stringData") or {})},
+                   f"{name}: {n} reads key {ref['key']} of Secret {ref['name']}"
+                   + (" (shipped)" if sec else " (created by the operator, documented)"))
+    others = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet") and o is not dep]
+    for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy"):
+        for o in kinds.get(kind, []):
+            sel = o["spec"].get("selector") if kind == "Service" else (
+                o["spec"].get("selector") or o["spec"].get("podSelector") or {}).get("matchLabels")
+            mine = o["metadata"]["name"] == "uniqd"
+            target = dep if mine else next((d for d in others if o["metadata"]["name"] == d["metadata"]["name"]), None)
+            expect(target is not None and _selects(sel, target["spec"]["template"]["metadata"]["labels"]),
+                   f"{name}: {kind} {o['metadata']['name']} selects the pods of its Deployment")
+            if mine:
+                expect(not any(_selects(sel, d["spec"]["template"]["metadata"]["labels"]) for d in others),
+                       f"{name}: {kind} uniqd selects no other Deployment's pods")
+    expect(len(kinds.get("PodDisruptionBudget", [])) >= 1 and len(kinds.get("NetworkPolicy", [])) >= 1,
+           f"{name}: has a PodDisruptionBudget and a NetworkPolicy")
+    # Every NetworkPolicy port is one its pods declare (by name or number).
+    for np in kinds.get("NetworkPolicy", []):
+        sel = np["spec"]["podSelector"].get("matchLabels", {})
+        pods = [d for d in [dep] + others if _selects(sel, d["spec"]["template"]["metadata"]["labels"])]
+        declared = {(p.get("name"), p["containerPort"]) for d in pods
+                    for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
+        names = {n for n, _ in declared} | {n for _, n in declared}
+        ports = [p["port"] for r in np["spec"].get("ingress", []) for p in r.get("ports", [])]
+        expect(bool(ports) and all(p in names for p in ports),
+               f"{name}: NetworkPolicy {np['metadata']['name']} ports {ports} are ports of its pods")
+
+
 def check_kubernetes() -> None:
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("render", DEPLOY / "kubernetes/render.py")
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
     k = DEPLOY / "kubernetes"
-    kust = load_yaml(k / "kustomization.yaml")
+    base_dir = k / "base"
+    kust = load_yaml(base_dir / "kustomization.yaml")
     for r in kust["resources"]:
-        expect((k / r).is_file(), f"kustomization resource {r} exists")
-    docs = {}
-    for r in kust["resources"]:
-        for d in yaml.safe_load_all((k / r).read_text()):
-            expect(all(x in d for x in ("apiVersion", "kind", "metadata")), f"{r}: {d.get('kind')} has apiVersion/kind/metadata")
-            docs[d["kind"]] = d
+        expect((base_dir / r).is_file(), f"kustomization resource base/{r} exists")
+    cli_env = _cli_env_names()
+    expect({"UNIQD_INGEST_TOKEN", "UNIQD_METRICS_TOKEN", "UNIQD_REDIS_URL", "UNIQD_STATE_FILE"} <= cli_env,
+           f"the CLI reads the variables the manifests set ({len(cli_env)} UNIQD_* found)")
+    base = render.render(base_dir)
+    top = render.render(k)
+    expect(render.compare(base, top) == [], "deploy/kubernetes renders exactly the base")
+    docs = {d["kind"]: d for d in base}
     dep = docs.get("Deployment", {})
     spec = dep.get("spec", {})
     pod = spec.get("template", {}).get("spec", {})
@@ -404,25 +482,88 @@ def check_kubernetes() -> None:
     csc = c.get("securityContext", {})
     expect(csc.get("allowPrivilegeEscalation") is False and csc.get("readOnlyRootFilesystem") is True
            and csc.get("capabilities", {}).get("drop") == ["ALL"], "container: no privilege escalation, read-only root, drop ALL")
+    env = _env(dep)
+    tokens = {n: (env.get(n, {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+              for n in ("UNIQD_INGEST_TOKEN", "UNIQD_METRICS_TOKEN")}
+    expect(all(r.get("name") == "uniqd-tokens" and r.get("optional") is True for r in tokens.values())
+           and tokens["UNIQD_INGEST_TOKEN"].get("key") == "ingest-token"
+           and tokens["UNIQD_METRICS_TOKEN"].get("key") == "metrics-token",
+           "tokens come from the optional Secret uniqd-tokens (ingest-token, metrics-token)")
     svc = docs.get("Service", {})
     sports = {p["name"]: p["port"] for p in svc.get("spec", {}).get("ports", [])}
     expect(sports == {"ingest": 5000, "metrics": 9102}, f"Service ports {sports}")
-    expect(svc.get("spec", {}).get("selector", {}).items() <= spec.get("template", {}).get("metadata", {}).get("labels", {}).items(),
-           "Service selector matches the pods")
     sm = docs.get("ServiceMonitor", {})
     sel = sm.get("spec", {}).get("selector", {}).get("matchLabels", {})
     expect(bool(sel) and sel.items() <= svc.get("metadata", {}).get("labels", {}).items(), "ServiceMonitor selects the Service")
     eps = sm.get("spec", {}).get("endpoints", [])
     expect(bool(eps) and eps[0].get("port") in sports and eps[0].get("path", "/metrics") == "/metrics",
            "ServiceMonitor scrapes the Service's metrics port at /metrics")
+    expect("authorization" not in eps[0], "the base ServiceMonitor sends no token (components/metrics-token does)")
     jl = sm.get("spec", {}).get("jobLabel")
     expect(jl is not None and svc.get("metadata", {}).get("labels", {}).get(jl) == "uniqd",
            "ServiceMonitor job label resolves to 'uniqd' (what the rules select)")
-    quota = yaml.safe_load((k / "prometheusrule-quota.yaml").read_text())
+    pdb = docs.get("PodDisruptionBudget", {}).get("spec", {})
+    expect(pdb.get("maxUnavailable") == 1 and "minAvailable" not in pdb,
+           "PodDisruptionBudget: maxUnavailable 1 (a single replica can still be drained)")
+    np_ = docs.get("NetworkPolicy", {}).get("spec", {})
+    rules = {p["port"]: r for r in np_.get("ingress", []) for p in r.get("ports", [])}
+    expect(np_.get("policyTypes") == ["Ingress"] and set(rules) == {"ingest", "metrics"},
+           "NetworkPolicy admits only the ingest and metrics ports")
+    prom = (rules.get("metrics") or {}).get("from", [{}])[0]
+    expect(prom.get("podSelector", {}).get("matchLabels") == {"app.kubernetes.io/name": "prometheus"}
+           and "kubernetes.io/metadata.name" in prom.get("namespaceSelector", {}).get("matchLabels", {}),
+           "metrics port: only Prometheus pods of one namespace (the documented assumption)")
+    quota = load_yaml(base_dir / "prometheusrule-quota.yaml")
     expect(quota["spec"]["groups"][0]["rules"][0].get("record") == "uniqd:visitor_quota",
            "the documented quota patch path /spec/groups/0/rules/0/expr is uniqd:visitor_quota")
     img = kust.get("images", [{}])[0]
     expect(c.get("image", "").split(":")[0] == img.get("name"), "kustomization images: entry matches the container image")
+    _check_rendering("base", base, cli_env)
+
+    # overlays/redis: >= 2 replicas, UNIQD_REDIS_URL from a Secret pointing at the Redis Service.
+    redis = render.render(k / "overlays/redis")
+    _check_rendering("overlays/redis", redis, cli_env)
+    rdep = _uniqd_deployment(redis)
+    expect(rdep["spec"]["replicas"] >= 2, f"overlays/redis: {rdep['spec']['replicas']} uniqd replicas")
+    ref = ((_env(rdep).get("UNIQD_REDIS_URL") or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+    sec = next((o for o in redis if o["kind"] == "Secret" and o["metadata"]["name"] == ref.get("name")), {})
+    url = (sec.get("stringData") or {}).get(ref.get("key"), "")
+    m = re.fullmatch(r"redis://([a-z0-9-]+):(\d+)", url)
+    rsvc = next((o for o in redis if o["kind"] == "Service" and m and o["metadata"]["name"] == m.group(1)), None)
+    expect(rsvc is not None and any(p["port"] == int(m.group(2)) for p in rsvc["spec"]["ports"]),
+           f"overlays/redis: UNIQD_REDIS_URL from Secret {ref.get('name')} ({url}) names the Redis Service and port")
+    rnp = next((o for o in redis if o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "uniqd-redis"), {})
+    froms = [f.get("podSelector", {}).get("matchLabels", {}) for r in rnp.get("spec", {}).get("ingress", [])
+             for f in r.get("from", [])]
+    expect(froms and all(_selects(f, rdep["spec"]["template"]["metadata"]["labels"]) for f in froms),
+           "overlays/redis: only uniqd's pods may reach Redis")
+
+    # overlays/state-file: Recreate, one replica, the state file on the PVC, writable.
+    state = render.render(k / "overlays/state-file")
+    _check_rendering("overlays/state-file", state, cli_env)
+    sdep = _uniqd_deployment(state)
+    spod = sdep["spec"]["template"]["spec"]
+    expect(sdep["spec"]["strategy"] == {"type": "Recreate"} and sdep["spec"]["replicas"] == 1,
+           "overlays/state-file: one replica, strategy Recreate")
+    path = (_env(sdep).get("UNIQD_STATE_FILE") or {}).get("value", "")
+    mounts = {m_["name"]: m_["mountPath"] for m_ in spod["containers"][0].get("volumeMounts", [])}
+    vols = {v["name"]: v for v in spod.get("volumes", [])}
+    pvcs = {o["metadata"]["name"] for o in state if o["kind"] == "PersistentVolumeClaim"}
+    expect(any(str(Path(path).parent) == mp and (vols.get(n, {}).get("persistentVolumeClaim") or {}).get("claimName") in pvcs
+               for n, mp in mounts.items()),
+           f"overlays/state-file: UNIQD_STATE_FILE {path} is on a mounted PersistentVolumeClaim")
+    expect(spod["securityContext"].get("fsGroup") == spod["securityContext"].get("runAsGroup"),
+           "overlays/state-file: fsGroup makes the volume writable by uniqd")
+
+    # components/metrics-token: Prometheus sends the token the Deployment reads.
+    comp = render.render(k / "overlays/redis", [k / "components/metrics-token"])
+    _check_rendering("overlays/redis + components/metrics-token", comp, cli_env)
+    csm = next(o for o in comp if o["kind"] == "ServiceMonitor")
+    cred = ((csm["spec"]["endpoints"][0].get("authorization") or {}).get("credentials")) or {}
+    want = tokens["UNIQD_METRICS_TOKEN"]
+    expect(csm["spec"]["endpoints"][0].get("authorization", {}).get("type") == "Bearer"
+           and cred.get("name") == want.get("name") and cred.get("key") == want.get("key"),
+           "components/metrics-token: the ServiceMonitor sends the Secret key UNIQD_METRICS_TOKEN reads")
 
 
 CHECKS = [

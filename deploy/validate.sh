@@ -9,6 +9,7 @@
 # Optional, used when present, reported as SKIP otherwise:
 #   amtool               (Debian `prometheus-alertmanager`)  Alertmanager config + routing
 #   kubernetes-validate  (PyPI `kubernetes-validate`)        core Kubernetes schemas
+#   kustomize or kubectl                                     cross-check of render.py
 #   docker compose / docker-compose (Debian `docker-compose`) compose file model
 # Every step runs even after a failure; the exit status is non-zero if any
 # step failed. The last line is "validate: N passed, N failed, N skipped".
@@ -128,6 +129,10 @@ fi
 # ------------------------------------------------------ structure (Python)
 run "YAML/JSON parse, metric names, dashboard, compose, Dockerfile, Kubernetes structure" \
     python3 deploy/check_deploy.py
+# The Rust test (tests/openapi.rs) reads the OpenAPI document with a YAML 1.2 parser; the
+# Python tools users point at it (schemathesis, openapi generators) use PyYAML's stricter 1.1.
+run "docs/openapi.yaml loads with PyYAML" \
+    python3 -c 'import sys, yaml; yaml.safe_load(open(sys.argv[1]))' docs/openapi.yaml
 
 list_exprs() {
     python3 deploy/extract_promql.py >"$tmp/exprs.txt" || return 1
@@ -139,15 +144,64 @@ list_exprs() {
 }
 run "deploy/extract_promql.py lists the expressions one per line" list_exprs
 
-# ------------------------------------------------------ optional validators
+# ------------------------------------------------------------- Kubernetes
+# The kustomizations: the base, each overlay, and the redis overlay with the
+# metrics-token component (as a user's overlay listing it would). Rendered
+# offline by deploy/kubernetes/render.py (the subset of kustomize they use);
+# when kustomize or kubectl is installed its own build must give the same
+# objects.
+kust_dirs=(deploy/kubernetes deploy/kubernetes/overlays/redis deploy/kubernetes/overlays/state-file)
+kust_component=deploy/kubernetes/components/metrics-token
+render_all() {
+    local d i=0
+    for d in "${kust_dirs[@]}"; do
+        python3 deploy/kubernetes/render.py "$d" --core >"$tmp/k8s-$i.yaml" || return 1
+        echo "$d: $(grep -c '^kind:' "$tmp/k8s-$i.yaml") core objects"
+        i=$((i + 1))
+    done
+    python3 deploy/kubernetes/render.py deploy/kubernetes/overlays/redis --component "$kust_component" \
+        --core >"$tmp/k8s-$i.yaml" || return 1
+    echo "overlays/redis + $kust_component: $(grep -c '^kind:' "$tmp/k8s-$i.yaml") core objects"
+}
+run "kustomizations render (deploy/kubernetes/render.py: base, overlays, component)" render_all
+
+kustomize_cmd=()
+if command -v kustomize >/dev/null 2>&1; then
+    kustomize_cmd=(kustomize build)
+elif command -v kubectl >/dev/null 2>&1 && kubectl kustomize --help >/dev/null 2>&1; then
+    kustomize_cmd=(kubectl kustomize)
+fi
+if ((${#kustomize_cmd[@]})); then
+    kustomize_same() {
+        local d
+        for d in "${kust_dirs[@]}"; do
+            "${kustomize_cmd[@]}" "$d" >"$tmp/kustomize.yaml" || return 1
+            python3 deploy/kubernetes/render.py "$d" --compare "$tmp/kustomize.yaml" || return 1
+        done
+        # A component is listed by a kustomization, by a relative path.
+        mkdir -p "$tmp/with-component"
+        printf 'resources: [%s]\ncomponents: [%s]\n' \
+            "$(realpath --relative-to="$tmp/with-component" deploy/kubernetes/overlays/redis)" \
+            "$(realpath --relative-to="$tmp/with-component" "$kust_component")" \
+            >"$tmp/with-component/kustomization.yaml"
+        "${kustomize_cmd[@]}" "$tmp/with-component" >"$tmp/kustomize.yaml" || return 1
+        python3 deploy/kubernetes/render.py deploy/kubernetes/overlays/redis --component "$kust_component" \
+            --compare "$tmp/kustomize.yaml"
+    }
+    run "${kustomize_cmd[*]} builds the same objects as render.py" kustomize_same
+else
+    skip "kustomize build" "neither kustomize nor kubectl is installed (render.py rendered the overlays)"
+fi
+
 if command -v kubernetes-validate >/dev/null 2>&1; then
-    run "kubernetes-validate --strict (Deployment, Service)" \
-        kubernetes-validate --strict deploy/kubernetes/deployment.yaml deploy/kubernetes/service.yaml
+    run "kubernetes-validate --strict (every rendered core object: Deployments, Services, PDB, NetworkPolicies, Secret, PVC)" \
+        kubernetes-validate --strict --quiet "$tmp"/k8s-*.yaml
 else
     skip "kubernetes schema validation" \
         "kubernetes-validate not installed (pip install kubernetes-validate); kubeconform is not reachable from here"
 fi
 
+# ------------------------------------------------------ optional validators
 compose=()
 if docker compose version >/dev/null 2>&1; then
     compose=(docker compose)

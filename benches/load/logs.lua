@@ -9,6 +9,8 @@
 -- machine-readable RESULT line for benches/load/run.sh (lines/s too for batches).
 -- SHAPE=array (with BATCH_BYTES): the same logs as one JSON array per body (`[l1,l2,...]`,
 -- application/json), as Kong, APISIX, Vector and Fluent Bit batch them.
+-- SHAPE=clf (with BATCH_BYTES): text/plain bodies of combined-log-format lines (nginx's and
+-- Apache's default access log), each 100 bytes with its newline (the user agent is padded).
 -- BODY_DIR (with BATCH_BYTES, CONTENT_TYPE and ENCODING): the bodies are the files
 -- BODY_DIR/body-1 .. body-8, pre-generated (compressed) by run.sh, sent as they are with
 -- `Content-Encoding: ENCODING`; lines per body is still floor(BATCH_BYTES / 100).
@@ -49,6 +51,19 @@ function init(args)
         lines[j] = head .. string.rep("x", line_bytes - #head - 3) .. '"}'
       end
       pool[k] = wrk.format("POST", wrk.path, headers, "[" .. table.concat(lines, ",") .. "]")
+    end
+  elseif batch_bytes > 0 and shape == "clf" then
+    local headers = { ["Content-Type"] = "text/plain" }
+    for k = 1, n do
+      local lines = {}
+      for j = 1, lines_per_body do
+        local head = string.format(
+          '%d.%d.%d.%d - - [24/Jun/2020:15:27:00 +0000] "GET /page/%d HTTP/1.1" 200 2326 "-" "',
+          math.random(1, 223), math.random(0, 255), math.random(0, 255), math.random(1, 254),
+          math.random(0, 99))
+        lines[j] = head .. string.rep("x", line_bytes - #head - 2) .. '"\n'
+      end
+      pool[k] = wrk.format("POST", wrk.path, headers, table.concat(lines))
     end
   elseif batch_bytes > 0 then
     local headers = { ["Content-Type"] = "application/x-ndjson" }

@@ -14,6 +14,8 @@
 # 50000, over 64 connections: both servers under the same load, for latency), batch64k and
 # batch1m (NDJSON bodies of 64 KiB / 1 MiB, 100-byte lines, wrk -t1 -c16). For the batches the
 # baseline runs with --lines: it splits the body into lines and counts them.
+# clf64k: 64 KiB text/plain bodies of combined-log-format lines of 100 bytes (issue target: at
+# least 4 M lines/s).
 # array64k: the same 100-byte logs as one JSON array per 64 KiB body (application/json; the
 # issue's target: within 15% of batch64k's lines/s). gzip64k, zstd64k: batch64k's NDJSON
 # bodies (655 lines) compressed (gzip -6 by python3's gzip module, zstd -3 by the zstd CLI),
@@ -38,7 +40,7 @@ RATE=${RATE:-50000}
 # same flags as uniqd plus BARE_ARGS (the tables still call it "bare").
 BASELINE=${BASELINE:-bare}
 scenarios=("$@")
-((${#scenarios[@]})) || scenarios=(single single_rate batch64k batch1m array64k gzip64k zstd64k)
+((${#scenarios[@]})) || scenarios=(single single_rate batch64k batch1m array64k clf64k gzip64k zstd64k)
 
 command -v wrk >/dev/null || { echo "wrk not found: apt-get install wrk" >&2; exit 1; }
 cargo build --release -q -p uniqd --bin uniqd -p uniqd-benches --bin bare-hyper
@@ -142,6 +144,7 @@ run_wrk() {
     single_rate) run_loadgen "$2" ;;
     batch64k) BATCH_BYTES=65536 wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
     batch1m) BATCH_BYTES=1048576 wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
+    clf64k) BATCH_BYTES=65536 SHAPE=clf wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
     array64k) BATCH_BYTES=65536 SHAPE=array wrk -t1 -c16 -d"$2" -s benches/load/logs.lua "$url" ;;
     gzip64k | zstd64k)
         BATCH_BYTES=65536 BODY_DIR=$bodies/${1%64k} ENCODING=${1%64k} \

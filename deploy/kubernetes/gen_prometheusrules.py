@@ -4,8 +4,8 @@
     python3 deploy/kubernetes/gen_prometheusrules.py          # (re)write
     python3 deploy/kubernetes/gen_prometheusrules.py --check  # exit 1 on drift
 
-deploy/prometheus/alerts.yml -> deploy/kubernetes/prometheusrule.yaml
-deploy/prometheus/quota.yml  -> deploy/kubernetes/prometheusrule-quota.yaml
+deploy/prometheus/alerts.yml -> deploy/kubernetes/base/prometheusrule.yaml
+deploy/prometheus/quota.yml  -> deploy/kubernetes/base/prometheusrule-quota.yaml
 
 The rule files stay the single source of truth (promtool checks and unit
 tests run on them); validate.sh runs --check so the Kubernetes copies cannot
@@ -19,8 +19,8 @@ import yaml
 
 DEPLOY = Path(__file__).resolve().parent.parent
 PAIRS = [
-    ("prometheus/alerts.yml", "kubernetes/prometheusrule.yaml", "uniqd"),
-    ("prometheus/quota.yml", "kubernetes/prometheusrule-quota.yaml", "uniqd-visitor-quota"),
+    ("prometheus/alerts.yml", "kubernetes/base/prometheusrule.yaml", "uniqd"),
+    ("prometheus/quota.yml", "kubernetes/base/prometheusrule-quota.yaml", "uniqd-visitor-quota"),
 ]
 
 

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use uniqd_core::Views;
+use uniqd_core::{Span, Views};
 use uniqd_ingest::IngestMetrics;
 
 use crate::shared_count::SharedCount;
@@ -31,6 +31,8 @@ pub struct Exported {
     build: BuildInfo,
     shared: Option<Arc<dyn SharedCount>>,
     shared_views: Option<Arc<dyn SharedViews>>,
+    /// The configured time windows, listed by `/status.json` for the status page.
+    windows: Vec<Span>,
 }
 
 impl Exported {
@@ -43,6 +45,27 @@ impl Exported {
             build,
             shared: None,
             shared_views: None,
+            windows: Vec::new(),
+        }
+    }
+
+    /// Lists `windows` (the configured ones, as `/metrics` exports them) in `/status.json`,
+    /// so the status page knows which windows to ask `/api/v1/unique` for. Ignored without a
+    /// window ring in the views.
+    #[must_use]
+    pub fn with_windows(mut self, windows: Vec<Span>) -> Self {
+        self.windows = windows;
+        self
+    }
+
+    /// The windows given to [`with_windows`](Self::with_windows) when the views have a window
+    /// ring; empty otherwise.
+    #[must_use]
+    pub fn windows(&self) -> &[Span] {
+        if self.views.windows().is_some() {
+            &self.windows
+        } else {
+            &[]
         }
     }
 

@@ -14,10 +14,16 @@
 //! ingest path. With a [`SharedCount`](crate::SharedCount) (replicas sharing one count) it reports the shared count as
 //! `unique_ip_addresses`, as `/metrics` does, and this replica's own as
 //! `local_unique_ip_addresses`.
+//!
+//! The page also shows the invalid lines (their count and share), the configured time windows
+//! (listed in `status.json` as `windows`, each then read from `/api/v1/unique`), the top pages
+//! (`/stats`) and the Redis sync state (the `redis` member of `/readyz`, absent without
+//! `--redis-url`). An optional `scope` member of the window and stats answers is shown when
+//! present.
 
 use std::time::Instant;
 
-use uniqd_http::JsonObject;
+use uniqd_http::{escape_into, JsonObject};
 use uniqd_ingest::metrics::{LineOutcome, RequestOutcome};
 
 use crate::exported::Exported;
@@ -67,9 +73,23 @@ pub fn status_json(exported: &Exported, started: Instant) -> String {
             "ingest_lines_invalid_total",
             ingest.lines(LineOutcome::Invalid),
         )
+        .raw("windows", &window_list(exported))
         .u64("uptime_ms", uptime_ms)
         .str("version", &exported.build().version)
         .finish()
+}
+
+/// The configured windows as a JSON array of their labels, e.g. `["5m","1h"]`.
+fn window_list(exported: &Exported) -> String {
+    let mut out = String::from("[");
+    for (i, span) in exported.windows().iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        escape_into(&mut out, &span.to_string()); // quoted by escape_into
+    }
+    out.push(']');
+    out
 }
 
 #[cfg(test)]
@@ -78,7 +98,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use uniqd_core::{UniqueCounter, Views};
+    use uniqd_core::{ManualClock, Span, UniqueCounter, Views, WindowRing};
     use uniqd_ingest::IngestMetrics;
 
     use crate::exported::BuildInfo;
@@ -113,11 +133,44 @@ mod tests {
         for expected in [
             r#""unique_ip_addresses":3,"phase":"sketch","relative_standard_error":0.008125,"#,
             r#""ingest_requests_total":2,"ingest_requests_accepted_total":1,"#,
-            r#""ingest_lines_accepted_total":3,"ingest_lines_invalid_total":1,"#,
+            r#""ingest_lines_accepted_total":3,"ingest_lines_invalid_total":1,"windows":[],"#,
             r#""version":"9.8.7"}"#,
         ] {
             assert!(json.contains(expected), "missing {expected} in {json}");
         }
+    }
+
+    #[test]
+    fn lists_the_configured_windows_only_with_a_window_ring() {
+        let spans: Vec<Span> = ["5m", "1h", "24h"]
+            .iter()
+            .map(|w| Span::parse(w).expect("a valid window"))
+            .collect();
+        let counter = Arc::new(UniqueCounter::new());
+        let build = || BuildInfo {
+            version: "1".to_owned(),
+        };
+        let without_ring = Exported::new(
+            Views::new(Arc::clone(&counter)),
+            Arc::new(IngestMetrics::new()),
+            build(),
+        )
+        .with_windows(spans.clone());
+        let json = status_json(&without_ring, Instant::now());
+        assert!(json.contains(r#""windows":[],"#), "{json}");
+
+        let ring = Arc::new(WindowRing::new(
+            0,
+            Arc::new(ManualClock::new(1_800_000_000_000)),
+        ));
+        let with_ring = Exported::new(
+            Views::new(counter).with_windows(ring),
+            Arc::new(IngestMetrics::new()),
+            build(),
+        )
+        .with_windows(spans);
+        let json = status_json(&with_ring, Instant::now());
+        assert!(json.contains(r#""windows":["5m","1h","24h"],"#), "{json}");
     }
 
     #[derive(Debug)]

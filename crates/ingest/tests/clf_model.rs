@@ -1,6 +1,7 @@
 //! Property test: the access-log line parser (`fields::clf::parse_clf`) against a spec model
 //! written differently (string splitting, no cursor), on generated combined/common log lines
-//! and their one-byte mutations: both accept the same lines and read the same host, request
+//! (with further quoted and plain fields, as HAProxy's `option httplog clf` appends) and their
+//! one-byte mutations: both accept the same lines and read the same host, request
 //! target and time. The model's time goes through the RFC 3339 parser (rebuilt as
 //! `YYYY-MM-DDThh:mm:ss±hh:mm`), not the CLF time parser.
 
@@ -89,6 +90,7 @@ fn model(line: &[u8]) -> Option<Fields> {
     if size != "-" && (size.is_empty() || !size.bytes().all(|b| b.is_ascii_digit())) {
         return None;
     }
+    let mut quoted_fields = 0;
     while !tail.is_empty() {
         let trimmed = tail.trim_start_matches(' ');
         if trimmed.len() == tail.len() {
@@ -97,7 +99,19 @@ fn model(line: &[u8]) -> Option<Fields> {
         if trimmed.is_empty() {
             break;
         }
-        tail = quoted(trimmed.strip_prefix('"')?)?.1;
+        if let Some(opened) = trimmed.strip_prefix('"') {
+            tail = quoted(opened)?.1;
+            quoted_fields += 1;
+        } else if quoted_fields >= 2 {
+            // A plain field after the referer and user agent (HAProxy's clf timers).
+            let (field, rest) = trimmed.split_at(trimmed.find(' ').unwrap_or(trimmed.len()));
+            if !is_token(field) {
+                return None;
+            }
+            tail = rest;
+        } else {
+            return None;
+        }
     }
     Some((host.to_owned(), target_model(request), ms))
 }
@@ -155,7 +169,12 @@ fn line() -> impl Strategy<Value = String> {
     ];
     let status = prop_oneof![8 => "[1-5][0-9]{2}", 1 => "[0-9]{2,4}"];
     let size = prop_oneof![4 => Just("-".to_owned()), 4 => "[0-9]{1,6}", 1 => Just(String::new())];
-    let tail = proptest::collection::vec("[ -!#-\\[\\]-~]{0,10}", 0..3);
+    // Quoted fields, and plain ones (valid after two quoted ones).
+    let field = prop_oneof![
+        3 => "[ -!#-\\[\\]-~]{0,10}".prop_map(|f| format!("\"{f}\"")),
+        1 => "[!-~]{1,6}",
+    ];
+    let tail = proptest::collection::vec(field, 0..5);
     let spaces = prop_oneof![8 => Just(""), 1 => Just(" "), 1 => Just("  ")];
     (
         host,
@@ -173,7 +192,8 @@ fn line() -> impl Strategy<Value = String> {
                 let mut line =
                     format!("{host} {ident} {user} [{time}] \"{request}\" {status} {size}");
                 for field in tail {
-                    line.push_str(&format!(" \"{field}\""));
+                    line.push(' ');
+                    line.push_str(&field);
                 }
                 line.push_str(end);
                 line

@@ -1,6 +1,8 @@
-//! What gateways and ingress controllers send, end to end with no flag: their own field names
-//! (Kong `http-log`, APISIX `http-logger`, ingress-nginx JSON, Traefik, Envoy; fixtures in
-//! `tests/fixtures/gateways`, the recipes in `docs/shippers.md`), addresses with ports and
+//! What gateways, ingress controllers and log shippers send, end to end with no flag: their own
+//! field names (Kong `http-log`, APISIX `http-logger`, ingress-nginx JSON, Traefik, Envoy;
+//! fixtures in `tests/fixtures/gateways`), the shippers' wire formats (Vector, Fluent Bit,
+//! Fluentd, Logstash: content type, body shape, compression and their own fields around the
+//! log; fixtures in `tests/fixtures/shippers`), the recipes in `docs/shippers.md`; addresses with ports and
 //! forwarded lists (with and without `--trusted-proxies`), epoch and CLF timestamps in the
 //! right time window, combined and common log format lines as `text/plain` with bad lines
 //! reported by number; and configured field names.
@@ -17,8 +19,59 @@ use uniqd_ingest::fields::{FieldMap, TrustedProxies};
 const MINUTE_MS: u64 = 60_000;
 
 fn fixture(name: &str) -> String {
-    let path = repo_path(format!("crates/uniqd/tests/fixtures/gateways/{name}"));
+    let path = repo_path(format!("crates/uniqd/tests/fixtures/{name}"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zstd(data: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; zstd_safe::compress_bound(data.len())];
+    let n = zstd_safe::compress(&mut out[..], data, 3).unwrap();
+    out.truncate(n);
+    out
+}
+
+/// POSTs `body` to /logs as a shipper does: its content type, and compressed with `coding`
+/// (`gzip`, `zstd`) or not.
+async fn post_shipped(
+    service: &TestService,
+    content_type: &str,
+    coding: Option<&str>,
+    body: &[u8],
+) -> HttpResponse {
+    let body = match coding {
+        Some("gzip") => gzip(body),
+        Some("zstd") => zstd(body),
+        Some(other) => unreachable!("{other}"),
+        None => body.to_vec(),
+    };
+    let len = body.len().to_string();
+    let mut headers = vec![("Content-Type", content_type), ("Content-Length", &len)];
+    if let Some(coding) = coding {
+        headers.push(("Content-Encoding", coding));
+    }
+    send_raw(
+        service.ingest,
+        request_bytes("POST", "/logs", &headers, &body),
+    )
+    .await
+}
+
+/// The elements of a fixture holding a JSON array, each as compact JSON text.
+fn elements(array: &str) -> Vec<String> {
+    let value: Json = serde_json::from_str(array).unwrap();
+    value
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(Json::to_string)
+        .collect()
 }
 
 async fn post_text(service: &TestService, body: &str) -> HttpResponse {
@@ -60,10 +113,11 @@ async fn gateway_logs_count_with_no_flag() {
         "traefik.json",
         "envoy.json",
     ] {
-        let response = post_json(service.ingest, &fixture(name)).await;
+        let name = format!("gateways/{name}");
+        let response = post_json(service.ingest, &fixture(&name)).await;
         assert_eq!(response.status, 202, "{name}: {}", response.text());
         // And as an NDJSON line.
-        let line = fixture(name).replace('\n', "");
+        let line = fixture(&name).replace('\n', "");
         assert_eq!(
             post_ndjson(service.ingest, &line).await.status,
             202,
@@ -81,6 +135,98 @@ async fn gateway_logs_count_with_no_flag() {
             ("/traefik/whoami".to_owned(), 2),
         ]
     );
+    service.stop().await;
+}
+
+/// Each shipper's HTTP output as `docs/shippers.md` configures it, its wire format replayed
+/// from `tests/fixtures/shippers`: every log counted once per delivery, by the fields uniqd
+/// reads among the shipper's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipper_batches_count_with_no_flag() {
+    let service = TestService::start().await;
+    let accepted = async |content_type: &str, coding: Option<&str>, body: &str, n: u64| {
+        let response = post_shipped(&service, content_type, coding, body.as_bytes()).await;
+        assert_eq!(response.status, 202, "{body}: {}", response.text());
+        assert_eq!(response.json()["accepted"], n, "{body}");
+    };
+
+    // Vector, `http` sink, `encoding.codec = "json"`: a JSON array per batch, with
+    // `compression = "gzip"` or `"zstd"`; the remap has made each event the access log.
+    let vector = fixture("shippers/vector_http_json.json");
+    accepted("application/json", Some("gzip"), &vector, 3).await;
+    accepted("application/json", Some("zstd"), &vector, 3).await;
+    // `encoding.codec = "text"`, newline-delimited framing: nginx's combined lines as read.
+    let lines = fixture("shippers/vector_http_text.txt");
+    accepted("text/plain", None, &lines, 3).await;
+
+    // Fluent Bit, `http` output: `format json` (an array) with `compress gzip`,
+    // `format json_stream` (concatenated objects, application/json), `format json_lines`
+    // (NDJSON, application/x-ndjson since Fluent Bit 3.1, application/json before).
+    let fluent_bit = fixture("shippers/fluent_bit_json.json");
+    accepted("application/json", Some("gzip"), &fluent_bit, 3).await;
+    let records = elements(&fluent_bit);
+    accepted("application/json", None, &records.concat(), 3).await;
+    let json_lines: String = records.iter().map(|r| format!("{r}\n")).collect();
+    accepted("application/x-ndjson", None, &json_lines, 3).await;
+    accepted("application/json", None, &json_lines, 3).await;
+
+    // Fluentd, `out_http`: `json_array true` (application/json), else NDJSON
+    // (application/x-ndjson), `compress gzip`.
+    let fluentd = fixture("shippers/fluentd_json_array.json");
+    accepted("application/json", None, &fluentd, 3).await;
+    let ndjson: String = elements(&fluentd)
+        .iter()
+        .map(|r| format!("{r}\n"))
+        .collect();
+    accepted("application/x-ndjson", Some("gzip"), &ndjson, 3).await;
+
+    // Logstash, `http` output: `format => "json_batch"` with `http_compression => true`, and
+    // `format => "json"` (one event per request).
+    let logstash = fixture("shippers/logstash_json_batch.json");
+    accepted("application/json", Some("gzip"), &logstash, 3).await;
+    for event in elements(&logstash) {
+        accepted("application/json", None, &event, 1).await;
+    }
+
+    // Vector, Fluent Bit: 3 + 2 + 3; Fluentd, Logstash: 3 + 3.
+    assert_eq!(service.unique().await, 14);
+    assert_eq!(
+        pages(&service).await,
+        [
+            ("/fluent-bit/a".to_owned(), 8),
+            ("/fluent-bit/b".to_owned(), 4),
+            ("/fluentd/a".to_owned(), 4),
+            ("/fluentd/b".to_owned(), 2),
+            ("/logstash/a".to_owned(), 2),
+            ("/logstash/b".to_owned(), 4),
+            ("/vector/a".to_owned(), 4),
+            ("/vector/b".to_owned(), 2),
+            ("/vector/text/a".to_owned(), 2),
+            ("/vector/text/b".to_owned(), 1),
+        ]
+    );
+    service.stop().await;
+}
+
+/// A shipper that forwards the access log unparsed, as a string in `message` (Vector's
+/// `kubernetes_logs` source with no remap), sends no address uniqd reads: every element is
+/// refused by index, nothing counts; `docs/shippers.md` says how to parse it in the shipper.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unparsed_access_log_string_is_refused() {
+    let service = TestService::start().await;
+    let body = fixture("shippers/vector_unparsed.json");
+    let json = post_shipped(&service, "application/json", Some("gzip"), body.as_bytes())
+        .await
+        .expect_error(400, "invalid_elements");
+    assert_eq!(json["accepted"], 0, "{json}");
+    let errors: Vec<(u64, &str)> = json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["index"].as_u64().unwrap(), e["error"].as_str().unwrap()))
+        .collect();
+    assert_eq!(errors, [(0, "missing_ip"), (1, "missing_ip")]);
+    assert_eq!(service.unique().await, 0);
     service.stop().await;
 }
 

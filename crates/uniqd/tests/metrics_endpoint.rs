@@ -226,6 +226,8 @@ async fn status_page_and_its_json() {
     assert_eq!(json["ingest_requests_accepted_total"], 1);
     assert_eq!(json["ingest_lines_accepted_total"], 4);
     assert_eq!(json["ingest_lines_invalid_total"], 1);
+    // The configured windows (the default ones), which the page then reads one by one.
+    assert_eq!(json["windows"], serde_json::json!(["5m", "1h", "24h"]));
     assert_eq!(json["version"], uniqd::VERSION);
     assert!(json["uptime_ms"].is_u64(), "{json}");
 

@@ -1,8 +1,10 @@
 //! The syslog transport end to end (issue 18): uniqd in-process with a UDP socket and a TCP
 //! listener on 127.0.0.1, fed by raw clients (both header formats, both TCP framings, bad and
-//! oversized messages, a shutdown with messages in flight) and by Debian's real `nginx`
-//! writing its access log over syslog in a JSON `log_format`, with clients from distinct
-//! loopback source addresses.
+//! oversized messages, a shutdown with messages in flight), by Debian's real `nginx` writing
+//! its access log over syslog in a JSON `log_format` and in `combined`, and by Debian's real
+//! `haproxy` logging HTTP requests as JSON (`log-format`) and in its common log format
+//! (`option httplog clf`), over UDP and TCP, with clients from distinct loopback source
+//! addresses.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -559,8 +561,9 @@ fn find_binary(name: &str) -> String {
 }
 
 /// Debian's HAProxy answering every request itself, logging each one over syslog to
-/// `target` (`udp` or `tcp`) as a JSON line (`log-format`; HAProxy's default `option httplog`
-/// line is its own format, not CLF).
+/// `target` (`udp` or `tcp`) in `format`: a JSON line (`log-format`), or HAProxy's common log
+/// format line (`option httplog clf`: CLF, then its timers and flags; HAProxy's default
+/// `option httplog` line is its own format, not CLF).
 struct Haproxy {
     child: Child,
     port: u16,
@@ -568,13 +571,17 @@ struct Haproxy {
 }
 
 impl Haproxy {
-    fn start(transport: &str, syslog: SocketAddr) -> Self {
+    fn start(transport: &str, syslog: SocketAddr, format: HaproxyLog) -> Self {
         let binary = find_binary("haproxy");
         let dir = TempDir::new("haproxy");
         let port = free_port();
         let target = match transport {
             "udp" => syslog.to_string(),
             _ => format!("tcp@{syslog}"),
+        };
+        let log = match format {
+            HaproxyLog::Json => r#"log-format '{"ip":"%ci","url":"%HU"}'"#,
+            HaproxyLog::Clf => "option httplog clf",
         };
         let conf = format!(
             r#"global
@@ -587,7 +594,7 @@ defaults
     timeout server 5s
 frontend web
     bind 127.0.0.1:{port}
-    log-format '{{"ip":"%ci","url":"%HU"}}'
+    {log}
     http-request return status 200 content-type text/plain string ok
 "#
         );
@@ -616,15 +623,22 @@ impl Drop for Haproxy {
     }
 }
 
-/// Requests through HAProxy from 127.0.0.2 ..= 127.0.0.9, logged over `transport`.
-async fn haproxy_counts_exactly(transport: &str) {
+/// What HAProxy logs for a request.
+#[derive(Clone, Copy)]
+enum HaproxyLog {
+    Json,
+    Clf,
+}
+
+/// Requests through HAProxy from 127.0.0.2 ..= 127.0.0.9, logged in `format` over `transport`.
+async fn haproxy_counts_exactly(transport: &str, format: HaproxyLog) {
     let service = SyslogService::start().await;
     let target = if transport == "udp" {
         service.udp
     } else {
         service.tcp
     };
-    let haproxy = Haproxy::start(transport, target);
+    let haproxy = Haproxy::start(transport, target, format);
     let status = poll_until("haproxy to answer", async || {
         tokio::task::block_in_place(|| get_from(haproxy.port, [127, 0, 0, 2], "/ready"))
     })
@@ -658,10 +672,20 @@ async fn haproxy_counts_exactly(transport: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_json_log_over_syslog_udp_counts_exactly() {
-    haproxy_counts_exactly("udp").await;
+    haproxy_counts_exactly("udp", HaproxyLog::Json).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn haproxy_json_log_over_syslog_tcp_counts_exactly() {
-    haproxy_counts_exactly("tcp").await;
+    haproxy_counts_exactly("tcp", HaproxyLog::Json).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_clf_log_over_syslog_udp_counts_exactly() {
+    haproxy_counts_exactly("udp", HaproxyLog::Clf).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn haproxy_clf_log_over_syslog_tcp_counts_exactly() {
+    haproxy_counts_exactly("tcp", HaproxyLog::Clf).await;
 }

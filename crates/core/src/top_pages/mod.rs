@@ -50,6 +50,9 @@
 //!   between them.
 //!
 //! [`TopPagesSnapshot::error_bound`] reports M; with one shard this is plain Space-Saving.
+//! Snapshots of several replicas merge the same way ([`TopPagesSnapshot::merge_replicas`]),
+//! each replica's M replaced by its [`unlisted_bound`](TopPagesSnapshot::unlisted_bound),
+//! which also covers a snapshot cut to its first pages.
 //! While no shard has evicted anything (fewer distinct paths than `k`), M = 0 and every count
 //! is exact. `tests/top_pages.rs` checks all of it on a Zipf stream of a million requests over
 //! a million paths.

@@ -25,8 +25,9 @@ use std::collections::HashMap;
 use super::{PageCount, TopPagesSnapshot};
 
 impl TopPagesSnapshot {
-    /// Every path not in [`pages`](Self::pages) occurred at most this often (see the
-    /// [module docs](self)).
+    /// Every path not in [`pages`](Self::pages) occurred at most this often: the
+    /// `error_bound` of an uncut snapshot, else at least the lowest listed count (a tracked
+    /// page that was cut counted no more than that).
     #[must_use]
     pub fn unlisted_bound(&self) -> u64 {
         if self.tracked > self.pages.len() {

@@ -11,7 +11,9 @@
 //! ([`super::timestamp::parse_clf_time_ms`]). It is strict: the line must be valid UTF-8 with
 //! exactly this layout (single spaces between fields, three-digit status, a size of digits or
 //! `-`), optionally followed by any number of further quoted fields (the combined format's
-//! referer and user agent, nginx's `"$http_x_forwarded_for"`), then nothing but spaces.
+//! referer and user agent, nginx's `"$http_x_forwarded_for"`) and, once two quoted fields
+//! are there, plain ones too (HAProxy's `option httplog clf` appends its timers and flags
+//! after an empty referer and user agent), then nothing but spaces.
 //! Anything else is refused with the byte offset of the first thing that is wrong. Quoted
 //! fields may hold `\"` (Apache) and `\x22` (nginx) escapes, no control characters. A request
 //! line that is not `METHOD target` or `METHOD target PROTOCOL` (nginx logs a garbage request
@@ -90,14 +92,23 @@ pub fn parse_clf(line: &[u8]) -> Result<ClfLine<'_>, ClfError> {
     c.status()?;
     c.space()?;
     c.size()?;
+    let mut quoted = 0;
     while c.peek() == Some(b' ') {
         while c.peek() == Some(b' ') {
             c.pos += 1;
         }
-        if c.peek().is_none() {
-            break;
+        match c.peek() {
+            None => break,
+            // After the combined format's referer and user agent, plain fields too
+            // (HAProxy's `option httplog clf` timers and flags, Apache's `%I %O`).
+            Some(b) if quoted >= 2 && b != b'"' => {
+                c.token("expected a field or the end of the line")?;
+            }
+            Some(_) => {
+                c.quoted("expected a quoted field or the end of the line")?;
+                quoted += 1;
+            }
         }
-        c.quoted("expected a quoted field or the end of the line")?;
     }
     if c.peek().is_some() {
         return Err(c.error("expected a space or the end of the line"));
@@ -277,6 +288,10 @@ mod tests {
         // nginx's `main` adds the forwarded list; trailing spaces are fine.
         let main = format!("{COMBINED} \"198.51.100.1, 10.0.0.1\"  ");
         assert_eq!(ok(&main).target, Some("/a?x=1"));
+        // HAProxy 2.6's `option httplog clf`, as its syslog message carries it.
+        let haproxy = r#"127.0.0.3 - - [07/Dec/2026:19:36:46 +0000] "GET /a/b?x=1 HTTP/1.1" 200 73 "" "" 48178 478 "web" "web" "<NOSRV>" 0 -1 -1 -1 0 LR-- 1 1 0 0 0 0 0 "" "" "#;
+        let f = ok(haproxy);
+        assert_eq!((f.host, f.target), ("127.0.0.3", Some("/a/b?x=1")));
     }
 
     #[test]
@@ -308,6 +323,15 @@ mod tests {
             (format!("1.2.3.4 - - {t} \"GET / HTTP/1.1\" 200 1 x"), 64),
             (format!("1.2.3.4 - - {t} \"GET / HTTP/1.1\" 200 1x"), 63),
             (format!("1.2.3.4 - - {t} \"GET / HTTP/1.1\" 200 1 \"-"), 66),
+            // Plain fields only after two quoted ones, and no control characters in them.
+            (
+                format!("1.2.3.4 - - {t} \"GET / HTTP/1.1\" 200 1 \"-\" x"),
+                68,
+            ),
+            (
+                format!("1.2.3.4 - - {t} \"GET / HTTP/1.1\" 200 1 \"-\" \"-\" x\ty"),
+                73,
+            ),
             (format!("1.2.3.4 - - {t} \"GET /\ta HTTP/1.1\" 200 1"), 47),
             (format!("1.2.3.4 - - {t} GET / HTTP/1.1 200 1"), 41),
             ("{\"ip\":\"1.2.3.4\"}".to_owned(), 16),

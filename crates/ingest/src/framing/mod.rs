@@ -2,7 +2,7 @@
 //! in the bytes a transport delivers.
 //!
 //! [`Framing`] names the layouts; each has one module with one entry point that takes the
-//! bytes and the [`Views`](uniqd_core::Views) and hands every framed log to
+//! bytes and the [`Views`] and hands every framed log to
 //! `record.rs` (fields, then views):
 //!
 //! | framing | entry point | memory |
@@ -10,7 +10,7 @@
 //! | [`Framing::Object`], a body that is one JSON object in one chunk (the hot path) | [`object::record_object`] | none: parsed in the transport's buffer |
 //! | [`Framing::Object`], any other `application/json` body: an object, an array of objects, concatenated objects | [`json::JsonBatch`], fed chunk by chunk | at most one element carried between chunks |
 //! | [`Framing::Ndjson`]: one JSON object per line | [`ndjson::NdjsonBatch`], fed chunk by chunk | at most one line carried between chunks |
-//! | [`Framing::Lines`]: one access-log line (combined or common log format) per line | [`ndjson::NdjsonBatch`] with [`Syntax::Clf`](crate::fields::Syntax::Clf) | as NDJSON |
+//! | [`Framing::Lines`]: one access-log line (combined or common log format) per line | [`ndjson::NdjsonBatch`] with [`Syntax::Clf`] | as NDJSON |
 //!
 //! Framing knows neither HTTP nor sockets, nor content encodings: the HTTP transport
 //! (`logs.rs`) picks the framing from the `Content-Type`, undoes a `Content-Encoding`

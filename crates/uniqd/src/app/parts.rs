@@ -166,6 +166,8 @@ pub async fn build(config: AppConfig) -> io::Result<Parts> {
             .map(|w| w.gauges.clone())
             .unwrap_or_default(),
     };
+    // The status page shows the same windows as the gauges.
+    exported = exported.with_windows(metric_options.windows.clone());
     let mut registry = uniqd_exporter::registry(&exported, &metric_options);
     // uniqd_redis_*: only with --redis-url.
     if let Some(sync) = &redis_sync {

@@ -7,6 +7,10 @@
 //! the check that the sub-config's `validate` also uses, so a bound is
 //! written once and a bad flag is still a usage error (exit 2).
 
+// The flags' doc comments are clap's `--help` text, written for a terminal: `[user:password@]`
+// and `<file>` there are not intra-doc links or HTML.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
+
 mod to_config;
 
 use std::fmt;

@@ -1,6 +1,6 @@
 //! What is wrong with a log that is not valid JSON, in JSON terms and where: the one place
 //! that turns a simd-json error into the `reason` and byte `offset` of
-//! [`LineError::InvalidJson`] ("invalid JSON at byte 37: unexpected end of input").
+//! [`LineError::InvalidJson`](crate::fields::LineError::InvalidJson) ("invalid JSON at byte 37: unexpected end of input").
 //!
 //! simd-json's error kinds are named after its internals (`ExpectedObjectContent`,
 //! `InternalError`, `Syntax`) and its byte index is often not where the problem is (a body
