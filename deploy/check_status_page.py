@@ -319,8 +319,11 @@ def main() -> int:
         check(element(dom, f"page-{len(stats['pages'])}-path") is None, "the page shows no other top page")
         want = f"of {stats['total_requests']:,} requests with a URL"
         check(text(dom, "pages-state") == want, f"the page shows the requests total {want!r}: {text(dom, 'pages-state')!r}")
-        for scope in ("windows-scope", "pages-scope"):
-            check(text(dom, scope) == "", f"no {scope} shown: the answers have none")
+        # Every answer says whose addresses it counts ("local" here: no --redis-url).
+        for scope, answer in (("windows-scope", next(iter(windows.values()))), ("pages-scope", stats)):
+            want = f"(scope: {answer['scope']})"
+            check(answer["scope"] == "local" and text(dom, scope) == want,
+                  f"the page shows {scope} {want!r}: {text(dom, scope)!r}")
 
         redis = element(dom, "redis")
         check(redis is not None and redis[1] == "off (no --redis-url)" and 'data-state="off"' in redis[0],
