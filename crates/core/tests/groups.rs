@@ -144,6 +144,12 @@ fn evicted_groups_restart_from_zero() {
     // a's history and b's untracked lines are in __other__.
     assert_eq!(groups.other().estimate(), 5);
     assert_eq!(groups.snapshot().evictions, 1);
+    // A group called like the untracked counter never takes a slot: it counts there.
+    for i in 0..10 {
+        groups.record(OTHER_GROUP, hash_ip(ip(100 + i)));
+    }
+    assert_eq!(groups.other().estimate(), 15);
+    assert_eq!(groups.count("b").map(|c| c.estimate), Some(1));
 }
 
 #[test]

@@ -255,6 +255,11 @@ impl Groups {
     #[cold]
     #[allow(unsafe_code)]
     fn promote(&self, name: &str, hash: u64, estimate: u64, ip_hash: u64, guard: &Guard) -> bool {
+        // A group named like the untracked counter is counted in it, never given a slot, so
+        // the label values stay unique.
+        if name == OTHER_GROUP {
+            return false;
+        }
         // Acquire: see the slots and index the previous holder published.
         if self
             .changing
