@@ -104,8 +104,7 @@ async fn the_binary_counts_groups_from_ndjson_and_syslog() {
     assert_eq!(groups["other"]["unique_ip_addresses"], 1);
 
     let one: serde_json::Value =
-        serde_json::from_str(&get(uniqd.metrics, "/api/v1/unique?group=b").await.text())
-            .unwrap();
+        serde_json::from_str(&get(uniqd.metrics, "/api/v1/unique?group=b").await.text()).unwrap();
     assert_eq!(one["group"], "b");
     assert_eq!(one["unique_ip_addresses"], 8);
     assert_eq!(one["exact"], true);
@@ -119,7 +118,10 @@ async fn the_binary_counts_groups_from_ndjson_and_syslog() {
         .await
         .expect_error(400, "invalid_group");
     // The time windows are untouched by the group parameter's absence.
-    assert_eq!(get(uniqd.metrics, "/api/v1/unique?window=5m").await.status, 200);
+    assert_eq!(
+        get(uniqd.metrics, "/api/v1/unique?window=5m").await.status,
+        200
+    );
 
     uniqd.signal("TERM");
     let (status, _) = uniqd.wait();
@@ -131,7 +133,10 @@ async fn without_group_by_there_are_no_groups() {
     let service = TestService::start().await;
     let r = post_json(service.ingest, &line("192.0.2.1", Some("a"))).await;
     assert_eq!(r.status, 202);
-    assert!(!service.scrape().await.contains("unique_ip_addresses_by_group"));
+    assert!(!service
+        .scrape()
+        .await
+        .contains("unique_ip_addresses_by_group"));
     get(service.metrics, "/api/v1/groups")
         .await
         .expect_error(404, "groups_disabled");

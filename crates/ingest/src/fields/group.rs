@@ -17,7 +17,7 @@
 //! the log itself (the scanner or simd-json). When `--group-by` is not set, nothing here runs:
 //! `record_log` tests one `Option`.
 
-use memchr::memmem;
+use memchr::memmem::FinderRev;
 
 use super::names::FieldMap;
 use super::{FieldReader, Syntax};
@@ -49,13 +49,13 @@ fn is_flat(bytes: &[u8]) -> bool {
 }
 
 /// The string value of the last top-level member `"name"` of a flat line (see [`is_flat`]).
-fn flat_member<'a>(quoted: &[u8], bytes: &'a [u8]) -> Option<&'a str> {
+fn flat_member<'a>(quoted: &FinderRev<'_>, bytes: &'a [u8]) -> Option<&'a str> {
     let mut end = bytes.len();
-    while let Some(at) = memmem::rfind(&bytes[..end], quoted) {
+    while let Some(at) = quoted.rfind(&bytes[..end]) {
         end = at;
         // An even number of quotes before the hit: it opens a string.
         let opens = bytes[..at].iter().filter(|&&b| b == b'"').count() % 2 == 0;
-        let rest = skip_space(&bytes[at + quoted.len()..]);
+        let rest = skip_space(&bytes[at + quoted.needle().len()..]);
         if !opens || rest.first() != Some(&b':') {
             continue;
         }

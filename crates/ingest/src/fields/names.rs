@@ -115,12 +115,22 @@ pub struct FieldMap {
 
 /// The `--group-by` field: its name or path, the same as `"name"` for the flat-line search
 /// when it is a top-level name, and a map naming only it for every other line.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct GroupField {
     pub(crate) name: Box<str>,
-    pub(crate) quoted: Option<Box<[u8]>>,
+    /// A searcher for `"name"` built once (building one per line would cost more than the
+    /// search).
+    pub(crate) quoted: Option<memchr::memmem::FinderRev<'static>>,
     pub(crate) map: FieldMap,
 }
+
+impl PartialEq for GroupField {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for GroupField {}
 
 impl Default for FieldMap {
     fn default() -> Self {
@@ -217,7 +227,7 @@ impl FieldMap {
         check_name(name).map_err(|e| format!("--group-by: {e}"))?;
         let map = FieldMap::new(&[name], &[name], &[name])?;
         let quoted = (!name.contains(['.', '"', '\\']))
-            .then(|| format!("\"{name}\"").into_bytes().into_boxed_slice());
+            .then(|| memchr::memmem::FinderRev::new(format!("\"{name}\"").as_bytes()).into_owned());
         self.group = Some(Box::new(GroupField {
             name: name.into(),
             quoted,
