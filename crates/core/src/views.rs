@@ -2,8 +2,9 @@
 //! recorded into by ingest and read by the exporter.
 //!
 //! A *view* is one way of looking at the stream of accepted logs: the [`UniqueCounter`]
-//! (always on), the [`TopPages`] summary of their `url`s and the [`WindowRing`] of distinct
-//! addresses per minute and hour (each optional). [`Views::record`] is the one step that
+//! (always on), the [`TopPages`] summary of their `url`s, the [`WindowRing`] of distinct
+//! addresses per minute and hour and the per-group counters [`Groups`] (each optional; a
+//! log's group is recorded by [`Views::record_group`], after [`Views::record`]). [`Views::record`] is the one step that
 //! updates every view that is on for one log, so adding a view means adding its field, its
 //! builder method and its line in `record` here, and nowhere else in this crate.
 //!
