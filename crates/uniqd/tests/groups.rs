@@ -72,7 +72,7 @@ async fn the_binary_counts_groups_from_ndjson_and_syslog() {
     poll_until("every log counted", async || {
         let text = get(uniqd.metrics, "/metrics").await.text();
         match sample_value(&text, "unique_ip_addresses") {
-            Some(v) if v == 24.0 => Ok(()),
+            Some(24.0) => Ok(()),
             other => Err(format!("{other:?}")),
         }
     })
