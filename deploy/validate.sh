@@ -76,7 +76,7 @@ for cfg in deploy/prometheus/prometheus.yml deploy/prometheus/prometheus.compose
     run "promtool check config $cfg" promtool check config "$cfg"
 done
 
-rule_files=(deploy/prometheus/alerts.yml deploy/prometheus/quota.yml deploy/prometheus/testdata/quota-fixture.yml)
+rule_files=(deploy/prometheus/alerts.yml deploy/prometheus/quota.yml deploy/prometheus/groups.yml deploy/prometheus/testdata/quota-fixture.yml)
 run "promtool check rules (${#rule_files[@]} files)" promtool check rules "${rule_files[@]}"
 
 test_files=(deploy/prometheus/*.test.yml)

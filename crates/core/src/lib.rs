@@ -2,7 +2,8 @@
 //! HyperLogLog sketch of 16 KiB whatever the traffic, with Redis's exact register layout;
 //! [`TopPages`], the most requested page paths in fixed memory (Space-Saving, sharded by
 //! thread; its [module docs](top_pages) give the algorithm, the error bound and the memory);
-//! [`WindowRing`], distinct addresses per minute and hour ([module docs](window)); and
+//! [`WindowRing`], distinct addresses per minute and hour ([module docs](window));
+//! [`Groups`], distinct addresses per group in bounded memory ([module docs](groups)); and
 //! [`Views`], the one value bundling them that ingest records every accepted log into
 //! ([`Views::record`]) and the exporter reads. A new view is a field and one line of
 //! `Views::record` in `views.rs`.
@@ -139,6 +140,7 @@ mod crc32;
 mod element;
 mod estimator;
 mod exact;
+pub mod groups;
 mod murmur;
 mod redis_format;
 mod registers;
@@ -149,6 +151,10 @@ pub mod window;
 
 pub use counter::{Phase, UniqueCounter, DEFAULT_THRESHOLD, SKETCH_RELATIVE_STANDARD_ERROR};
 pub use element::{hash_ip, hash_ip_str, InvalidAddress};
+pub use groups::{
+    group_name, GroupCount, Groups, GroupsError, GroupsSnapshot, DEFAULT_MAX_GROUPS, MAX_GROUPS,
+    MAX_GROUP_NAME_BYTES, OTHER_GROUP,
+};
 pub use murmur::{hash_element, murmur64a, REDIS_HLL_SEED};
 pub use redis_format::{RedisHllError, DENSE_LEN as REDIS_DENSE_LEN};
 pub use registers::{index_and_rank, M as REGISTERS, P as PRECISION};

@@ -2,8 +2,9 @@
 //! recorded into by ingest and read by the exporter.
 //!
 //! A *view* is one way of looking at the stream of accepted logs: the [`UniqueCounter`]
-//! (always on), the [`TopPages`] summary of their `url`s and the [`WindowRing`] of distinct
-//! addresses per minute and hour (each optional). [`Views::record`] is the one step that
+//! (always on), the [`TopPages`] summary of their `url`s, the [`WindowRing`] of distinct
+//! addresses per minute and hour and the per-group counters [`Groups`] (each optional; a
+//! log's group is recorded by [`Views::record_group`], after [`Views::record`]). [`Views::record`] is the one step that
 //! updates every view that is on for one log, so adding a view means adding its field, its
 //! builder method and its line in `record` here, and nowhere else in this crate.
 //!
@@ -29,6 +30,7 @@
 use std::sync::Arc;
 
 use crate::counter::UniqueCounter;
+use crate::groups::Groups;
 use crate::top_pages::TopPages;
 use crate::window::WindowRing;
 
@@ -39,6 +41,7 @@ pub struct Views {
     counter: Arc<UniqueCounter>,
     top_pages: Option<Arc<TopPages>>,
     windows: Option<Arc<WindowRing>>,
+    groups: Option<Arc<Groups>>,
 }
 
 /// When the logs of one request (or chunk) arrived, read once for all of them by
@@ -71,6 +74,7 @@ impl Views {
             counter,
             top_pages: None,
             windows: None,
+            groups: None,
         }
     }
 
@@ -87,6 +91,20 @@ impl Views {
     pub fn with_windows(mut self, windows: Arc<WindowRing>) -> Self {
         self.windows = Some(windows);
         self
+    }
+
+    /// Also counts the address of every accepted log that has a group in `groups`
+    /// ([`record_group`](Self::record_group)).
+    #[must_use]
+    pub fn with_groups(mut self, groups: Arc<Groups>) -> Self {
+        self.groups = Some(groups);
+        self
+    }
+
+    /// The per-group counters, if on.
+    #[must_use]
+    pub fn groups(&self) -> Option<&Arc<Groups>> {
+        self.groups.as_ref()
     }
 
     /// The unique counter.
@@ -135,6 +153,15 @@ impl Views {
         }
         if let (Some(top), Some(url)) = (&self.top_pages, url) {
             top.record_url(url);
+        }
+    }
+
+    /// Records the group of one accepted log, already [`record`](Self::record)ed with the
+    /// same `hash`, in the per-group counters (nothing when they are off).
+    #[inline]
+    pub fn record_group(&self, group: &str, hash: u64) {
+        if let Some(groups) = &self.groups {
+            groups.record(group, hash);
         }
     }
 }

@@ -62,6 +62,7 @@ pub mod collectors;
 pub mod config;
 mod exported;
 pub mod exposition;
+pub mod groups;
 pub mod query;
 pub mod readiness;
 mod routes;

@@ -1,6 +1,7 @@
 //! Routing and responses of the metrics server: `/metrics`, `/healthz`,
 //! `/readyz`, the status page `/` and its `/status.json`, and the top pages
-//! `/stats`, the time windows `/api/v1/unique` and `/api/v1/unique/series`;
+//! `/stats`, the time windows `/api/v1/unique` and `/api/v1/unique/series`, the groups
+//! `/api/v1/groups` and `/api/v1/unique?group=NAME`;
 //! anything else is a JSON 404 (or 405 for a wrong method).
 //!
 //! With metrics tokens configured, every request needs a valid bearer token
@@ -21,6 +22,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use uniqd_http::{json_error as error, json_response as json, JsonObject, WWW_AUTHENTICATE_BEARER};
 
 use crate::exposition::{to_classic, Format};
+use crate::groups::{asks_for_group, group_json, groups_json, GroupQueryError};
 use crate::readiness::ReadyState;
 use crate::shared_views::{pick_top_pages, pick_windows, Scope};
 use crate::stats::{parse_limit, snapshot_json};
@@ -39,6 +41,7 @@ enum Endpoint {
     Stats,
     Unique,
     Series,
+    Groups,
 }
 
 /// The paths served without a bearer token even when metrics tokens are configured: the
@@ -55,7 +58,7 @@ pub fn served_paths() -> impl Iterator<Item = &'static str> {
 
 /// Every path the metrics port serves: the one list routing, the 405s and the 404 message
 /// read.
-const ENDPOINTS: [(&str, Endpoint); 8] = [
+const ENDPOINTS: [(&str, Endpoint); 9] = [
     ("/metrics", Endpoint::Metrics),
     ("/healthz", Endpoint::Healthz),
     ("/readyz", Endpoint::Readyz),
@@ -64,6 +67,7 @@ const ENDPOINTS: [(&str, Endpoint); 8] = [
     ("/stats", Endpoint::Stats),
     ("/api/v1/unique", Endpoint::Unique),
     ("/api/v1/unique/series", Endpoint::Series),
+    ("/api/v1/groups", Endpoint::Groups),
 ];
 
 impl Endpoint {
@@ -134,9 +138,37 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
             status_json(&state.exported, state.started),
         )),
         Endpoint::Stats => stats(state, query),
+        Endpoint::Unique if asks_for_group(query) => group(state, query),
         Endpoint::Unique => windows(state, query, unique_json),
         Endpoint::Series => windows(state, query, series_json),
+        Endpoint::Groups => match state.exported.views().groups() {
+            Some(groups) => no_store(json(StatusCode::OK, groups_json(groups))),
+            None => groups_disabled(),
+        },
     }
+}
+
+/// `/api/v1/unique?group=NAME`: 404 when groups are off or the group is not tracked, 400 for a
+/// bad query.
+fn group(state: &ExporterState, query: Option<&str>) -> Response<Full<Bytes>> {
+    let Some(groups) = state.exported.views().groups() else {
+        return groups_disabled();
+    };
+    match group_json(groups, query) {
+        Ok(body) => no_store(json(StatusCode::OK, body)),
+        Err(e @ GroupQueryError::NotTracked(_)) => {
+            error(StatusCode::NOT_FOUND, e.code(), &e.to_string())
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, e.code(), &e.to_string()),
+    }
+}
+
+fn groups_disabled() -> Response<Full<Bytes>> {
+    error(
+        StatusCode::NOT_FOUND,
+        "groups_disabled",
+        "per-group counts are off (no --group-by)",
+    )
 }
 
 /// `/stats?limit=N`: the top pages, or 404 when they are off, 400 for a bad `limit`.
@@ -268,7 +300,7 @@ mod tests {
         assert_eq!(
             not_found_message(),
             "no such endpoint; try /metrics, /healthz, /readyz, /, /status.json, /stats, \
-             /api/v1/unique or /api/v1/unique/series"
+             /api/v1/unique, /api/v1/unique/series or /api/v1/groups"
         );
         for (path, endpoint) in ENDPOINTS {
             assert_eq!(Endpoint::find(path), Some(endpoint));
@@ -290,7 +322,8 @@ mod tests {
                 "/status.json",
                 "/stats",
                 "/api/v1/unique",
-                "/api/v1/unique/series"
+                "/api/v1/unique/series",
+                "/api/v1/groups"
             ]
         );
         // Unknown paths, and paths that only look like open ones, are protected too.

@@ -7,12 +7,14 @@
 //! [`Views::record`] it, which counts it in every view that is on: the counter; the window
 //! ring at the log's `timestamp` when it parses and is plausible (see
 //! [`crate::fields::timestamp`]), else at arrival; and the `url`, if any, in the top pages (a
-//! stack copy of the path and one uncontended lock of this thread's shard, no allocation).
+//! stack copy of the path and one uncontended lock of this thread's shard, no allocation);
+//! and with `--group-by`, the log's group in the per-group counters (`fields/group.rs`).
 //! Nothing is counted unless the whole object is valid and the address parses.
 
 use uniqd_core::{hash_ip_str, Arrival, Views};
 
 use crate::fields::address::resolve;
+use crate::fields::group::read_group;
 use crate::fields::{FieldReader, FieldSpec, LineError};
 
 /// Reads one log object from `bytes` and records it in `views` (see the module docs);
@@ -46,6 +48,11 @@ pub(crate) fn record_log(
         || timestamp.and_then(|t| stamps.parse(t)),
         arrival,
     );
+    // Only with `--group-by` (one `Option` test otherwise): the same bytes, read again for
+    // the one member (see `fields/group.rs`).
+    if let Some(group) = read_group(reader, spec.syntax, spec.map, bytes) {
+        views.record_group(group, hash);
+    }
     Ok(())
 }
 
@@ -153,6 +160,37 @@ mod tests {
         assert_eq!(count("1m"), 3);
         assert_eq!(count("3m"), 3);
         assert_eq!(count("4m"), 5);
+    }
+
+    #[test]
+    fn groups_count_the_logs_that_have_one() {
+        let counter = Arc::new(UniqueCounter::new());
+        let groups = Arc::new(uniqd_core::Groups::new(10, 100).expect("valid"));
+        let views = &Views::new(Arc::clone(&counter)).with_groups(Arc::clone(&groups));
+        let map = crate::fields::FieldMap::standard()
+            .clone()
+            .with_group_by("host")
+            .expect("valid");
+        let spec = FieldSpec {
+            syntax: crate::fields::Syntax::Json,
+            map: &map,
+        };
+        with_reader(|p| {
+            for line in [
+                &br#"{"ip":"1.2.3.4","host":"a"}"#[..],
+                br#"{"ip":"1.2.3.5","host":"a","x":"\n"}"#,
+                br#"{"ip":"1.2.3.6","host":"b"}"#,
+                br#"{"ip":"1.2.3.7"}"#,
+            ] {
+                assert_eq!(record_log(p, spec, line, views, views.arrival()), Ok(()));
+            }
+            let bad = br#"{"ip":"1.2.3.400","host":"a"}"#;
+            assert!(record_log(p, spec, bad, views, views.arrival()).is_err());
+        });
+        assert_eq!(counter.estimate(), 4);
+        let count = |g: &str| groups.count(g).map(|c| c.estimate);
+        assert_eq!((count("a"), count("b")), (Some(2), Some(1)));
+        assert_eq!(groups.other().estimate(), 0);
     }
 
     #[test]

@@ -54,5 +54,5 @@ pub mod units;
 
 pub use crate::app::{serve, serve_cli, Listeners, Parts, VERSION};
 pub use crate::cli::{Cli, Command, LogFormat, WindowList};
-pub use crate::config::{AppConfig, TopPagesConfig, WindowsConfig};
+pub use crate::config::{AppConfig, GroupsConfig, TopPagesConfig, WindowsConfig};
 pub use crate::redis_sync::config::RedisConfig;

@@ -38,6 +38,8 @@ async fn every_documented_example_gets_the_documented_answer() {
     let tokens = uniqd_http::BearerTokens::new([EXAMPLE_TOKEN]).unwrap();
     config.ingest.auth = Some(tokens.clone());
     config.exporter.metrics_auth = Some(tokens);
+    // Per-group counts on, so that their endpoints answer (no example log has a host).
+    config.groups = Some(uniqd::GroupsConfig::by("host"));
     let service = TestService::start_with(config).await;
     for case in cases.iter().filter(|c| !c.draining) {
         let addr = case.port.pick(&service);

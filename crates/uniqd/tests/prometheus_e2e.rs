@@ -53,6 +53,9 @@ async fn a_real_prometheus_scrapes_uniqd_and_evaluates_the_dashboard_and_rules()
             reset_on_error: false,
             drop_windows: false,
         }),
+        // Per-group counts on, grouped by the one url the traffic uses, so that the groups
+        // table and the example group quota alert have data.
+        groups: Some(uniqd::GroupsConfig::by("url")),
         ..uniqd::AppConfig::default()
     };
     config.ingest.server.body_read_timeout = BODY_READ_TIMEOUT;

@@ -13,6 +13,7 @@
 //! | [`IngestCollector`] | `uniqd_ingest_requests_total`, `uniqd_ingest_lines_total`, `uniqd_ingest_request_duration_seconds` | always |
 //! | [`TopPagesCollector`] | `uniqd_top_page_requests{path}` | top pages on and [`MetricOptions::top_pages`] > 0 |
 //! | [`WindowsCollector`] | `unique_ip_addresses_window{window}` | windows on |
+//! | [`GroupsCollector`] | `unique_ip_addresses_by_group{group}` (at most `--max-groups` + 1 values) | groups on (`--group-by`) |
 //! | [`ScopeCollector`] | `uniqd_views_scope{view}`: 1 while `windows` / `top_pages` answer for every replica, 0 while local | with a [`SharedViews`](crate::SharedViews) |
 //! | [`BuildInfoCollector`] | `uniqd_build_info{version}` | always |
 //! | [`ProcessCollector`] | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` (the official clients' process metrics, from `/proc`) | always (each family only where `/proc` has it: Linux) |
@@ -22,6 +23,7 @@
 
 mod build;
 mod counter;
+mod groups;
 mod ingest;
 mod process;
 mod scope;
@@ -39,6 +41,7 @@ pub use self::counter::{
     CounterCollector, ESTIMATOR_PHASE, ESTIMATOR_RELATIVE_STANDARD_ERROR, EXACT_THRESHOLD,
     LOCAL_UNIQUE_IP_ADDRESSES, UNIQUE_IP_ADDRESSES,
 };
+pub use self::groups::{GroupsCollector, UNIQUE_IP_ADDRESSES_BY_GROUP};
 pub use self::ingest::{IngestCollector, INGEST_LINES, INGEST_REQUESTS, INGEST_REQUEST_DURATION};
 pub use self::process::{ProcessCollector, ProcessStats};
 pub use self::scope::{ScopeCollector, VIEWS_SCOPE};
@@ -102,6 +105,9 @@ pub fn registry(exported: &Exported, options: &MetricOptions) -> Registry {
             views.windows().is_some(),
             views.top_pages().is_some(),
         )));
+    }
+    if let Some(groups) = views.groups() {
+        registry.register_collector(Box::new(GroupsCollector::new(Arc::clone(groups))));
     }
     registry.register_collector(Box::new(BuildInfoCollector::new(exported.build().clone())));
     registry.register_collector(Box::new(ProcessCollector::new()));

@@ -116,7 +116,28 @@ pub struct FieldMap {
     /// `candidates[starts[b]..starts[b + 1]]` have first segments in bucket `b`.
     starts: [u16; BUCKETS + 2],
     trusted: TrustedProxies,
+    /// The `--group-by` field, if per-group counts are on (read by `group.rs`).
+    group: Option<Box<GroupField>>,
 }
+
+/// The `--group-by` field: its name or path, the same as `"name"` for the flat-line search
+/// when it is a top-level name, and a map naming only it for every other line.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupField {
+    pub(crate) name: Box<str>,
+    /// A searcher for `"name"` built once (building one per line would cost more than the
+    /// search).
+    pub(crate) quoted: Option<memchr::memmem::FinderRev<'static>>,
+    pub(crate) map: FieldMap,
+}
+
+impl PartialEq for GroupField {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for GroupField {}
 
 impl Default for FieldMap {
     fn default() -> Self {
@@ -190,6 +211,7 @@ impl FieldMap {
             candidates: candidates.into(),
             starts,
             trusted: TrustedProxies::default(),
+            group: None,
         })
     }
 
@@ -199,6 +221,36 @@ impl FieldMap {
     pub fn with_trusted_proxies(mut self, trusted: TrustedProxies) -> Self {
         self.trusted = trusted;
         self
+    }
+
+    /// This map, also reading the group of each log from the member or dotted path `name`
+    /// (`--group-by`, see `group.rs`).
+    ///
+    /// # Errors
+    ///
+    /// An empty name or path segment.
+    pub fn with_group_by(mut self, name: &str) -> Result<Self, String> {
+        let name = name.trim();
+        check_name(name).map_err(|e| format!("--group-by: {e}"))?;
+        let map = FieldMap::new(&[name], &[name], &[name])?;
+        let quoted = (!name.contains(['.', '"', '\\']))
+            .then(|| memchr::memmem::FinderRev::new(format!("\"{name}\"").as_bytes()).into_owned());
+        self.group = Some(Box::new(GroupField {
+            name: name.into(),
+            quoted,
+            map,
+        }));
+        Ok(self)
+    }
+
+    /// The `--group-by` field, if set.
+    #[must_use]
+    pub fn group_by(&self) -> Option<&str> {
+        self.group.as_deref().map(|g| &*g.name)
+    }
+
+    pub(crate) fn group_field(&self) -> Option<&GroupField> {
+        self.group.as_deref()
     }
 
     /// The trusted proxies.

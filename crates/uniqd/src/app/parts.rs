@@ -12,9 +12,10 @@ use std::io;
 use std::sync::Arc;
 
 use prometheus_client::registry::Registry;
-use uniqd_core::Views;
+use uniqd_core::{Groups, Views};
 use uniqd_exporter::collectors::SyslogCollector;
 use uniqd_exporter::{BuildInfo, Exported, MetricOptions, Readiness};
+use uniqd_ingest::fields::FieldMap;
 use uniqd_ingest::syslog::SyslogMetrics;
 use uniqd_ingest::IngestMetrics;
 
@@ -110,8 +111,22 @@ impl Parts {
 ///
 /// `InvalidInput` for an invalid `config`; a state file that cannot be locked, loaded or
 /// written (see [`persistence::open`]).
-pub async fn build(config: AppConfig) -> io::Result<Parts> {
+pub async fn build(mut config: AppConfig) -> io::Result<Parts> {
     config.validate().map_err(invalid_input)?;
+    // --group-by: both transports read the group field; the views get the counters below.
+    let groups = match &config.groups {
+        Some(groups) => {
+            let by = |fields: &FieldMap| fields.clone().with_group_by(&groups.field);
+            config.ingest.fields = by(&config.ingest.fields).map_err(invalid_input)?;
+            if let Some(syslog) = &mut config.syslog {
+                syslog.limits.fields = by(&syslog.limits.fields).map_err(invalid_input)?;
+            }
+            let counters = Groups::new(groups.max_groups, config.exact_threshold)
+                .map_err(|e| invalid_input(e.to_string()))?;
+            Some(Arc::new(counters))
+        }
+        None => None,
+    };
     let windows = config
         .windows
         .as_ref()
@@ -141,6 +156,9 @@ pub async fn build(config: AppConfig) -> io::Result<Parts> {
     }
     if let Some(ring) = windows {
         views = views.with_windows(ring);
+    }
+    if let Some(groups) = groups {
+        views = views.with_groups(groups);
     }
 
     let ingest_metrics = Arc::new(IngestMetrics::new());

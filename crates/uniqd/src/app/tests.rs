@@ -136,3 +136,51 @@ async fn the_syslog_collector_comes_with_syslog_on() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn groups_come_with_group_by_and_reach_both_transports() {
+    let parts = build(AppConfig::default()).await.expect("builds");
+    assert!(parts.views().groups().is_none());
+    assert!(parts.config().ingest.fields.group_by().is_none());
+    assert!(!scrape(parts.registry()).contains("unique_ip_addresses_by_group"));
+
+    let parts = build(AppConfig {
+        groups: Some(crate::config::GroupsConfig {
+            field: "kubernetes.namespace".to_owned(),
+            max_groups: 7,
+        }),
+        syslog: Some(crate::config::SyslogSettings {
+            listen: vec!["udp://127.0.0.1:5140".parse().expect("valid")],
+            receive_buffer: None,
+            limits: uniqd_ingest::syslog::SyslogConfig::default(),
+        }),
+        ..AppConfig::default()
+    })
+    .await
+    .expect("builds");
+    let groups = parts.views().groups().expect("on");
+    assert_eq!(groups.max_groups(), 7);
+    // The ingest server and the syslog listeners read the same field.
+    let config = parts.config();
+    assert_eq!(
+        config.ingest.fields.group_by(),
+        Some("kubernetes.namespace")
+    );
+    let syslog = config.syslog.as_ref().expect("on");
+    assert_eq!(
+        syslog.limits.fields.group_by(),
+        Some("kubernetes.namespace")
+    );
+    // The exporter reads the same counters.
+    let hash = uniqd_core::hash_ip_str("10.0.0.1").expect("valid");
+    groups.record("shop", hash);
+    let text = scrape(parts.registry());
+    assert!(
+        text.contains("unique_ip_addresses_by_group{group=\"shop\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("unique_ip_addresses_by_group{group=\"__other__\"} 0"),
+        "{text}"
+    );
+}

@@ -25,6 +25,7 @@ use uniqd_core::{Span, DEFAULT_TOP_PAGES_CAPACITY};
 use uniqd_ingest::fields::names::{check_name, MAX_CANDIDATES};
 use uniqd_ingest::fields::TrustedProxies;
 
+use crate::config::groups::check_max_groups;
 use crate::config::top_pages::{
     check_capacity, check_metric_limit, DEFAULT_TOP_PAGES_METRIC_LIMIT,
 };
@@ -297,6 +298,22 @@ pub struct Cli {
           default_value = "timestamp,@timestamp,time,time_iso8601,time_local,StartUTC,start_time,started_at,date")]
     pub timestamp_field: FieldList,
 
+    /// Also count distinct addresses per group: the member name or dotted
+    /// path of a JSON log whose string value names its group (site, tenant,
+    /// service), e.g. host, vhost or kubernetes.namespace. Exported as
+    /// unique_ip_addresses_by_group{group}, at /api/v1/groups and
+    /// /api/v1/unique?group=NAME. Logs without it count toward the total
+    /// only. [default: off]
+    #[arg(long, env = "UNIQD_GROUP_BY", value_parser = parse_group_by)]
+    pub group_by: Option<String>,
+
+    /// Groups tracked at most with --group-by (1 to 10000), chosen by
+    /// traffic; the others count together as group="__other__". Each takes
+    /// at most about 60 KB.
+    #[arg(long, env = "UNIQD_MAX_GROUPS", default_value_t = uniqd_core::DEFAULT_MAX_GROUPS,
+          value_parser = parse_max_groups)]
+    pub max_groups: usize,
+
     /// Your proxies' networks (CIDR, comma separated, e.g.
     /// 10.0.0.0/8,fd00::/8): of a forwarded address list ("client, proxy1,
     /// proxy2"), count the rightmost address not in them, as nginx's
@@ -304,6 +321,18 @@ pub struct Cli {
     /// forge. [default: none]
     #[arg(long, env = "UNIQD_TRUSTED_PROXIES", value_parser = TrustedProxies::parse)]
     pub trusted_proxies: Option<TrustedProxies>,
+}
+
+fn parse_group_by(text: &str) -> Result<String, String> {
+    let name = text.trim();
+    check_name(name)?;
+    Ok(name.to_owned())
+}
+
+fn parse_max_groups(text: &str) -> Result<usize, String> {
+    let n = text.trim().parse().map_err(|e| format!("{e}"))?;
+    check_max_groups(n)?;
+    Ok(n)
 }
 
 /// A `--*-field` list: names or dotted paths, in order.

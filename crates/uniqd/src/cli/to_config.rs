@@ -12,7 +12,7 @@ use uniqd_ingest::syslog::SyslogConfig;
 use uniqd_ingest::IngestConfig;
 
 use super::{Cli, Secret};
-use crate::config::{AppConfig, SyslogSettings, TopPagesConfig, WindowsConfig};
+use crate::config::{AppConfig, GroupsConfig, SyslogSettings, TopPagesConfig, WindowsConfig};
 use crate::persistence::StateConfig;
 use crate::redis_sync::config::RedisConfig;
 
@@ -87,6 +87,10 @@ impl Cli {
                     drain_timeout: self.drain_timeout,
                     fields,
                 },
+            }),
+            groups: self.group_by.as_ref().map(|field| GroupsConfig {
+                field: field.clone(),
+                max_groups: self.max_groups,
             }),
             top_pages: TopPagesConfig {
                 capacity: self.top_pages_capacity,

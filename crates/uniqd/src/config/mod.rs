@@ -3,13 +3,14 @@
 //! [`crate::cli`]; runtime objects are built from it by [`crate::build`].
 //!
 //! Each sub-config sits beside what uses it: the top pages and time windows
-//! settings in [`top_pages`] and [`windows`], the syslog listeners' in [`syslog`], [`RedisConfig`] in
+//! settings in [`top_pages`], [`windows`] and [`groups`], the syslog listeners' in [`syslog`], [`RedisConfig`] in
 //! `redis_sync/config.rs`, `StateConfig` in `persistence/mod.rs`, the servers'
 //! settings in their crates (`IngestConfig`, `ExporterConfig`, and
 //! `ServerConfig` in `uniqd-http`). Every bound is checked by one function:
 //! the sub-config's `validate` or a `check_*` it calls, which the flag
 //! parsers call too.
 
+pub mod groups;
 pub mod syslog;
 pub mod top_pages;
 pub mod windows;
@@ -17,6 +18,7 @@ pub mod windows;
 use uniqd_exporter::ExporterConfig;
 use uniqd_ingest::IngestConfig;
 
+pub use self::groups::GroupsConfig;
 pub use self::syslog::{SyslogListen, SyslogSettings};
 pub use self::top_pages::TopPagesConfig;
 pub use self::windows::WindowsConfig;
@@ -60,6 +62,8 @@ pub struct AppConfig {
     pub windows: Option<WindowsConfig>,
     /// The syslog listeners; `None` (the default): off.
     pub syslog: Option<SyslogSettings>,
+    /// Distinct addresses per group (`--group-by`); `None` (the default): off.
+    pub groups: Option<GroupsConfig>,
 }
 
 impl Default for AppConfig {
@@ -73,6 +77,7 @@ impl Default for AppConfig {
             top_pages: TopPagesConfig::default(),
             windows: Some(WindowsConfig::default()),
             syslog: None,
+            groups: None,
         }
     }
 }
@@ -96,6 +101,9 @@ impl AppConfig {
         self.exporter.server.validate()?;
         if let Some(syslog) = &self.syslog {
             syslog.validate()?;
+        }
+        if let Some(groups) = &self.groups {
+            groups.validate()?;
         }
         match &self.state {
             Some(state) if state.interval.is_zero() => {

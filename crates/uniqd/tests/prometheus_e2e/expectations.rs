@@ -159,6 +159,23 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             "max by (window) (unique_ip_addresses_window{job=~\"uniqd\"})".to_owned(),
             each("window", &["5m", "1h", "24h"], Eq(x.distinct)),
         ),
+        // Groups row (--group-by url): the one url holds every address that came with it,
+        // nothing went to __other__.
+        (
+            "sort_desc(max by (group) (unique_ip_addresses_by_group{job=~\"uniqd\"}))".to_owned(),
+            By(
+                "group",
+                vec![
+                    ("/a?b=c".to_owned(), Within(1.0, x.distinct)),
+                    ("__other__".to_owned(), Eq(0.0)),
+                ],
+            ),
+        ),
+        // The example group quota (groups.yml): far below.
+        (
+            "max by (job, group) (unique_ip_addresses_by_group{job=\"uniqd\", group!=\"__other__\"}) > 100000".to_owned(),
+            Empty,
+        ),
         // Process row: a live process that has not restarted.
         (
             "sum(rate(process_cpu_seconds_total{job=~\"uniqd\"}[1m]))".to_owned(),
