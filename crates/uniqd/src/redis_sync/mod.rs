@@ -26,6 +26,11 @@
 //!   success merges the full registers (registers only grow, so nothing counted meanwhile
 //!   is lost).
 //! * **Shutdown**: after ingest has drained, one last merge of anything not yet sent.
+//! * **Windows and top pages** ([`RedisSync::share_views`]), in the same round after the
+//!   total: the window slots into one key per minute and hour and back into a mirror ring
+//!   ([`windows`]), each replica's whole top-pages summary under its own key and the merge of
+//!   all of them ([`pages`]); [`global`] hands both to the exporter, which answers them as
+//!   `"scope":"global"` while Redis is up and from the local views otherwise.
 //!
 //! All keys of a replica share the shared key's hash slot ([`keys`]), so the transaction is
 //! valid on Redis Cluster. `docs/scale-out.md` covers failure modes and sizing.
