@@ -1,5 +1,7 @@
 //! Which members of a log object hold its address, its URL and its time: the [`FieldMap`]
-//! (`--ip-field`, `--url-field`, `--timestamp-field`), built once at start-up.
+//! (`--ip-field`, `--url-field`, `--timestamp-field`), built once at start-up; and with
+//! `--group-by`, its group ([`FieldMap::with_group_by`]: one more candidate, so the scanner
+//! and simd-json read it in the same walk).
 //!
 //! Each field has an ordered list of candidates, names (`client_ip`) or dotted paths into
 //! nested objects (`request.uri`); **the first candidate present in a log wins**, whatever the
