@@ -1,7 +1,8 @@
 //! Cost of per-group counts (`--group-by host`) per log, side by side with the same logs
 //! and groups off: a 64 KiB NDJSON batch of 100-byte logs with a `host` member (50 sites)
 //! through `NdjsonBatch` into the views (framing, fields, counter, and with groups on the
-//! group's member read again and counted in `Groups`), and `Groups::record` alone. The
+//! group's member, read in the same scan, counted in `Groups`), and `Groups::record` alone
+//! (which pins the epoch itself; ingest pins once for the total and the group). The
 //! difference between `on` and `off` is what a line pays for its group (budget: about
 //! 30 ns; `docs/groups.md` has the measured figures). Run:
 //! `cargo bench -p uniqd-benches --bench groups`.

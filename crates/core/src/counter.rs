@@ -141,6 +141,19 @@ impl UniqueCounter {
         self.insert_exact(hash, &guard);
     }
 
+    /// [`insert_hash`](Self::insert_hash) under an epoch guard the caller has pinned already:
+    /// [`Views`](crate::Views) pins once for the total's and a group's counter (pinning is a
+    /// locked instruction; a second pin would cost as much as the rest of a group's insert).
+    #[inline]
+    pub(crate) fn insert_hash_pinned(&self, hash: u64, guard: &Guard) {
+        self.registers.insert_hash(hash);
+        // Relaxed: as in `insert_hash`.
+        if self.sketch.load(Ordering::Relaxed) {
+            return;
+        }
+        self.insert_exact(hash, guard);
+    }
+
     /// Adds `hash` to the exact set, if there still is one, and swaps when it overflows.
     fn insert_exact(&self, hash: u64, guard: &Guard) {
         let Some(set) = self.exact_set(guard) else {

@@ -4,7 +4,7 @@
 //! A *view* is one way of looking at the stream of accepted logs: the [`UniqueCounter`]
 //! (always on), the [`TopPages`] summary of their `url`s, the [`WindowRing`] of distinct
 //! addresses per minute and hour and the per-group counters [`Groups`] (each optional; a
-//! log's group is recorded by [`Views::record_group`], after [`Views::record`]). [`Views::record`] is the one step that
+//! log with a group is recorded by [`Views::record_grouped`]). [`Views::record`] is the one step that
 //! updates every view that is on for one log, so adding a view means adding its field, its
 //! builder method and its line in `record` here, and nowhere else in this crate.
 //!
@@ -28,6 +28,8 @@
 //! ```
 
 use std::sync::Arc;
+
+use crossbeam_epoch as epoch;
 
 use crate::counter::UniqueCounter;
 use crate::groups::Groups;
@@ -94,7 +96,7 @@ impl Views {
     }
 
     /// Also counts the address of every accepted log that has a group in `groups`
-    /// ([`record_group`](Self::record_group)).
+    /// ([`record_grouped`](Self::record_grouped)).
     #[must_use]
     pub fn with_groups(mut self, groups: Arc<Groups>) -> Self {
         self.groups = Some(groups);
@@ -147,21 +149,34 @@ impl Views {
         event_ms: impl FnOnce() -> Option<u64>,
         arrival: Arrival,
     ) {
-        self.counter.insert_hash(hash);
+        self.record_grouped(hash, None, url, event_ms, arrival);
+    }
+
+    /// [`record`](Self::record), and with per-group counters on, the log's `group` (if it
+    /// has one) in them, counting the same `hash`: one epoch pin for the total's exact set
+    /// and the group's lookup and counter.
+    #[inline]
+    pub fn record_grouped(
+        &self,
+        hash: u64,
+        group: Option<&str>,
+        url: Option<&str>,
+        event_ms: impl FnOnce() -> Option<u64>,
+        arrival: Arrival,
+    ) {
+        match (&self.groups, group) {
+            (Some(groups), Some(group)) => {
+                let guard = epoch::pin();
+                self.counter.insert_hash_pinned(hash, &guard);
+                groups.record_pinned(group, hash, &guard);
+            }
+            _ => self.counter.insert_hash(hash),
+        }
         if let Some(windows) = &self.windows {
             windows.insert_hash_at(hash, event_ms(), arrival.now_ms);
         }
         if let (Some(top), Some(url)) = (&self.top_pages, url) {
             top.record_url(url);
-        }
-    }
-
-    /// Records the group of one accepted log, already [`record`](Self::record)ed with the
-    /// same `hash`, in the per-group counters (nothing when they are off).
-    #[inline]
-    pub fn record_group(&self, group: &str, hash: u64) {
-        if let Some(groups) = &self.groups {
-            groups.record(group, hash);
         }
     }
 }

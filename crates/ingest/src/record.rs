@@ -14,7 +14,7 @@
 use uniqd_core::{hash_ip_str, Arrival, Views};
 
 use crate::fields::address::resolve;
-use crate::fields::group::read_group;
+use crate::fields::group::group;
 use crate::fields::{FieldReader, FieldSpec, LineError};
 
 /// Reads one log object from `bytes` and records it in `views` (see the module docs);
@@ -42,17 +42,15 @@ pub(crate) fn record_log(
             .ok_or_else(|| LineError::invalid_ip(fields.ip))?,
     };
     let timestamp = fields.timestamp;
-    views.record(
+    // Only with `--group-by`: read in the same walk as the address (see `fields/group.rs`).
+    let group = group(&fields);
+    views.record_grouped(
         hash,
+        group,
         fields.url,
         || timestamp.and_then(|t| stamps.parse(t)),
         arrival,
     );
-    // Only with `--group-by` (one `Option` test otherwise): the same bytes, read again for
-    // the one member (see `fields/group.rs`).
-    if let Some(group) = read_group(reader, spec.syntax, spec.map, bytes) {
-        views.record_group(group, hash);
-    }
     Ok(())
 }
 

@@ -34,9 +34,11 @@
 //!
 //! # Lock-free on the ingest path
 //!
-//! A line of a tracked group (the common case) is: hash the name (MurmurHash64A), pin the
-//! epoch, load the index (an immutable table, `Acquire`), load the slot (`Acquire`), compare
-//! the name, insert into its counter, one relaxed `fetch_add` on its score. A line of an
+//! A line of a tracked group (the common case) is: hash the name (foldhash, seeded at
+//! random per `Groups`), load the index (an immutable table, `Acquire`), load the slot
+//! (`Acquire`), compare the name, insert into its counter (the address hash the total
+//! computed, under the epoch guard [`Views`](crate::Views) pinned once for both), one
+//! relaxed `fetch_add` on its score. A line of an
 //! untracked group inserts into `__other__` and adds to the sketch. A promotion (rare, bounded
 //! above) is taken by the one thread that wins a compare-and-swap on a flag (others just go
 //! on); it allocates the new group's counter, swaps it into the slot, publishes a rebuilt
@@ -57,6 +59,7 @@
 mod index;
 mod sketch;
 
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
@@ -64,7 +67,6 @@ use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use self::index::Index;
 use self::sketch::Sketch;
 use crate::counter::{Phase, UniqueCounter};
-use crate::murmur::hash_element;
 
 /// Default number of tracked groups.
 pub const DEFAULT_MAX_GROUPS: usize = 100;
@@ -149,6 +151,10 @@ pub struct Groups {
     changing: AtomicBool,
     evictions: AtomicU64,
     threshold: usize,
+    /// Hashes group names: foldhash (a few instructions for a short name, against about 40
+    /// for MurmurHash64A), seeded at random so that crafted names cannot aim at one sketch
+    /// cell or index run.
+    hasher: foldhash::fast::RandomState,
 }
 
 impl std::fmt::Debug for Groups {
@@ -198,6 +204,7 @@ impl Groups {
             changing: AtomicBool::new(false),
             evictions: AtomicU64::new(0),
             threshold,
+            hasher: foldhash::fast::RandomState::default(),
         })
     }
 
@@ -211,11 +218,17 @@ impl Groups {
     /// `name` if tracked, else in `__other__` (and maybe promotes `name`).
     #[inline]
     pub fn record(&self, name: &str, ip_hash: u64) {
+        self.record_pinned(name, ip_hash, &epoch::pin());
+    }
+
+    /// [`record`](Self::record) under an epoch guard the caller has pinned (once for the
+    /// total and the group, [`Views::record_grouped`](crate::Views::record_grouped)).
+    #[inline]
+    pub(crate) fn record_pinned(&self, name: &str, ip_hash: u64, guard: &Guard) {
         let name = group_name(name);
-        let hash = hash_element(name.as_bytes());
-        let guard = epoch::pin();
-        if let Some(group) = self.find(name, hash, &guard) {
-            group.counter.insert_hash(ip_hash);
+        let hash = self.hash(name);
+        if let Some(group) = self.find(name, hash, guard) {
+            group.counter.insert_hash_pinned(ip_hash, guard);
             // Relaxed: a monotone score read only to rank groups; a stale read delays or
             // hastens one promotion by a line at most.
             group.score.fetch_add(1, Ordering::Relaxed);
@@ -224,11 +237,17 @@ impl Groups {
         let estimate = self.sketch.add(hash);
         // Relaxed: a hint; `promote` re-checks under the flag.
         if estimate > self.promote_above.load(Ordering::Relaxed)
-            && self.promote(name, hash, estimate, ip_hash, &guard)
+            && self.promote(name, hash, estimate, ip_hash, guard)
         {
             return;
         }
-        self.other.insert_hash(ip_hash);
+        self.other.insert_hash_pinned(ip_hash, guard);
+    }
+
+    /// The hash of a (cut) group name, for the index and the sketch.
+    #[inline]
+    fn hash(&self, name: &str) -> u64 {
+        self.hasher.hash_one(name)
     }
 
     #[inline]
@@ -271,13 +290,13 @@ impl Groups {
         let mut counted = false;
         // Another thread may have promoted this very name since our lookup.
         if let Some(group) = self.find(name, hash, guard) {
-            group.counter.insert_hash(ip_hash);
+            group.counter.insert_hash_pinned(ip_hash, guard);
             counted = true;
         } else {
             let (target, lowest) = self.lowest_slot(guard);
             if lowest.is_none_or(|score| estimate > promotion_bar(score)) {
                 let counter = UniqueCounter::with_threshold(self.threshold);
-                counter.insert_hash(ip_hash);
+                counter.insert_hash_pinned(ip_hash, guard);
                 counted = true;
                 let group = Owned::new(Group {
                     name: name.into(),
@@ -366,7 +385,7 @@ impl Groups {
         }
         let name = group_name(name);
         let guard = epoch::pin();
-        self.find(name, hash_element(name.as_bytes()), &guard)
+        self.find(name, self.hash(name), &guard)
             .map(|g| GroupCount::of(&g.name, &g.counter))
     }
 

@@ -1,5 +1,5 @@
 //! `--group-by`: which member of a JSON log names its group (site, tenant, service), read only
-//! when per-group counts are on ([`FieldMap::with_group_by`]).
+//! when per-group counts are on ([`FieldMap::with_group_by`](super::FieldMap::with_group_by)).
 //!
 //! The field is one name or dotted path, with the same mapping rules as `--ip-field`
 //! ([`super::names`]; the last occurrence of a duplicate key wins). Its value must be a
@@ -8,77 +8,50 @@
 //!
 //! # Cost
 //!
-//! Read after the log was counted, from the same bytes. For a top-level name on a flat line
-//! without escapes (the shape ingress controllers write), a line is read straight from the
-//! bytes: one `memchr3` pass over the line (no `\`, no nested `{` or `[`, so every `"`
-//! delimits a string), a reverse `memmem` search for `"name"`, a parity check that the hit
-//! opens a string, and a `:`. Any other line (escapes, nesting, a dotted path) is read with a
-//! second [`FieldMap`] naming only the group field, through the same thread-local reader as
-//! the log itself (the scanner or simd-json). When `--group-by` is not set, nothing here runs:
-//! `record_log` tests one `Option`.
+//! The group member is one more candidate of the [`FieldMap`](super::FieldMap)
+//! ([`with_group_by`](super::FieldMap::with_group_by)
+//! adds it to the length-bucketed table), so it is read in the same walk as the address, URL
+//! and time: by the fast scanner for a flat plain line (one more name in the table, no
+//! second pass over the bytes), by simd-json for any other (a dotted path such as
+//! `kubernetes.namespace` walks into the nested objects there, as `client.ip` does). The line
+//! is read once. When `--group-by` is not set, no candidate is a group and `record_log`
+//! tests one `Option`.
 
-use memchr::memmem::FinderRev;
+use super::parse::LogFields;
 
-use super::names::FieldMap;
-use super::{FieldReader, Syntax};
-
-/// The group of a log of `syntax` in `bytes` that was just counted (so valid), if `map` has a
-/// `--group-by` field ([`FieldMap::with_group_by`]) and the log has a group.
+/// The group of a log whose `fields` were just read, if its map has a `--group-by` field and
+/// the log has a non-empty string there.
 #[inline]
-pub(crate) fn read_group<'a>(
-    reader: &'a mut FieldReader,
-    syntax: Syntax,
-    map: &FieldMap,
-    bytes: &'a [u8],
-) -> Option<&'a str> {
-    let field = map.group_field()?;
-    if syntax != Syntax::Json {
-        return None;
-    }
-    let value = match &field.quoted {
-        Some(quoted) if is_flat(bytes) => flat_member(quoted, bytes)?,
-        _ => reader.read(Syntax::Json, &field.map, bytes).ok()?.0.ip,
-    };
-    (!value.is_empty()).then_some(value)
-}
-
-/// A line whose strings have no escapes and that nests nothing: every `"` delimits a string.
-#[inline]
-fn is_flat(bytes: &[u8]) -> bool {
-    bytes.len() > 1 && memchr::memchr3(b'\\', b'{', b'[', &bytes[1..]).is_none()
-}
-
-/// The string value of the last top-level member `"name"` of a flat line (see [`is_flat`]).
-fn flat_member<'a>(quoted: &FinderRev<'_>, bytes: &'a [u8]) -> Option<&'a str> {
-    let mut end = bytes.len();
-    while let Some(at) = quoted.rfind(&bytes[..end]) {
-        end = at;
-        // An even number of quotes before the hit: it opens a string.
-        let opens = bytes[..at].iter().filter(|&&b| b == b'"').count() % 2 == 0;
-        let rest = skip_space(&bytes[at + quoted.needle().len()..]);
-        if !opens || rest.first() != Some(&b':') {
-            continue;
-        }
-        let rest = skip_space(&rest[1..]);
-        let value = rest.strip_prefix(b"\"")?;
-        let close = memchr::memchr(b'"', value)?;
-        return std::str::from_utf8(&value[..close]).ok();
-    }
-    None
-}
-
-fn skip_space(bytes: &[u8]) -> &[u8] {
-    let start = bytes
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        .unwrap_or(bytes.len());
-    &bytes[start..]
+pub(crate) fn group<'a>(fields: &LogFields<'a>) -> Option<&'a str> {
+    fields.group.filter(|g| !g.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::fields::with_reader;
+    use crate::fields::names::FieldMap;
+    use crate::fields::{with_reader, FieldReader, Syntax};
+
+    /// The group of `line` (a counted log: one without an address gets one appended, as
+    /// `record_log` only reads the group of a log it counted).
+    fn read_group<'a>(
+        reader: &'a mut FieldReader,
+        syntax: Syntax,
+        map: &FieldMap,
+        line: &'a [u8],
+    ) -> Option<&'a str> {
+        reader
+            .read(syntax, map, line)
+            .ok()
+            .and_then(|(fields, _)| super::group(&fields))
+    }
+
+    fn with_ip(line: &str) -> String {
+        match line.strip_suffix('}') {
+            Some("{") => r#"{"ip":"1.2.3.4"}"#.to_owned(),
+            Some(head) if !line.contains(r#""ip""#) => format!(r#"{head},"ip":"1.2.3.4"}}"#),
+            _ => line.to_owned(),
+        }
+    }
 
     fn map(field: &str) -> FieldMap {
         FieldMap::standard()
@@ -89,6 +62,7 @@ mod tests {
 
     fn group(field: &str, line: &str) -> Option<String> {
         let map = map(field);
+        let line = with_ip(line);
         with_reader(|r| read_group(r, Syntax::Json, &map, line.as_bytes()).map(str::to_owned))
     }
 
@@ -132,12 +106,30 @@ mod tests {
         let read = |map: &FieldMap| with_reader(|r| read_group(r, Syntax::Clf, map, clf).is_some());
         assert!(!read(&host));
         let none = FieldMap::standard();
-        let line = br#"{"host":"a"}"#;
+        let line = br#"{"host":"a","ip":"1.2.3.4"}"#;
         assert!(!with_reader(
             |r| read_group(r, Syntax::Json, none, line).is_some()
         ));
         let bad = |name| FieldMap::standard().clone().with_group_by(name).is_err();
         assert!(bad("") && bad("a..b"));
         assert_eq!(host.group_by(), Some("host"));
+    }
+
+    #[test]
+    fn the_scanner_reads_the_group_in_its_one_pass() {
+        use crate::fields::scan::scan_fields_with;
+        let host = map("host");
+        let line = br#"{"ip":"1.2.3.4","host":"a.example","url":"/"}"#;
+        let fields = scan_fields_with(line, &host).expect("a plain line");
+        assert_eq!((fields.ip, fields.group), ("1.2.3.4", Some("a.example")));
+        // Without `--group-by`, no group; a dotted path is never a flat member.
+        let fields = scan_fields_with(line, FieldMap::standard()).expect("a plain line");
+        assert_eq!(fields.group, None);
+        let nested = map("host.name");
+        assert_eq!(scan_fields_with(line, &nested).map(|f| f.group), Some(None));
+        // The group field does not change which member is the address.
+        let same = map("ip");
+        let fields = scan_fields_with(line, &same).expect("a plain line");
+        assert_eq!((fields.ip, fields.group), ("1.2.3.4", Some("1.2.3.4")));
     }
 }

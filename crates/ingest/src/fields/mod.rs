@@ -112,6 +112,8 @@ impl FieldReader {
                     ip: clf.host,
                     url: clf.target,
                     timestamp: Some(Timestamp::Millis(clf.time_ms)),
+                    // An access-log line has no group.
+                    group: None,
                 })
                 .map_err(|e| LineError::InvalidLogLine {
                     offset: e.offset,
@@ -176,6 +178,7 @@ mod tests {
                 ip: "1.2.3.4",
                 url: Some("/a"),
                 timestamp: Some(Timestamp::Text("t")),
+                group: None,
             };
             let map = FieldMap::standard();
             let json = |r: &mut FieldReader, b: &[u8]| {

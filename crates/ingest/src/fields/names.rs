@@ -1,5 +1,7 @@
 //! Which members of a log object hold its address, its URL and its time: the [`FieldMap`]
-//! (`--ip-field`, `--url-field`, `--timestamp-field`), built once at start-up.
+//! (`--ip-field`, `--url-field`, `--timestamp-field`), built once at start-up; and with
+//! `--group-by`, its group ([`FieldMap::with_group_by`]: one more candidate, so the scanner
+//! and simd-json read it in the same walk).
 //!
 //! Each field has an ordered list of candidates, names (`client_ip`) or dotted paths into
 //! nested objects (`request.uri`); **the first candidate present in a log wins**, whatever the
@@ -86,12 +88,13 @@ pub const MAX_CANDIDATES: usize = 64;
 /// Member names of these lengths get a bucket of their own; longer ones share the last.
 const BUCKETS: usize = 32;
 
-/// The three fields uniqd reads.
+/// The fields uniqd reads: the three of every log, and the group with `--group-by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Field {
     Ip = 0,
     Url = 1,
     Timestamp = 2,
+    Group = 3,
 }
 
 /// One candidate: the member name it starts with, the rest of its dotted path, and its place
@@ -116,28 +119,10 @@ pub struct FieldMap {
     /// `candidates[starts[b]..starts[b + 1]]` have first segments in bucket `b`.
     starts: [u16; BUCKETS + 2],
     trusted: TrustedProxies,
-    /// The `--group-by` field, if per-group counts are on (read by `group.rs`).
-    group: Option<Box<GroupField>>,
+    /// The `--group-by` field, if per-group counts are on: also one of `candidates`
+    /// ([`Field::Group`]), so it is read in the same walk as the others (`group.rs`).
+    group: Option<Box<str>>,
 }
-
-/// The `--group-by` field: its name or path, the same as `"name"` for the flat-line search
-/// when it is a top-level name, and a map naming only it for every other line.
-#[derive(Debug, Clone)]
-pub(crate) struct GroupField {
-    pub(crate) name: Box<str>,
-    /// A searcher for `"name"` built once (building one per line would cost more than the
-    /// search).
-    pub(crate) quoted: Option<memchr::memmem::FinderRev<'static>>,
-    pub(crate) map: FieldMap,
-}
-
-impl PartialEq for GroupField {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-
-impl Eq for GroupField {}
 
 impl Default for FieldMap {
     fn default() -> Self {
@@ -200,15 +185,10 @@ impl FieldMap {
             }
             lists[field as usize] = list.into();
         }
-        candidates.sort_by_key(|c| bucket(c.first.len()));
-        let mut starts = [0u16; BUCKETS + 2];
-        for (b, start) in starts.iter_mut().enumerate() {
-            // At most 3 * MAX_CANDIDATES candidates: fits.
-            *start = candidates.partition_point(|c| bucket(c.first.len()) < b) as u16;
-        }
+        let (candidates, starts) = bucketed(candidates);
         Ok(Self {
             lists,
-            candidates: candidates.into(),
+            candidates,
             starts,
             trusted: TrustedProxies::default(),
             group: None,
@@ -232,24 +212,29 @@ impl FieldMap {
     pub fn with_group_by(mut self, name: &str) -> Result<Self, String> {
         let name = name.trim();
         check_name(name).map_err(|e| format!("--group-by: {e}"))?;
-        let map = FieldMap::new(&[name], &[name], &[name])?;
-        let quoted = (!name.contains(['.', '"', '\\']))
-            .then(|| memchr::memmem::FinderRev::new(format!("\"{name}\"").as_bytes()).into_owned());
-        self.group = Some(Box::new(GroupField {
-            name: name.into(),
-            quoted,
-            map,
-        }));
+        let mut segments = name.split('.');
+        let first = segments.next().unwrap_or_default();
+        let mut candidates: Vec<Candidate> = self
+            .candidates
+            .iter()
+            .filter(|c| c.field != Field::Group)
+            .cloned()
+            .collect();
+        candidates.push(Candidate {
+            field: Field::Group,
+            rank: 0,
+            head: head_of(first.as_bytes()),
+            first: first.as_bytes().into(),
+            rest: segments.map(Box::from).collect(),
+        });
+        (self.candidates, self.starts) = bucketed(candidates);
+        self.group = Some(name.into());
         Ok(self)
     }
 
     /// The `--group-by` field, if set.
     #[must_use]
     pub fn group_by(&self) -> Option<&str> {
-        self.group.as_deref().map(|g| &*g.name)
-    }
-
-    pub(crate) fn group_field(&self) -> Option<&GroupField> {
         self.group.as_deref()
     }
 
@@ -323,17 +308,28 @@ fn bucket(len: usize) -> usize {
     len.min(BUCKETS)
 }
 
+/// `candidates` sorted by bucket, and where each bucket starts.
+fn bucketed(mut candidates: Vec<Candidate>) -> (Box<[Candidate]>, [u16; BUCKETS + 2]) {
+    candidates.sort_by_key(|c| bucket(c.first.len()));
+    let mut starts = [0u16; BUCKETS + 2];
+    for (b, start) in starts.iter_mut().enumerate() {
+        // At most 3 * MAX_CANDIDATES + 1 candidates: fits.
+        *start = candidates.partition_point(|c| bucket(c.first.len()) < b) as u16;
+    }
+    (candidates.into(), starts)
+}
+
 /// The best candidate found so far for each field, with its value: a lower rank replaces a
 /// higher one, the same rank (a duplicate key) replaces it too (the last wins).
 #[derive(Debug)]
 pub(crate) struct Best<V> {
-    slots: [Option<(usize, V)>; 3],
+    slots: [Option<(usize, V)>; 4],
 }
 
 impl<V: Copy> Best<V> {
     pub(crate) fn new() -> Self {
         Self {
-            slots: [None, None, None],
+            slots: [None, None, None, None],
         }
     }
 

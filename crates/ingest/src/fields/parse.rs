@@ -101,6 +101,9 @@ pub struct LogFields<'a> {
     pub url: Option<&'a str>,
     /// The time, if present and a string or a number (other types are ignored).
     pub timestamp: Option<Timestamp<'a>>,
+    /// The `--group-by` member ([`FieldMap::with_group_by`]), if the map names one and it is
+    /// present and a string (other types are ignored); read in the same walk as the others.
+    pub group: Option<&'a str>,
 }
 
 /// Parses one JSON object and returns its top-level `ip` string.
@@ -187,9 +190,18 @@ fn find_fields<'a>(nodes: &[Node<'a>], map: &FieldMap) -> Result<LogFields<'a>, 
         Some(Node::Static(StaticNode::F64(f))) => Some(Timestamp::Float(f)),
         _ => None,
     };
+    let group = match best.get(Field::Group) {
+        Some(Node::String(s)) => Some(s),
+        _ => None,
+    };
     match best.get(Field::Ip) {
         None => Err(LineError::MissingIp),
-        Some(Node::String(ip)) => Ok(LogFields { ip, url, timestamp }),
+        Some(Node::String(ip)) => Ok(LogFields {
+            ip,
+            url,
+            timestamp,
+            group,
+        }),
         Some(_) => Err(LineError::IpNotString),
     }
 }
@@ -288,7 +300,8 @@ mod tests {
             LogFields {
                 ip: "1.2.3.4",
                 url: Some("/a"),
-                timestamp: Some(Timestamp::Text("t0"))
+                timestamp: Some(Timestamp::Text("t0")),
+                group: None,
             }
         );
         let mut line = br#"{"ip":"::1","url":null}"#.to_vec();

@@ -41,7 +41,7 @@
 //! let line = br#"{"timestamp": "2020-06-24T15:27:00Z", "ip": "83.150.59.250", "url": "/a", "status": 200}"#;
 //! assert_eq!(
 //!     scan_fields(line),
-//!     Some(LogFields { ip: "83.150.59.250", url: Some("/a"), timestamp: Some(Timestamp::Text("2020-06-24T15:27:00Z")) })
+//!     Some(LogFields { ip: "83.150.59.250", url: Some("/a"), timestamp: Some(Timestamp::Text("2020-06-24T15:27:00Z")), group: None })
 //! );
 //! // Escapes are simd-json's business:
 //! assert_eq!(scan_fields(br#"{"ip": "1.2.3.\u0034"}"#), None);
@@ -136,11 +136,16 @@ pub fn scan_fields_with<'a>(line: &'a [u8], map: &FieldMap) -> Option<LogFields<
         Some(Value::Num(start, end)) => Some(number(text.get(start..end)?)),
         _ => None,
     };
+    let group = match best.get(Field::Group) {
+        Some(Value::Str(start, end)) => text.get(start..end),
+        _ => None,
+    };
     match best.get(Field::Ip) {
         Some(Value::Str(start, end)) => Some(LogFields {
             ip: text.get(start..end)?,
             url,
             timestamp,
+            group,
         }),
         _ => None,
     }
@@ -329,7 +334,8 @@ mod tests {
             Some(LogFields {
                 ip: "1.1.1.1",
                 url: Some("/b"),
-                timestamp: None
+                timestamp: None,
+                group: None,
             })
         );
     }
