@@ -234,3 +234,149 @@ async fn groups_fall_back_to_local_and_converge_after_flush_and_restart() {
     a.stop().await;
     b.stop().await;
 }
+
+/// Sum of `calls=` over every command in `INFO commandstats`, less `info`, `config` and
+/// `memory` (this test's own), and the bytes in and out (`INFO stats`); as in
+/// `redis_views.rs`.
+fn redis_stats(conn: &mut Conn) -> (u64, u64, u64) {
+    let commands = conn.cmd(&[b"INFO", b"commandstats"]).text();
+    let calls = commands
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_"))
+        .filter(|l| {
+            !["cmdstat_info:", "cmdstat_config", "cmdstat_memory"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum();
+    let stats = conn.cmd(&[b"INFO", b"stats"]).text();
+    let field = |name: &str| -> u64 {
+        stats
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (
+        calls,
+        field("total_net_input_bytes"),
+        field("total_net_output_bytes"),
+    )
+}
+
+/// Rounds of the sync task, counted through `uniqd_redis_last_sync_timestamp_seconds` (read
+/// over HTTP, so that counting adds no Redis command).
+async fn wait_rounds(service: &TestService, rounds: u32, mut each: impl AsyncFnMut()) {
+    let sample = "uniqd_redis_last_sync_timestamp_seconds";
+    let mut last = service.metric(sample).await;
+    for _ in 0..rounds {
+        each().await;
+        last = poll_until("one more round", async || {
+            let now = service.metric(sample).await;
+            (now > last).then_some(now)
+        })
+        .await;
+    }
+}
+
+const GROUPS: u32 = 100;
+const ROUNDS: u32 = 20;
+
+/// Commands, bytes in and bytes out per round of one replica, busy (new addresses in every
+/// one of [`GROUPS`] groups each round) then idle.
+async fn cost(redis: &RedisServer, groups: bool) -> ((u64, u64, u64), (u64, u64, u64)) {
+    let mut conn = redis.connect();
+    let mut config = replica_config(redis, GROUPS as usize);
+    if !groups {
+        config.groups = None;
+    }
+    let replica = TestService::start_with(config).await;
+    let batch = |from: u32| -> String {
+        (0..GROUPS)
+            .map(|g| lines(from + 2 * g..from + 2 * g + 2, &format!("site-{g}")))
+            .collect()
+    };
+    post(&replica, &batch(0)).await;
+    wait_rounds(&replica, 6, async || {}).await;
+    let before = redis_stats(&mut conn);
+    let mut next = 1_000_000u32;
+    wait_rounds(&replica, ROUNDS, async || {
+        post(&replica, &batch(next)).await;
+        next += 2 * GROUPS;
+    })
+    .await;
+    // The last batch is merged by the next round: counted as busy.
+    wait_rounds(&replica, 1, async || {}).await;
+    let busy = redis_stats(&mut conn);
+    wait_rounds(&replica, ROUNDS, async || {}).await;
+    let idle = redis_stats(&mut conn);
+    replica.stop().await;
+    let per_round = |a: (u64, u64, u64), b: (u64, u64, u64)| {
+        let r = u64::from(ROUNDS);
+        ((b.0 - a.0) / r, (b.1 - a.1) / r, (b.2 - a.2) / r)
+    };
+    (per_round(before, busy), per_round(busy, idle))
+}
+
+/// The Redis cost of the groups written down in docs/groups.md and docs/scale-out.md: one
+/// replica with 100 busy groups against the same replica without `--group-by`, per round,
+/// and the memory of the group keys. Prints the figures (`--nocapture`) and asserts the
+/// bounds the docs state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::print_stderr)] // the figures are this test's output, for the docs
+async fn redis_cost_of_groups_per_round_is_bounded() {
+    let redis = RedisServer::start();
+    let (base_busy, base_idle) = cost(&redis, false).await;
+    let mut conn = redis.connect();
+    conn.cmd(&[b"FLUSHALL"]);
+    let (busy, idle) = cost(&redis, true).await;
+    let diff = |a: (u64, u64, u64), b: (u64, u64, u64)| {
+        (
+            a.0.saturating_sub(b.0),
+            a.1.saturating_sub(b.1),
+            a.2.saturating_sub(b.2),
+        )
+    };
+    let (busy_calls, busy_in, busy_out) = diff(busy, base_busy);
+    let (idle_calls, idle_in, idle_out) = diff(idle, base_idle);
+    let memory =
+        |conn: &mut Conn, key: &str| conn.cmd(&[b"MEMORY", b"USAGE", key.as_bytes()]).int();
+    let prefix = "{uniqd:unique_ip_addresses}";
+    let group_key = format!(
+        "{prefix}:group:{:016x}",
+        uniqd_core::hash_element(b"site-7")
+    );
+    let registry = format!("{prefix}:groups");
+    eprintln!(
+        "groups' share per round ({GROUPS} groups), busy: {busy_calls} commands, {busy_in} B \
+         in, {busy_out} B out; idle: {idle_calls} commands, {idle_in} B in, {idle_out} B out; \
+         memory: group key {} B, registry {} B, other {} B, dbsize {}; whole round with \
+         groups (busy, idle): {busy:?} {idle:?}, without: {base_busy:?} {base_idle:?}",
+        memory(&mut conn, &group_key),
+        memory(&mut conn, &registry),
+        memory(&mut conn, &format!("{prefix}:groups:other")),
+        conn.cmd(&[b"DBSIZE"]).int(),
+    );
+    // Busy: every group (and __other__, unchanged) merged: 4 commands and 12.3 KB a group
+    // (the round after the last batch counts too: up to 21 batches in 20 rounds); read back:
+    // one PFCOUNT a group.
+    assert!(busy_calls <= 6 * u64::from(GROUPS) + 20, "{busy_calls}");
+    assert!(busy_in <= u64::from(GROUPS) * 13_000 + 20_000, "{busy_in}");
+    assert!(busy_out <= 10_000, "{busy_out}");
+    // Idle: no sketch written; the marker and generation each round, the names and counts
+    // every tenth round (nothing merged), the lifetimes refreshed every tenth round.
+    assert!(
+        idle_calls <= 2 * u64::from(GROUPS) / 10 + 20,
+        "{idle_calls}"
+    );
+    assert!(idle_in <= 4_000, "{idle_in}");
+    assert!(idle_out <= 2_000, "{idle_out}");
+    assert!(memory(&mut conn, &group_key) <= 16_000);
+}

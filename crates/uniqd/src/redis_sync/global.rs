@@ -156,7 +156,9 @@ impl ViewShare {
             }
         }
         if let Some(groups) = &mut self.groups {
-            store(&self.global.groups, groups.round(conn, temp).await?);
+            if let Some(counts) = groups.round(conn, temp).await? {
+                store(&self.global.groups, counts);
+            }
         }
         Ok(())
     }

@@ -32,7 +32,10 @@
 //!
 //! # Reading: bounded like the local groups
 //!
-//! Each round drops expired registry entries, reads the names (`ZRANGE`) and counts each
+//! Every merge transaction also increments `<prefix>:groups:gen`, read with the marker each
+//! round; a round reads the counts when it moved since the last read, when this replica
+//! merged, and every [`READ_ROUNDS`] rounds (groups expire without moving it), so an idle
+//! fleet reads nothing but the generation. A read drops expired registry entries, reads the names (`ZRANGE`) and counts each
 //! group's key (`PFCOUNT`, pipelined; Redis caches a key's count until it changes). The
 //! `max_groups` largest are the global groups; the others (tracked by some replica only, at
 //! most replicas × `max_groups` in all) go to the global `__other__`, counted as the union of
@@ -54,9 +57,12 @@ use uniqd_core::{
 use crate::units::millis;
 
 /// Rounds between two refreshes of the lifetime of unchanged groups' keys.
-pub const REFRESH_ROUNDS: u32 = 5;
-/// A group key lives this many marker lifetimes past its last refresh.
+pub const REFRESH_ROUNDS: u32 = 10;
+/// A group key lives this many marker lifetimes (at least 30 intervals, 3 minutes) past its
+/// last refresh: three times [`REFRESH_ROUNDS`] even when outage backoff stretches rounds.
 pub const KEY_TTL_MARKERS: u64 = 3;
+/// Rounds between two reads of the counts when no replica merged (catches expired groups).
+pub const READ_ROUNDS: u32 = 10;
 
 /// What a replica shares of its groups.
 #[derive(Debug)]
@@ -66,6 +72,12 @@ pub struct GroupShare {
     registry: String,
     other: String,
     marker: String,
+    /// Incremented by every merge transaction of any replica.
+    generation: String,
+    /// The generation read before the last read of the counts (`None`: none yet).
+    read_generation: Option<Option<u64>>,
+    /// Rounds since the last read of the counts.
+    since_read: u32,
     marker_ttl_ms: u64,
     key_ttl_ms: u64,
     /// Fingerprint of the dense string last merged per group (`__other__` included).
@@ -82,6 +94,9 @@ impl GroupShare {
             registry: format!("{prefix}:groups"),
             other: format!("{prefix}:groups:other"),
             marker: format!("{prefix}:groups:replica:{replica}"),
+            generation: format!("{prefix}:groups:gen"),
+            read_generation: None,
+            since_read: 0,
             marker_ttl_ms,
             key_ttl_ms: marker_ttl_ms.saturating_mul(KEY_TTL_MARKERS),
             sent: HashMap::new(),
@@ -98,30 +113,52 @@ impl GroupShare {
     pub fn forget(&mut self) {
         self.sent.clear();
         self.rounds = 0;
+        self.read_generation = None;
     }
 
-    /// One round: check the marker, merge the changed groups, read every group's count.
+    /// One round: check the marker, merge the changed groups, read every group's count when
+    /// any replica merged since the last read (or every [`READ_ROUNDS`] rounds). Returns the
+    /// counts read, `None` when this round read none.
     pub async fn round(
         &mut self,
         conn: &mut ConnectionManager,
         temp: &str,
-    ) -> RedisResult<GroupsSnapshot> {
-        let (alive,): (bool,) = redis::pipe()
+    ) -> RedisResult<Option<GroupsSnapshot>> {
+        let (alive, generation): (bool, Option<u64>) = redis::pipe()
             .cmd("PEXPIRE")
             .arg(&self.marker)
             .arg(self.marker_ttl_ms)
+            .cmd("GET")
+            .arg(&self.generation)
             .query_async(conn)
             .await?;
         if !alive && !self.sent.is_empty() {
             tracing::info!("redis lost this replica's group counts; merging them again");
             self.sent.clear();
         }
+        let merged = self.merge_changed(conn, temp).await?;
+        let due = merged
+            || self.read_generation != Some(generation)
+            || self.since_read + 1 >= READ_ROUNDS;
+        if !due {
+            self.since_read += 1;
+            return Ok(None);
+        }
+        // Read before the counts: a merge after this read moves it again, and is read at the
+        // next round.
         let local = self.groups.snapshot();
-        self.merge_changed(conn, temp).await?;
-        self.read(conn, &local).await
+        let counts = self.read(conn, &local).await?;
+        self.read_generation = Some(generation);
+        self.since_read = 0;
+        Ok(Some(counts))
     }
 
-    async fn merge_changed(&mut self, conn: &mut ConnectionManager, temp: &str) -> RedisResult<()> {
+    /// Merges the changed groups; whether anything was merged.
+    async fn merge_changed(
+        &mut self,
+        conn: &mut ConnectionManager,
+        temp: &str,
+    ) -> RedisResult<bool> {
         let refresh = self.sent.is_empty() || self.rounds.is_multiple_of(REFRESH_ROUNDS);
         self.rounds = self.rounds.wrapping_add(1);
         let mut payloads: Vec<(Box<str>, Vec<u8>)> = Vec::new();
@@ -162,8 +199,10 @@ impl GroupShare {
             }
             pending.push((name, fingerprint, changed));
         }
-        if !pending.iter().any(|p| p.2) && names.is_empty() {
-            return self.keep(pending);
+        let merged = pending.iter().any(|p| p.2);
+        if !merged && names.is_empty() {
+            self.keep(pending);
+            return Ok(false);
         }
         if !names.is_empty() {
             let score = now_ms + self.key_ttl_ms;
@@ -184,14 +223,17 @@ impl GroupShare {
             .arg("PX")
             .arg(self.marker_ttl_ms)
             .ignore();
+        if merged {
+            pipe.cmd("INCR").arg(&self.generation).ignore();
+        }
         pipe.query_async::<()>(conn).await?;
-        self.keep(pending)
+        self.keep(pending);
+        Ok(merged)
     }
 
     /// Remembers what was merged, and only the groups tracked now.
-    fn keep(&mut self, pending: Vec<(Box<str>, u64, bool)>) -> RedisResult<()> {
+    fn keep(&mut self, pending: Vec<(Box<str>, u64, bool)>) {
         self.sent = pending.into_iter().map(|(n, f, _)| (n, f)).collect();
-        Ok(())
     }
 
     async fn read(
