@@ -225,3 +225,95 @@ mod tests {
         assert!(list.ends_with(r#""other":{"group":"__other__","unique_ip_addresses":0,"exact":true,"relative_standard_error":0}}"#), "{list}");
     }
 }
+
+#[cfg(test)]
+mod shared_tests {
+    use std::sync::Arc;
+
+    use uniqd_core::{
+        hash_ip_str, GroupCount, Groups, GroupsSnapshot, Phase, TopPagesSnapshot, WindowRing,
+    };
+
+    use super::*;
+
+    /// Every replica's groups, as a sync task would have read them.
+    #[derive(Debug)]
+    struct Fleet(Option<GroupsSnapshot>);
+
+    impl SharedViews for Fleet {
+        fn windows(&self) -> Option<Arc<WindowRing>> {
+            None
+        }
+        fn top_pages(&self, _limit: usize) -> Option<TopPagesSnapshot> {
+            None
+        }
+        fn groups(&self) -> Option<GroupsSnapshot> {
+            self.0.clone()
+        }
+    }
+
+    fn count(name: &str, estimate: u64) -> GroupCount {
+        GroupCount {
+            name: name.to_owned(),
+            estimate,
+            phase: Phase::Sketch,
+            relative_standard_error: uniqd_core::SKETCH_RELATIVE_STANDARD_ERROR,
+        }
+    }
+
+    #[test]
+    fn shared_groups_answer_global_and_never_below_the_local_count() {
+        let groups = Groups::new(4, 100).expect("valid");
+        for (group, ip) in [
+            ("a", "1.2.3.4"),
+            ("a", "1.2.3.5"),
+            ("a", "1.2.3.6"),
+            ("z", "::1"),
+        ] {
+            groups.record(group, hash_ip_str(ip).expect("valid"));
+        }
+        // The fleet: a larger than here, b only elsewhere; this replica's z is not among the
+
+        let fleet: Arc<dyn SharedViews> = Arc::new(Fleet(Some(GroupsSnapshot {
+            groups: vec![count("a", 40), count("b", 7)],
+            other: count(OTHER_GROUP, 0),
+            max_groups: 2,
+            evictions: 0,
+        })));
+        let shared = Some(&fleet);
+        let body = group_json(&groups, shared, Some("group=a")).expect("global");
+        assert_eq!(
+            body,
+            r#"{"group":"a","unique_ip_addresses":40,"exact":false,"relative_standard_error":0.008125,"scope":"global"}"#
+        );
+        let b = group_json(&groups, shared, Some("group=b")).expect("global");
+        assert!(b.contains(r#""unique_ip_addresses":7"#), "{b}");
+        let z = group_json(&groups, shared, Some("group=z")).map_err(|e| e.code());
+        assert_eq!(z, Err("group_not_tracked"), "not among the fleet's largest");
+        let list = groups_json(&groups, shared);
+        assert!(list.contains(r#""scope":"global""#), "{list}");
+        assert!(
+            list.contains(r#"{"group":"a","unique_ip_addresses":40"#),
+            "{list}"
+        );
+
+        // A stale global count below this replica's own: the local one answers, exact.
+        let stale: Arc<dyn SharedViews> = Arc::new(Fleet(Some(GroupsSnapshot {
+            groups: vec![count("a", 2)],
+            other: count(OTHER_GROUP, 0),
+            max_groups: 4,
+            evictions: 0,
+        })));
+        let body = group_json(&groups, Some(&stale), Some("group=a")).expect("global");
+        assert_eq!(
+            body,
+            r#"{"group":"a","unique_ip_addresses":3,"exact":true,"relative_standard_error":0,"scope":"global"}"#
+        );
+
+        // No current shared answer: local.
+        let down: Arc<dyn SharedViews> = Arc::new(Fleet(None));
+        let body = group_json(&groups, Some(&down), Some("group=z")).expect("local");
+        assert!(body.ends_with(r#""scope":"local"}"#), "{body}");
+        assert!(groups_json(&groups, Some(&down)).contains(r#""scope":"local""#));
+    }
+}
