@@ -15,6 +15,7 @@
 //!   groups a replica does not track, and the history of the groups it evicted). A key of its
 //!   own: a group is tracked on some replicas and untracked on others, so `__other__` cannot
 //!   be derived from the group keys.
+//! * `<prefix>:groups:gen`: the generation (see below).
 //! * `<prefix>:groups:replica:<id>`: this replica's marker, as for the total.
 //!
 //! # Writing: the same idempotent merge as the total
@@ -35,8 +36,9 @@
 //! Every merge transaction also increments `<prefix>:groups:gen`, read with the marker each
 //! round; a round reads the counts when it moved since the last read, when this replica
 //! merged, and every [`READ_ROUNDS`] rounds (groups expire without moving it), so an idle
-//! fleet reads nothing but the generation. A read drops expired registry entries, reads the names (`ZRANGE`) and counts each
-//! group's key (`PFCOUNT`, pipelined; Redis caches a key's count until it changes). The
+//! fleet reads little more than the generation. A read drops expired registry entries, reads
+//! the names (`ZRANGE`) and counts each group's key (`PFCOUNT`, pipelined; Redis caches a
+//! key's count until it changes). The
 //! `max_groups` largest are the global groups; the others (tracked by some replica only, at
 //! most replicas × `max_groups` in all) go to the global `__other__`, counted as the union of
 //! the other key and theirs (one multi-key `PFCOUNT`). So the global answer is bounded like
