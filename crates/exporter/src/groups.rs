@@ -1,9 +1,11 @@
 //! `GET /api/v1/groups` and `GET /api/v1/unique?group=NAME`: distinct addresses per group
-//! (`--group-by`), as JSON, from [`Groups`]. Computed when asked, like `/metrics`. Bodies:
+//! (`--group-by`), as JSON, from [`Groups`], or from every replica's groups when a
+//! [`SharedViews`] has them ([`pick_groups`]; `scope` says which). Computed when asked, like
+//! `/metrics`. Bodies:
 //!
 //! ```json
-//! {"max_groups":100,"evictions":0,"groups":[{"group":"a.example","unique_ip_addresses":42,"exact":true,"relative_standard_error":0}],"other":{"group":"__other__","unique_ip_addresses":0,"exact":true,"relative_standard_error":0}}
-//! {"group":"a.example","unique_ip_addresses":42,"exact":true,"relative_standard_error":0}
+//! {"max_groups":100,"evictions":0,"groups":[{"group":"a.example","unique_ip_addresses":42,"exact":true,"relative_standard_error":0}],"scope":"local","other":{"group":"__other__","unique_ip_addresses":0,"exact":true,"relative_standard_error":0}}
+//! {"group":"a.example","unique_ip_addresses":42,"exact":true,"relative_standard_error":0,"scope":"local"}
 //! ```
 //!
 //! `group` is percent-decoded (`%20`, `%C3%BC`); `group=__other__` answers the untracked
@@ -11,11 +13,13 @@
 //! together with `group` is refused.
 
 use std::fmt;
+use std::sync::Arc;
 
-use uniqd_core::{GroupCount, Groups, Phase};
+use uniqd_core::{GroupCount, Groups, Phase, OTHER_GROUP};
 use uniqd_http::JsonObject;
 
 use crate::query::{single_param, Repeated};
+use crate::shared_views::{pick_groups, Scope, SharedViews};
 
 /// Why `/api/v1/unique?group=` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +73,11 @@ pub fn asks_for_group(query: Option<&str>) -> bool {
 }
 
 fn count_json(count: &GroupCount) -> String {
-    JsonObject::with_capacity(count.name.len() + 96)
+    count_object(count).finish()
+}
+
+fn count_object(count: &GroupCount) -> JsonObject {
+    JsonObject::with_capacity(count.name.len() + 112)
         .str("group", &count.name)
         .u64("unique_ip_addresses", count.estimate)
         .raw(
@@ -81,15 +89,19 @@ fn count_json(count: &GroupCount) -> String {
             },
         )
         .f64("relative_standard_error", count.relative_standard_error)
-        .finish()
 }
 
-/// The `/api/v1/unique?group=NAME` body.
+/// The `/api/v1/unique?group=NAME` body (every replica's count of the group when `shared`
+/// has one; a group that is not among the shared groups is not tracked).
 ///
 /// # Errors
 ///
 /// See [`GroupQueryError`].
-pub fn group_json(groups: &Groups, query: Option<&str>) -> Result<String, GroupQueryError> {
+pub fn group_json(
+    groups: &Groups,
+    shared: Option<&Arc<dyn SharedViews>>,
+    query: Option<&str>,
+) -> Result<String, GroupQueryError> {
     let raw = single_param(query, "group")
         .map_err(|Repeated| GroupQueryError::Repeated)?
         .unwrap_or_default();
@@ -100,18 +112,33 @@ pub fn group_json(groups: &Groups, query: Option<&str>) -> Result<String, GroupQ
     if name.is_empty() {
         return Err(GroupQueryError::Invalid);
     }
-    match groups.count(&name) {
-        Some(count) => Ok(count_json(&count)),
-        None => Err(GroupQueryError::NotTracked(
-            uniqd_core::group_name(&name).to_owned(),
-        )),
+    let name = if name == OTHER_GROUP {
+        name.as_str()
+    } else {
+        uniqd_core::group_name(&name)
+    };
+    let (count, scope) = if shared.is_some_and(|s| s.groups().is_some()) {
+        let (snapshot, scope) = pick_groups(groups, shared);
+        let count = if name == OTHER_GROUP {
+            Some(snapshot.other)
+        } else {
+            snapshot.groups.into_iter().find(|g| g.name == name)
+        };
+        (count, scope)
+    } else {
+        (groups.count(name), Scope::Local)
+    };
+    match count {
+        Some(count) => Ok(count_object(&count).str("scope", scope.as_str()).finish()),
+        None => Err(GroupQueryError::NotTracked(name.to_owned())),
     }
 }
 
-/// The `/api/v1/groups` body: every tracked group, largest first, and `__other__`.
+/// The `/api/v1/groups` body: every tracked group, largest first, and `__other__` (every
+/// replica's when `shared` has them).
 #[must_use]
-pub fn groups_json(groups: &Groups) -> String {
-    let snapshot = groups.snapshot();
+pub fn groups_json(groups: &Groups, shared: Option<&Arc<dyn SharedViews>>) -> String {
+    let (snapshot, scope) = pick_groups(groups, shared);
     let mut list = String::with_capacity(2 + snapshot.groups.len() * 100);
     list.push('[');
     for (i, group) in snapshot.groups.iter().enumerate() {
@@ -126,6 +153,7 @@ pub fn groups_json(groups: &Groups) -> String {
         .u64("max_groups", to_u64(snapshot.max_groups))
         .u64("evictions", snapshot.evictions)
         .raw("groups", &list)
+        .str("scope", scope.as_str())
         .raw("other", &count_json(&snapshot.other))
         .finish()
 }
@@ -171,16 +199,16 @@ mod tests {
         ] {
             groups.record(group, hash_ip_str(ip).expect("valid"));
         }
-        let body = group_json(&groups, Some("group=a.example")).expect("tracked");
+        let body = group_json(&groups, None, Some("group=a.example")).expect("tracked");
         assert_eq!(
             body,
-            r#"{"group":"a.example","unique_ip_addresses":2,"exact":true,"relative_standard_error":0}"#
+            r#"{"group":"a.example","unique_ip_addresses":2,"exact":true,"relative_standard_error":0,"scope":"local"}"#
         );
-        let body = group_json(&groups, Some("group=%C3%BC+b")).expect("tracked");
+        let body = group_json(&groups, None, Some("group=%C3%BC+b")).expect("tracked");
         assert!(body.contains(r#""unique_ip_addresses":1"#), "{body}");
-        let other = group_json(&groups, Some("group=__other__")).expect("always");
+        let other = group_json(&groups, None, Some("group=__other__")).expect("always");
         assert!(other.contains(r#""unique_ip_addresses":0"#), "{other}");
-        let code = |q: &str| group_json(&groups, Some(q)).map_err(|e| e.code());
+        let code = |q: &str| group_json(&groups, None, Some(q)).map_err(|e| e.code());
         assert_eq!(code("group=nope"), Err("group_not_tracked"));
         assert_eq!(code("group="), Err("invalid_group"));
         assert_eq!(code("group=%ZZ"), Err("invalid_group"));
@@ -192,8 +220,100 @@ mod tests {
         );
         assert!(asks_for_group(Some("group=a")) && asks_for_group(Some("group")));
         assert!(!asks_for_group(Some("window=5m")) && !asks_for_group(None));
-        let list = groups_json(&groups);
+        let list = groups_json(&groups, None);
         assert!(list.starts_with(r#"{"max_groups":4,"evictions":0,"groups":[{"group":"a.example","unique_ip_addresses":2"#), "{list}");
         assert!(list.ends_with(r#""other":{"group":"__other__","unique_ip_addresses":0,"exact":true,"relative_standard_error":0}}"#), "{list}");
+    }
+}
+
+#[cfg(test)]
+mod shared_tests {
+    use std::sync::Arc;
+
+    use uniqd_core::{
+        hash_ip_str, GroupCount, Groups, GroupsSnapshot, Phase, TopPagesSnapshot, WindowRing,
+    };
+
+    use super::*;
+
+    /// Every replica's groups, as a sync task would have read them.
+    #[derive(Debug)]
+    struct Fleet(Option<GroupsSnapshot>);
+
+    impl SharedViews for Fleet {
+        fn windows(&self) -> Option<Arc<WindowRing>> {
+            None
+        }
+        fn top_pages(&self, _limit: usize) -> Option<TopPagesSnapshot> {
+            None
+        }
+        fn groups(&self) -> Option<GroupsSnapshot> {
+            self.0.clone()
+        }
+    }
+
+    fn count(name: &str, estimate: u64) -> GroupCount {
+        GroupCount {
+            name: name.to_owned(),
+            estimate,
+            phase: Phase::Sketch,
+            relative_standard_error: uniqd_core::SKETCH_RELATIVE_STANDARD_ERROR,
+        }
+    }
+
+    #[test]
+    fn shared_groups_answer_global_and_never_below_the_local_count() {
+        let groups = Groups::new(4, 100).expect("valid");
+        for (group, ip) in [
+            ("a", "1.2.3.4"),
+            ("a", "1.2.3.5"),
+            ("a", "1.2.3.6"),
+            ("z", "::1"),
+        ] {
+            groups.record(group, hash_ip_str(ip).expect("valid"));
+        }
+        // The fleet: a larger than here, b only elsewhere; this replica's z is not among the
+
+        let fleet: Arc<dyn SharedViews> = Arc::new(Fleet(Some(GroupsSnapshot {
+            groups: vec![count("a", 40), count("b", 7)],
+            other: count(OTHER_GROUP, 0),
+            max_groups: 2,
+            evictions: 0,
+        })));
+        let shared = Some(&fleet);
+        let body = group_json(&groups, shared, Some("group=a")).expect("global");
+        assert_eq!(
+            body,
+            r#"{"group":"a","unique_ip_addresses":40,"exact":false,"relative_standard_error":0.008125,"scope":"global"}"#
+        );
+        let b = group_json(&groups, shared, Some("group=b")).expect("global");
+        assert!(b.contains(r#""unique_ip_addresses":7"#), "{b}");
+        let z = group_json(&groups, shared, Some("group=z")).map_err(|e| e.code());
+        assert_eq!(z, Err("group_not_tracked"), "not among the fleet's largest");
+        let list = groups_json(&groups, shared);
+        assert!(list.contains(r#""scope":"global""#), "{list}");
+        assert!(
+            list.contains(r#"{"group":"a","unique_ip_addresses":40"#),
+            "{list}"
+        );
+
+        // A stale global count below this replica's own: the local one answers, exact.
+        let stale: Arc<dyn SharedViews> = Arc::new(Fleet(Some(GroupsSnapshot {
+            groups: vec![count("a", 2)],
+            other: count(OTHER_GROUP, 0),
+            max_groups: 4,
+            evictions: 0,
+        })));
+        let body = group_json(&groups, Some(&stale), Some("group=a")).expect("global");
+        assert_eq!(
+            body,
+            r#"{"group":"a","unique_ip_addresses":3,"exact":true,"relative_standard_error":0,"scope":"global"}"#
+        );
+
+        // No current shared answer: local.
+        let down: Arc<dyn SharedViews> = Arc::new(Fleet(None));
+        let body = group_json(&groups, Some(&down), Some("group=z")).expect("local");
+        assert!(body.ends_with(r#""scope":"local"}"#), "{body}");
+        assert!(groups_json(&groups, Some(&down)).contains(r#""scope":"local""#));
     }
 }

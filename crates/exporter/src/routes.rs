@@ -142,7 +142,10 @@ pub(crate) fn handle<B>(state: &ExporterState, req: &Request<B>) -> Response<Ful
         Endpoint::Unique => windows(state, query, unique_json),
         Endpoint::Series => windows(state, query, series_json),
         Endpoint::Groups => match state.exported.views().groups() {
-            Some(groups) => no_store(json(StatusCode::OK, groups_json(groups))),
+            Some(groups) => no_store(json(
+                StatusCode::OK,
+                groups_json(groups, state.exported.shared_views()),
+            )),
             None => groups_disabled(),
         },
     }
@@ -154,7 +157,7 @@ fn group(state: &ExporterState, query: Option<&str>) -> Response<Full<Bytes>> {
     let Some(groups) = state.exported.views().groups() else {
         return groups_disabled();
     };
-    match group_json(groups, query) {
+    match group_json(groups, state.exported.shared_views(), query) {
         Ok(body) => no_store(json(StatusCode::OK, body)),
         Err(e @ GroupQueryError::NotTracked(_)) => {
             error(StatusCode::NOT_FOUND, e.code(), &e.to_string())

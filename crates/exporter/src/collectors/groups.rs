@@ -1,5 +1,6 @@
 //! Per-group counts (`--group-by`): `unique_ip_addresses_by_group{group="..."}` for every
-//! tracked group and `group="__other__"`.
+//! tracked group and `group="__other__"`; every replica's counts while a
+//! [`SharedViews`] has them (`uniqd_views_scope{view="groups"}` says which).
 //!
 //! The label's values at any scrape are at most `--max-groups` + 1: the bound of
 //! `uniqd_core::groups`. Which groups they are follows the traffic, so over a retention
@@ -12,7 +13,9 @@ use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::metrics::MetricType;
-use uniqd_core::{Groups, OTHER_GROUP};
+use uniqd_core::Groups;
+
+use crate::shared_views::{pick_groups, SharedViews};
 
 /// `unique_ip_addresses_by_group{group}` (gauge): distinct addresses per group.
 pub const UNIQUE_IP_ADDRESSES_BY_GROUP: &str = "unique_ip_addresses_by_group";
@@ -21,13 +24,24 @@ pub const UNIQUE_IP_ADDRESSES_BY_GROUP: &str = "unique_ip_addresses_by_group";
 #[derive(Debug)]
 pub struct GroupsCollector {
     groups: Arc<Groups>,
+    shared: Option<Arc<dyn SharedViews>>,
 }
 
 impl GroupsCollector {
     /// Exports the counts of `groups`.
     #[must_use]
     pub fn new(groups: Arc<Groups>) -> Self {
-        Self { groups }
+        Self {
+            groups,
+            shared: None,
+        }
+    }
+
+    /// Exports every replica's counts while `shared` has them.
+    #[must_use]
+    pub fn with_shared(mut self, shared: Option<Arc<dyn SharedViews>>) -> Self {
+        self.shared = shared;
+        self
     }
 }
 
@@ -41,17 +55,12 @@ impl Collector for GroupsCollector {
             None,
             MetricType::Gauge,
         )?;
-        let mut result = Ok(());
-        self.groups.for_each(|name, counter| {
-            if result.is_ok() {
-                result = family
-                    .encode_family(&[("group", name)])
-                    .and_then(|mut gauge| gauge.encode_gauge(&counter.estimate()));
-            }
-        });
-        result?;
-        family
-            .encode_family(&[("group", OTHER_GROUP)])?
-            .encode_gauge(&self.groups.other().estimate())
+        let (snapshot, _scope) = pick_groups(&self.groups, self.shared.as_ref());
+        for group in snapshot.groups.iter().chain([&snapshot.other]) {
+            family
+                .encode_family(&[("group", group.name.as_str())])?
+                .encode_gauge(&group.estimate)?;
+        }
+        Ok(())
     }
 }

@@ -14,7 +14,7 @@
 //! | [`TopPagesCollector`] | `uniqd_top_page_requests{path}` | top pages on and [`MetricOptions::top_pages`] > 0 |
 //! | [`WindowsCollector`] | `unique_ip_addresses_window{window}` | windows on |
 //! | [`GroupsCollector`] | `unique_ip_addresses_by_group{group}` (at most `--max-groups` + 1 values) | groups on (`--group-by`) |
-//! | [`ScopeCollector`] | `uniqd_views_scope{view}`: 1 while `windows` / `top_pages` answer for every replica, 0 while local | with a [`SharedViews`](crate::SharedViews) |
+//! | [`ScopeCollector`] | `uniqd_views_scope{view}`: 1 while `windows` / `top_pages` / `groups` answer for every replica, 0 while local | with a [`SharedViews`](crate::SharedViews) |
 //! | [`BuildInfoCollector`] | `uniqd_build_info{version}` | always |
 //! | [`ProcessCollector`] | `process_cpu_seconds_total`, `process_resident_memory_bytes`, `process_virtual_memory_bytes`, `process_open_fds`, `process_max_fds`, `process_start_time_seconds` (the official clients' process metrics, from `/proc`) | always (each family only where `/proc` has it: Linux) |
 //! | [`SyslogCollector`] | `uniqd_syslog_messages_received_total{transport}`, `uniqd_syslog_messages_total{transport,outcome}`, `uniqd_syslog_tcp_connections_total`, `uniqd_syslog_udp_kernel_drops_total` | by the binary, with `--syslog-listen` |
@@ -100,14 +100,19 @@ pub fn registry(exported: &Exported, options: &MetricOptions) -> Registry {
         ));
     }
     if let Some(shared) = exported.shared_views() {
-        registry.register_collector(Box::new(ScopeCollector::new(
-            Arc::clone(shared),
-            views.windows().is_some(),
-            views.top_pages().is_some(),
-        )));
+        registry.register_collector(Box::new(
+            ScopeCollector::new(
+                Arc::clone(shared),
+                views.windows().is_some(),
+                views.top_pages().is_some(),
+            )
+            .with_groups(views.groups().is_some()),
+        ));
     }
     if let Some(groups) = views.groups() {
-        registry.register_collector(Box::new(GroupsCollector::new(Arc::clone(groups))));
+        registry.register_collector(Box::new(
+            GroupsCollector::new(Arc::clone(groups)).with_shared(exported.shared_views().cloned()),
+        ));
     }
     registry.register_collector(Box::new(BuildInfoCollector::new(exported.build().clone())));
     registry.register_collector(Box::new(ProcessCollector::new()));

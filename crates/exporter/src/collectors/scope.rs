@@ -1,5 +1,5 @@
 //! Which replicas the shared views cover right now: `uniqd_views_scope{view="windows"}` and
-//! `{view="top_pages"}`, 1 while the view answers for every replica (the Redis sync's
+//! `{view="top_pages"}` and `{view="groups"}`, 1 while the view answers for every replica (the Redis sync's
 //! merged copy is current), 0 while it answers with this replica's own data (Redis
 //! unreachable). A separate family, so that the value series of the views keep the same
 //! labels whatever the scope.
@@ -22,6 +22,7 @@ pub struct ScopeCollector {
     shared: Arc<dyn SharedViews>,
     windows: bool,
     top_pages: bool,
+    groups: bool,
 }
 
 impl ScopeCollector {
@@ -32,7 +33,15 @@ impl ScopeCollector {
             shared,
             windows,
             top_pages,
+            groups: false,
         }
+    }
+
+    /// Also the scope of the per-group counts (when on).
+    #[must_use]
+    pub fn with_groups(mut self, groups: bool) -> Self {
+        self.groups = groups;
+        self
     }
 }
 
@@ -40,7 +49,7 @@ impl Collector for ScopeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let mut family = encoder.encode_descriptor(
             VIEWS_SCOPE,
-            "1 while the view (windows, top_pages) counts every replica sharing the Redis \
+            "1 while the view (windows, top_pages, groups) counts every replica sharing the Redis \
              store, 0 while it counts only this replica (Redis unreachable).",
             None,
             MetricType::Gauge,
@@ -55,6 +64,12 @@ impl Collector for ScopeCollector {
             let global = i64::from(self.shared.top_pages(0).is_some());
             family
                 .encode_family(&[("view", "top_pages")])?
+                .encode_gauge(&global)?;
+        }
+        if self.groups {
+            let global = i64::from(self.shared.groups().is_some());
+            family
+                .encode_family(&[("view", "groups")])?
                 .encode_gauge(&global)?;
         }
         Ok(())

@@ -1,5 +1,6 @@
-//! The windows and top pages of every replica: [`ViewShare`] runs their part of each sync
-//! round ([`super::windows`], [`super::pages`]) and [`GlobalViews`] hands the results to the
+//! The windows, top pages and per-group counts of every replica: [`ViewShare`] runs their
+//! part of each sync round ([`super::windows`], [`super::pages`], [`super::groups`]) and
+//! [`GlobalViews`] hands the results to the
 //! exporter (as its [`SharedViews`]) while Redis is up; during an outage the exporter answers
 //! with this replica's own views, marked `local`.
 
@@ -8,14 +9,16 @@ use std::sync::{Arc, Mutex};
 
 use redis::aio::ConnectionManager;
 use redis::RedisResult;
-use uniqd_core::{TopPagesSnapshot, Views, WindowRing};
+use uniqd_core::{GroupsSnapshot, TopPagesSnapshot, Views, WindowRing};
 use uniqd_exporter::SharedViews;
 
+use super::groups::GroupShare;
 use super::pages::PageShare;
 use super::status::RedisStatus;
 use super::windows::WindowShare;
 
-/// What the exporter reads: the mirror ring and the last merge of the top pages.
+/// What the exporter reads: the mirror ring, the last merge of the top pages and the last
+/// read of the groups.
 #[derive(Debug)]
 pub struct GlobalViews {
     status: Arc<RedisStatus>,
@@ -23,6 +26,23 @@ pub struct GlobalViews {
     /// Whether the mirror was filled from every retained interval at least once.
     windows_ready: AtomicBool,
     pages: Mutex<Option<Arc<TopPagesSnapshot>>>,
+    groups: Mutex<Option<Arc<GroupsSnapshot>>>,
+}
+
+/// The value in `slot`, whole even if a writer panicked (only complete values are stored).
+fn load<T>(slot: &Mutex<Option<Arc<T>>>) -> Option<Arc<T>> {
+    match slot.lock() {
+        Ok(value) => value.clone(),
+        Err(poisoned) => poisoned.into_inner().clone(),
+    }
+}
+
+fn store<T>(slot: &Mutex<Option<Arc<T>>>, value: T) {
+    let value = Some(Arc::new(value));
+    match slot.lock() {
+        Ok(mut slot) => *slot = value,
+        Err(poisoned) => *poisoned.into_inner() = value,
+    }
 }
 
 impl SharedViews for GlobalViews {
@@ -54,6 +74,13 @@ impl SharedViews for GlobalViews {
             pages: merged.pages.iter().take(limit).cloned().collect(),
         })
     }
+
+    fn groups(&self) -> Option<GroupsSnapshot> {
+        if !self.status.is_up() {
+            return None;
+        }
+        load(&self.groups).map(|groups| (*groups).clone())
+    }
 }
 
 /// The view part of a replica's sync round.
@@ -61,11 +88,12 @@ impl SharedViews for GlobalViews {
 pub struct ViewShare {
     windows: Option<WindowShare>,
     pages: Option<PageShare>,
+    groups: Option<GroupShare>,
     global: Arc<GlobalViews>,
 }
 
 impl ViewShare {
-    /// Shares the windows and top pages of `views` that are on (`None` if neither is).
+    /// Shares the windows, top pages and groups of `views` that are on (`None` if none is).
     pub fn new(views: &Views, status: Arc<RedisStatus>, prefix: &str, ttl_ms: u64) -> Option<Self> {
         let replica = status.replica().to_owned();
         let windows = views
@@ -74,7 +102,10 @@ impl ViewShare {
         let pages = views
             .top_pages()
             .map(|top| PageShare::new(Arc::clone(top), prefix, &replica, ttl_ms));
-        if windows.is_none() && pages.is_none() {
+        let groups = views
+            .groups()
+            .map(|groups| GroupShare::new(Arc::clone(groups), prefix, &replica, ttl_ms));
+        if windows.is_none() && pages.is_none() && groups.is_none() {
             return None;
         }
         let global = Arc::new(GlobalViews {
@@ -82,10 +113,12 @@ impl ViewShare {
             mirror: windows.as_ref().map(WindowShare::mirror),
             windows_ready: AtomicBool::new(false),
             pages: Mutex::new(None),
+            groups: Mutex::new(None),
         });
         Some(Self {
             windows,
             pages,
+            groups,
             global,
         })
     }
@@ -103,6 +136,9 @@ impl ViewShare {
         if let Some(pages) = &mut self.pages {
             pages.forget();
         }
+        if let Some(groups) = &mut self.groups {
+            groups.forget();
+        }
     }
 
     /// One round (`temp`: this replica's temporary merge key).
@@ -116,11 +152,12 @@ impl ViewShare {
         }
         if let Some(pages) = &mut self.pages {
             if let Some(merged) = pages.round(conn).await? {
-                let merged = Some(Arc::new(merged));
-                match self.global.pages.lock() {
-                    Ok(mut slot) => *slot = merged,
-                    Err(poisoned) => *poisoned.into_inner() = merged,
-                }
+                store(&self.global.pages, merged);
+            }
+        }
+        if let Some(groups) = &mut self.groups {
+            if let Some(counts) = groups.round(conn, temp).await? {
+                store(&self.global.groups, counts);
             }
         }
         Ok(())

@@ -26,17 +26,20 @@
 //!   success merges the full registers (registers only grow, so nothing counted meanwhile
 //!   is lost).
 //! * **Shutdown**: after ingest has drained, one last merge of anything not yet sent.
-//! * **Windows and top pages** ([`RedisSync::share_views`]), in the same round after the
-//!   total: the window slots into one key per minute and hour and back into a mirror ring
+//! * **Windows, top pages and groups** ([`RedisSync::share_views`]), in the same round after
+//!   the total: the window slots into one key per minute and hour and back into a mirror ring
 //!   ([`windows`]), each replica's whole top-pages summary under its own key and the merge of
-//!   all of them ([`pages`]); [`global`] hands both to the exporter, which answers them as
-//!   `"scope":"global"` while Redis is up and from the local views otherwise.
+//!   all of them ([`pages`]), each tracked group's registers into a key per group and back
+//!   the count of every registered group ([`groups`]); [`global`] hands them to the exporter,
+//!   which answers them as `"scope":"global"` while Redis is up and from the local views
+//!   otherwise.
 //!
 //! All keys of a replica share the shared key's hash slot ([`keys`]), so the transaction is
 //! valid on Redis Cluster. `docs/scale-out.md` covers failure modes and sizing.
 
 pub mod config;
 pub mod global;
+pub mod groups;
 pub mod keys;
 pub mod metrics;
 pub mod outage;
@@ -76,7 +79,7 @@ pub struct RedisSync {
     status: Arc<RedisStatus>,
     /// The dense string of the last successful merge; `None` forces the next round to merge.
     last_sent: Option<Vec<u8>>,
-    /// The windows and top pages, when shared ([`Self::share_views`]).
+    /// The windows, top pages and groups, when shared ([`Self::share_views`]).
     views: Option<ViewShare>,
 }
 
@@ -121,8 +124,9 @@ impl RedisSync {
         })
     }
 
-    /// Also shares the time windows and top pages of `views` (those that are on); returns
-    /// what the exporter reads to answer them for every replica (`None` if neither is on).
+    /// Also shares the time windows, top pages and per-group counts of `views` (those that
+    /// are on); returns what the exporter reads to answer them for every replica (`None` if
+    /// none is on).
     pub fn share_views(&mut self, views: &Views) -> Option<Arc<GlobalViews>> {
         self.views = ViewShare::new(
             views,
