@@ -9,12 +9,13 @@
 #       benches/load/syslog.sh udp
 #
 # The sender sends nginx-style messages (RFC 3164 header, the JSON log_format of docs/syslog.md,
-# random IPv4 addresses) flat out for DURATION seconds from one thread over SOCKETS sockets
-# (UDP) or connections (TCP, newline framing). The figure is what the receiver counted, read
-# after it has drained: uniqd's uniqd_syslog_messages_received_total (and, of those, accepted),
-# the bare receiver's own count. Over UDP the kernel drops what the receiver cannot keep up
-# with, so "received" is the receiver's throughput and "loss" how far the sender outran it;
-# over TCP the sender is back-pressured.
+# random IPv4 addresses) flat out for DURATION seconds from SENDER_THREADS threads (default 1),
+# each over SOCKETS sockets (UDP, 64 datagrams per sendmmsg) or connections (TCP, newline
+# framing). The figure is what the receiver counted, read after it has drained: uniqd's
+# uniqd_syslog_messages_received_total (and, of those, accepted), the bare receiver's own count.
+# Over UDP the kernel drops what the receiver cannot keep up with, so "received" is the
+# receiver's throughput and "loss" how far the sender outran it; over TCP the sender is
+# back-pressured.
 # Prints a table of medians (messages/s sent, received, accepted; loss; the server's CPU time
 # per message, from /proc) and the ratio uniqd / bare, the median of the per-round ratios.
 set -euo pipefail
@@ -24,6 +25,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WORKERS=${WORKERS:-$(nproc)}
 SOCKETS=${SOCKETS:-4}
+SENDER_THREADS=${SENDER_THREADS:-1}
 UNIQD_ARGS=${UNIQD_ARGS:-}
 BARE_ARGS=${BARE_ARGS:-}
 transports=("$@")
@@ -101,17 +103,18 @@ stop_server() {
     pid=
 }
 
-echo "machine: $(nproc) cores, $(uname -r); workers=$WORKERS rounds=$ROUNDS duration=${DURATION}s sockets=$SOCKETS" >&2
+echo "machine: $(nproc) cores, $(uname -r); workers=$WORKERS rounds=$ROUNDS duration=${DURATION}s sockets=$SOCKETS sender_threads=$SENDER_THREADS" >&2
 for transport in "${transports[@]}"; do
     for round in $(seq "$ROUNDS"); do
         for server in bare uniqd; do
             start_server "$server" "$transport"
             # Warm-up: one second of traffic, then settle.
-            "$bin/syslog-flood" "--$transport" "127.0.0.1:$port" --seconds 1 --sockets "$SOCKETS" >/dev/null
+            "$bin/syslog-flood" "--$transport" "127.0.0.1:$port" --seconds 1 --sockets "$SOCKETS" \
+                --threads "$SENDER_THREADS" >/dev/null
             read -r r0 a0 < <(settled "$server" "$transport")
             ticks=$(cpu_ticks)
             sent=$("$bin/syslog-flood" "--$transport" "127.0.0.1:$port" --seconds "$DURATION" \
-                --sockets "$SOCKETS" | awk '{ print $2 }')
+                --sockets "$SOCKETS" --threads "$SENDER_THREADS" | awk '{ print $2 }')
             read -r r1 a1 < <(settled "$server" "$transport")
             cpu=$(awk -v a="$ticks" -v b="$(cpu_ticks)" 'BEGIN { print (b - a) / 100 }')
             stop_server

@@ -13,7 +13,7 @@
 //! |---|---|---|
 //! | `gzip` (also `x-gzip`), several members allowed | flate2 `MultiGzDecoder` on the zlib-rs backend | [`INFLATE_BYTES`]: the 32 KiB window and the inflate state, fixed |
 //! | `deflate`: the zlib format (RFC 1950), as RFC 9110 defines it | flate2 `Decompress` (zlib-rs) | [`INFLATE_BYTES`] |
-//! | `zstd`, one or more frames | zstd-safe's `DCtx` (the reference C library) | the frame's window, at most 2^[`ZSTD_WINDOW_LOG_MAX`] = 8 MiB (a frame asking for more is refused as malformed), plus about 100 KiB; measured after each step ([`Decoder::held_bytes`]) |
+//! | `zstd`, one or more frames | zstd-safe's `DCtx` (the reference C library), reused: one idle context per runtime thread, of at most 1 MiB | the frame's window, at most 2^[`ZSTD_WINDOW_LOG_MAX`] = 8 MiB (a frame asking for more is refused as malformed), plus about 100 KiB; measured after each step ([`Decoder::held_bytes`]) |
 //!
 //! Plus two output buffers of [`OUTPUT_BYTES`] for each. The transport reserves
 //! [`Decoder::held_bytes`] from the global buffer budget before it feeds the next chunk.
@@ -132,7 +132,7 @@ enum Engine {
         pending: bool,
     },
     Zstd {
-        dctx: zstd_safe::DCtx<'static>,
+        dctx: PooledDCtx,
         input: Input,
         /// Inside a frame (its end not decoded yet).
         in_frame: bool,
@@ -185,18 +185,12 @@ impl Decoder {
                 ended: false,
                 pending: false,
             },
-            Coding::Zstd => {
-                let mut dctx = zstd_safe::DCtx::create();
-                // Only fails for a value out of zstd's range, which this constant is not.
-                let _ =
-                    dctx.set_parameter(zstd_safe::DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX));
-                Engine::Zstd {
-                    dctx,
-                    input: Input::default(),
-                    in_frame: false,
-                    pending: false,
-                }
-            }
+            Coding::Zstd => Engine::Zstd {
+                dctx: PooledDCtx::take(),
+                input: Input::default(),
+                in_frame: false,
+                pending: false,
+            },
         };
         let buffer = || vec![0; OUTPUT_BYTES].into_boxed_slice();
         Some(Self {
@@ -297,7 +291,7 @@ impl Decoder {
                 input,
                 in_frame,
                 pending,
-            } => zstd_step(dctx, input, in_frame, pending, out)?,
+            } => zstd_step(dctx.get(), input, in_frame, pending, out)?,
         })
     }
 
@@ -348,6 +342,65 @@ fn zlib_step(
                 return Ok(None);
             }
             return Err(Malformed);
+        }
+    }
+}
+
+/// The most a zstd context may hold to go back to its thread's pool: a context keeps the
+/// buffers of the largest frame it decoded, up to the 8 MiB window; one that grew past this
+/// is freed instead, so the pools hold at most this much per runtime thread.
+const POOLED_DCTX_MAX_BYTES: usize = 1024 * 1024;
+
+thread_local! {
+    /// One idle zstd context per thread. Creating a context allocates and initialises its
+    /// tables and, at the first frame, its window buffers: per 64 KiB body that was about a
+    /// fifth of decoding's CPU (docs/benchmarks.md, zstd64k).
+    static IDLE_DCTX: std::cell::RefCell<Option<zstd_safe::DCtx<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// A zstd context taken from this thread's pool (or new), given back when its body is done.
+struct PooledDCtx(Option<zstd_safe::DCtx<'static>>);
+
+impl PooledDCtx {
+    fn take() -> Self {
+        let idle = IDLE_DCTX.with(|idle| idle.borrow_mut().take());
+        Self(Some(idle.unwrap_or_else(Self::create)))
+    }
+
+    fn create() -> zstd_safe::DCtx<'static> {
+        let mut dctx = zstd_safe::DCtx::create();
+        // Only fails for a value out of zstd's range, which this constant is not.
+        let _ = dctx.set_parameter(zstd_safe::DParameter::WindowLogMax(ZSTD_WINDOW_LOG_MAX));
+        dctx
+    }
+
+    fn get(&mut self) -> &mut zstd_safe::DCtx<'static> {
+        // `Some` from `take` until `drop`, the only place that empties it.
+        self.0.get_or_insert_with(Self::create)
+    }
+
+    fn sizeof(&self) -> usize {
+        self.0.as_ref().map_or(0, zstd_safe::DCtx::sizeof)
+    }
+}
+
+impl Drop for PooledDCtx {
+    fn drop(&mut self) {
+        let Some(mut dctx) = self.0.take() else {
+            return;
+        };
+        // A session reset drops the frame in progress (a body cut short) and keeps the
+        // parameters (the window limit) and the buffers.
+        if dctx.sizeof() <= POOLED_DCTX_MAX_BYTES
+            && dctx.reset(zstd_safe::ResetDirective::SessionOnly).is_ok()
+        {
+            // `try_with`: during thread teardown the pool may be gone; the context is freed.
+            let _ = IDLE_DCTX.try_with(|idle| {
+                if let Ok(mut idle) = idle.try_borrow_mut() {
+                    idle.get_or_insert(dctx);
+                }
+            });
         }
     }
 }
