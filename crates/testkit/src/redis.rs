@@ -212,6 +212,42 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// What the server has done so far, for cost measurements: the sum of `calls=` over every
+    /// command in `INFO commandstats` except `info`, `config` and `memory` (a test's own
+    /// probes), and `total_net_input_bytes` / `total_net_output_bytes` from `INFO stats`.
+    pub fn traffic(&mut self) -> (u64, u64, u64) {
+        let commands = self.cmd(&[b"INFO", b"commandstats"]).text();
+        let calls = commands
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_"))
+            .filter(|l| {
+                !["cmdstat_info:", "cmdstat_config", "cmdstat_memory"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .filter_map(|l| {
+                l.split("calls=")
+                    .nth(1)?
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum();
+        let stats = self.cmd(&[b"INFO", b"stats"]).text();
+        let field = |name: &str| -> u64 {
+            stats
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
+                .unwrap_or(0)
+        };
+        (
+            calls,
+            field("total_net_input_bytes"),
+            field("total_net_output_bytes"),
+        )
+    }
+
     /// Sends one command and reads its reply.
     pub fn cmd(&mut self, args: &[&[u8]]) -> Reply {
         self.send(args);

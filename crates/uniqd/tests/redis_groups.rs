@@ -235,57 +235,6 @@ async fn groups_fall_back_to_local_and_converge_after_flush_and_restart() {
     b.stop().await;
 }
 
-/// Sum of `calls=` over every command in `INFO commandstats`, less `info`, `config` and
-/// `memory` (this test's own), and the bytes in and out (`INFO stats`); as in
-/// `redis_views.rs`.
-fn redis_stats(conn: &mut Conn) -> (u64, u64, u64) {
-    let commands = conn.cmd(&[b"INFO", b"commandstats"]).text();
-    let calls = commands
-        .lines()
-        .filter(|l| l.starts_with("cmdstat_"))
-        .filter(|l| {
-            !["cmdstat_info:", "cmdstat_config", "cmdstat_memory"]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum();
-    let stats = conn.cmd(&[b"INFO", b"stats"]).text();
-    let field = |name: &str| -> u64 {
-        stats
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':')?.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (
-        calls,
-        field("total_net_input_bytes"),
-        field("total_net_output_bytes"),
-    )
-}
-
-/// Rounds of the sync task, counted through `uniqd_redis_last_sync_timestamp_seconds` (read
-/// over HTTP, so that counting adds no Redis command).
-async fn wait_rounds(service: &TestService, rounds: u32, mut each: impl AsyncFnMut()) {
-    let sample = "uniqd_redis_last_sync_timestamp_seconds";
-    let mut last = service.metric(sample).await;
-    for _ in 0..rounds {
-        each().await;
-        last = poll_until("one more round", async || {
-            let now = service.metric(sample).await;
-            (now > last).then_some(now)
-        })
-        .await;
-    }
-}
-
 const GROUPS: u32 = 100;
 const ROUNDS: u32 = 20;
 
@@ -304,25 +253,27 @@ async fn cost(redis: &RedisServer, groups: bool) -> ((u64, u64, u64), (u64, u64,
             .collect()
     };
     post(&replica, &batch(0)).await;
-    wait_rounds(&replica, 6, async || {}).await;
-    let before = redis_stats(&mut conn);
+    wait_sync_rounds(&replica, 6, async || {}).await;
+    let before = conn.traffic();
     let mut next = 1_000_000u32;
-    wait_rounds(&replica, ROUNDS, async || {
+    let mut busy_time = wait_sync_rounds(&replica, ROUNDS, async || {
         post(&replica, &batch(next)).await;
         next += 2 * GROUPS;
     })
     .await;
     // The last batch is merged by the next round: counted as busy.
-    wait_rounds(&replica, 1, async || {}).await;
-    let busy = redis_stats(&mut conn);
-    wait_rounds(&replica, ROUNDS, async || {}).await;
-    let idle = redis_stats(&mut conn);
+    busy_time += wait_sync_rounds(&replica, 1, async || {}).await;
+    let busy = conn.traffic();
+    let idle_time = wait_sync_rounds(&replica, ROUNDS, async || {}).await;
+    let idle = conn.traffic();
     replica.stop().await;
-    let per_round = |a: (u64, u64, u64), b: (u64, u64, u64)| {
-        let r = u64::from(ROUNDS);
+    let per_round = |a: (u64, u64, u64), b: (u64, u64, u64), r: u64| {
         ((b.0 - a.0) / r, (b.1 - a.1) / r, (b.2 - a.2) / r)
     };
-    (per_round(before, busy), per_round(busy, idle))
+    (
+        per_round(before, busy, rounds_in(busy_time, INTERVAL, ROUNDS)),
+        per_round(busy, idle, rounds_in(idle_time, INTERVAL, ROUNDS)),
+    )
 }
 
 /// The Redis cost of the groups written down in docs/groups.md and docs/scale-out.md: one

@@ -296,3 +296,38 @@ pub fn read_yaml(relative: impl AsRef<Path>) -> serde_json::Value {
     serde_norway::from_str(&text)
         .unwrap_or_else(|e| panic!("{} is not valid YAML: {e}", path.display()))
 }
+
+/// Waits for `rounds` rounds of the Redis sync task, calling `each` before each one; rounds are
+/// counted through `uniqd_redis_last_sync_timestamp_seconds`, read over HTTP so that counting
+/// adds no Redis command (the cost tests count them). Returns how far the sync clock moved: on
+/// a loaded machine a poll can miss a round, so a cost test divides by
+/// [`rounds_in`] of it, not by `rounds`.
+pub async fn wait_sync_rounds(
+    service: &TestService,
+    rounds: u32,
+    mut each: impl AsyncFnMut(),
+) -> std::time::Duration {
+    let sample = "uniqd_redis_last_sync_timestamp_seconds";
+    let first = service.metric(sample).await;
+    let mut last = first;
+    for _ in 0..rounds {
+        each().await;
+        last = poll_until("one more round", async || {
+            let now = service.metric(sample).await;
+            (now > last).then_some(now)
+        })
+        .await;
+    }
+    std::time::Duration::from_secs_f64(last - first)
+}
+
+/// The sync rounds in `elapsed` of the sync clock at `interval`, and at least `observed`: what
+/// a cost per round divides by.
+pub fn rounds_in(
+    elapsed: std::time::Duration,
+    interval: std::time::Duration,
+    observed: u32,
+) -> u64 {
+    let rounds = (elapsed.as_secs_f64() / interval.as_secs_f64()).round() as u64;
+    rounds.max(u64::from(observed))
+}

@@ -202,6 +202,12 @@ pub fn expectations(x: &Expected) -> BTreeMap<String, Expect> {
             One(Eq(x.distinct)),
         ),
         ("uniqd_redis_up{job=~\"uniqd\"}".to_owned(), One(Eq(1.0))),
+        // Every shared view answers for the fleet (windows, top pages and, with --group-by,
+        // groups) while Redis is healthy.
+        (
+            "min by (view) (uniqd_views_scope{job=~\"uniqd\"})".to_owned(),
+            each("view", &["windows", "top_pages", "groups"], Eq(1.0)),
+        ),
         (
             "sum(rate(uniqd_redis_sync_errors_total{job=~\"uniqd\"}[1m]))".to_owned(),
             One(Eq(0.0)),
