@@ -45,7 +45,6 @@
 //! the local one, and the union of the global groups and `__other__` is the global total.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -56,6 +55,7 @@ use uniqd_core::{
     SKETCH_RELATIVE_STANDARD_ERROR,
 };
 
+use super::keys::{fingerprint, push_merge};
 use crate::units::millis;
 
 /// Rounds between two refreshes of the lifetime of unchanged groups' keys.
@@ -178,20 +178,10 @@ impl GroupShare {
             } else {
                 self.key(&name)
             };
-            let fingerprint = BuildHasherDefault::<DefaultHasher>::default().hash_one(&payload);
+            let fingerprint = fingerprint(&payload);
             let changed = self.sent.get(&name) != Some(&fingerprint);
             if changed {
-                pipe.cmd("SET")
-                    .arg(temp)
-                    .arg(payload)
-                    .ignore()
-                    .cmd("PFMERGE")
-                    .arg(&key)
-                    .arg(temp)
-                    .ignore()
-                    .cmd("DEL")
-                    .arg(temp)
-                    .ignore();
+                push_merge(&mut pipe, temp, &key, &payload);
             }
             if changed || refresh {
                 pipe.cmd("PEXPIRE").arg(&key).arg(self.key_ttl_ms).ignore();

@@ -7,8 +7,35 @@
 //! key's tag: `{uniqd:unique_ip_addresses}:merge:<replica>` for the default key (which has no
 //! tag and so is hashed whole), or `<key>:merge:<replica>` for a key that already has a tag
 //! such as `{tenant-a}:unique`.
+//!
+//! Beside the names, the one command sequence every view merges a sketch with
+//! ([`push_merge`]) and how a sent sketch is remembered ([`fingerprint`]).
 
-use std::hash::{BuildHasher as _, Hasher as _};
+use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher, Hasher as _};
+
+/// Appends the idempotent full-register merge of `payload` (a Redis HyperLogLog string) into
+/// `key` to a transaction: `SET <temp> <payload>; PFMERGE <key> <temp>; DEL <temp>`, replies
+/// ignored. Inside one `MULTI` the temporary key never outlives the transaction.
+pub fn push_merge(pipe: &mut redis::Pipeline, temp: &str, key: &str, payload: &[u8]) {
+    pipe.cmd("SET")
+        .arg(temp)
+        .arg(payload)
+        .ignore()
+        .cmd("PFMERGE")
+        .arg(key)
+        .arg(temp)
+        .ignore()
+        .cmd("DEL")
+        .arg(temp)
+        .ignore();
+}
+
+/// What a merged payload is remembered by, so that a round sends only what changed since
+/// the last successful merge (a fixed-key hasher: the same bytes, the same value, every run).
+#[must_use]
+pub fn fingerprint(payload: &[u8]) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(payload)
+}
 
 /// The keys of one replica.
 #[derive(Debug, Clone, PartialEq, Eq)]

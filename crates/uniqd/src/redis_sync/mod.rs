@@ -259,19 +259,10 @@ impl RedisSync {
 
     /// The merge transaction; records the global count it reads.
     async fn merge(&mut self, conn: &mut ConnectionManager, payload: Vec<u8>) -> RedisResult<()> {
-        let (global,): (u64,) = redis::pipe()
-            .atomic()
-            .cmd("SET")
-            .arg(&self.keys.merge)
-            .arg(&payload[..])
-            .ignore()
-            .cmd("PFMERGE")
-            .arg(&self.keys.shared)
-            .arg(&self.keys.merge)
-            .ignore()
-            .cmd("DEL")
-            .arg(&self.keys.merge)
-            .ignore()
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        keys::push_merge(&mut pipe, &self.keys.merge, &self.keys.shared, &payload);
+        let (global,): (u64,) = pipe
             .cmd("SET")
             .arg(&self.keys.marker)
             .arg(1)

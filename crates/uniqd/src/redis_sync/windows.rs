@@ -30,12 +30,13 @@
 //! grows, so a flushed Redis does not make the global windows dip.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 
 use redis::aio::ConnectionManager;
 use redis::RedisResult;
 use uniqd_core::{Resolution, WindowRing};
+
+use super::keys::{fingerprint, push_merge};
 
 /// Rounds between fetches of every live interval (the current and previous ones are fetched
 /// every round).
@@ -145,27 +146,14 @@ impl WindowShare {
                 let Some(payload) = self.local.slot_to_redis(tier, index) else {
                     continue;
                 };
-                let fingerprint = BuildHasherDefault::<DefaultHasher>::default().hash_one(&payload);
+                let fingerprint = fingerprint(&payload);
                 if known == Some(fingerprint) {
                     continue;
                 }
                 let key = self.key(tier, index);
                 let expire_at = (index + tier.slots() + 1) * tier.interval_ms();
-                pipe.cmd("SET")
-                    .arg(temp)
-                    .arg(payload)
-                    .ignore()
-                    .cmd("PFMERGE")
-                    .arg(&key)
-                    .arg(temp)
-                    .ignore()
-                    .cmd("DEL")
-                    .arg(temp)
-                    .ignore()
-                    .cmd("PEXPIREAT")
-                    .arg(&key)
-                    .arg(expire_at)
-                    .ignore();
+                push_merge(&mut pipe, temp, &key, &payload);
+                pipe.cmd("PEXPIREAT").arg(&key).arg(expire_at).ignore();
                 pending.push(((tier, index), fingerprint));
             }
             // Intervals that left the ring are forgotten.
