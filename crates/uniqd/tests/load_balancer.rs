@@ -8,10 +8,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use clap::Parser as _;
+use common::system::Haproxy;
 use common::*;
 use uniqd::loadgen::{self, LoadgenArgs};
 use uniqd::{AppConfig, Cli, RedisConfig};
@@ -21,56 +21,19 @@ use uniqd_testkit::redis::RedisServer;
 const INTERVAL: Duration = Duration::from_millis(100);
 
 /// HAProxy balancing `/logs` round-robin over `backends`.
-struct Haproxy {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Haproxy {
-    fn start(backends: &[std::net::SocketAddr]) -> Self {
-        let binary = ["/usr/sbin/haproxy", "haproxy"]
-            .into_iter()
-            .find(|b| Command::new(b).arg("-v").output().is_ok())
-            .expect("haproxy is not installed: `apt-get install haproxy` (.ci/test installs it)");
-        let dir = TempDir::new("haproxy-lb");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .unwrap()
-            .port();
-        let servers: String = backends
-            .iter()
-            .enumerate()
-            .map(|(i, addr)| format!("    server uniqd{i} {addr}\n"))
-            .collect();
-        let conf = format!(
+fn balancer(backends: &[std::net::SocketAddr]) -> Haproxy {
+    let servers: String = backends
+        .iter()
+        .enumerate()
+        .map(|(i, addr)| format!("    server uniqd{i} {addr}\n"))
+        .collect();
+    Haproxy::start("haproxy-lb", |port| {
+        format!(
             "defaults\n    mode http\n    timeout connect 5s\n    timeout client 10s\n    \
              timeout server 10s\nfrontend ingest\n    bind 127.0.0.1:{port}\n    \
              default_backend replicas\nbackend replicas\n    balance roundrobin\n{servers}"
-        );
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, conf).unwrap();
-        let child = Command::new(binary)
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start haproxy");
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        )
+    })
 }
 
 /// `uniqd loadgen` through HAProxy: `addresses` fresh addresses from `offset`, in NDJSON
@@ -193,7 +156,7 @@ async fn three_replicas_behind_haproxy_answer_the_same_global_views() {
         replicas.push(TestService::start_with(config).await);
     }
     let backends: Vec<_> = replicas.iter().map(|r| r.ingest).collect();
-    let haproxy = Haproxy::start(&backends);
+    let haproxy = balancer(&backends);
     poll_until("haproxy to accept connections", async || {
         tokio::net::TcpStream::connect(("127.0.0.1", haproxy.port))
             .await

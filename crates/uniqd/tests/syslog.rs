@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use common::system::{find_binary, free_port, Haproxy};
 use common::*;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
@@ -541,49 +542,21 @@ async fn nginx_combined_access_log_over_syslog_udp_counts_exactly() {
     nginx_counts_exactly("combined").await;
 }
 
-/// A free loopback TCP port (bound and closed: a parallel test could take it, which the
-/// servers here would report by failing to start).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
-}
-
-/// The path of Debian's `name` (in /usr/sbin, often not on a user's PATH).
-fn find_binary(name: &str) -> String {
-    [format!("/usr/sbin/{name}"), name.to_owned()]
-        .into_iter()
-        .find(|b| Command::new(b).arg("-v").output().is_ok())
-        .unwrap_or_else(|| {
-            panic!("{name} is not installed: `apt-get install {name}` (.ci/test installs it)")
-        })
-}
-
 /// Debian's HAProxy answering every request itself, logging each one over syslog to
 /// `target` (`udp` or `tcp`) in `format`: a JSON line (`log-format`), or HAProxy's common log
 /// format line (`option httplog clf`: CLF, then its timers and flags; HAProxy's default
 /// `option httplog` line is its own format, not CLF).
-struct Haproxy {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Haproxy {
-    fn start(transport: &str, syslog: SocketAddr, format: HaproxyLog) -> Self {
-        let binary = find_binary("haproxy");
-        let dir = TempDir::new("haproxy");
-        let port = free_port();
-        let target = match transport {
-            "udp" => syslog.to_string(),
-            _ => format!("tcp@{syslog}"),
-        };
-        let log = match format {
-            HaproxyLog::Json => r#"log-format '{"ip":"%ci","url":"%HU"}'"#,
-            HaproxyLog::Clf => "option httplog clf",
-        };
-        let conf = format!(
+fn haproxy(transport: &str, syslog: SocketAddr, format: HaproxyLog) -> Haproxy {
+    let target = match transport {
+        "udp" => syslog.to_string(),
+        _ => format!("tcp@{syslog}"),
+    };
+    let log = match format {
+        HaproxyLog::Json => r#"log-format '{"ip":"%ci","url":"%HU"}'"#,
+        HaproxyLog::Clf => "option httplog clf",
+    };
+    Haproxy::start("haproxy", |port| {
+        format!(
             r#"global
     log {target} local0
 defaults
@@ -597,30 +570,8 @@ frontend web
     {log}
     http-request return status 200 content-type text/plain string ok
 "#
-        );
-        let path = dir.path().join("haproxy.cfg");
-        std::fs::write(&path, conf).unwrap();
-        let child = Command::new(binary)
-            .arg("-db")
-            .arg("-f")
-            .arg(&path)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start haproxy");
-        Self {
-            child,
-            port,
-            _dir: dir,
-        }
-    }
-}
-
-impl Drop for Haproxy {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        )
+    })
 }
 
 /// What HAProxy logs for a request.
@@ -638,7 +589,7 @@ async fn haproxy_counts_exactly(transport: &str, format: HaproxyLog) {
     } else {
         service.tcp
     };
-    let haproxy = Haproxy::start(transport, target, format);
+    let haproxy = haproxy(transport, target, format);
     let status = poll_until("haproxy to answer", async || {
         tokio::task::block_in_place(|| get_from(haproxy.port, [127, 0, 0, 2], "/ready"))
     })

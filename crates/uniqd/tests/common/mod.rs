@@ -10,6 +10,7 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod process;
+pub mod system;
 
 use std::io;
 use std::net::SocketAddr;
