@@ -55,7 +55,7 @@ use uniqd_core::{
     SKETCH_RELATIVE_STANDARD_ERROR,
 };
 
-use super::keys::{fingerprint, push_merge};
+use super::keys::{check_marker, fingerprint, push_merge};
 use crate::units::millis;
 
 /// Rounds between two refreshes of the lifetime of unchanged groups' keys.
@@ -126,14 +126,8 @@ impl GroupShare {
         conn: &mut ConnectionManager,
         temp: &str,
     ) -> RedisResult<Option<GroupsSnapshot>> {
-        let (alive, generation): (bool, Option<u64>) = redis::pipe()
-            .cmd("PEXPIRE")
-            .arg(&self.marker)
-            .arg(self.marker_ttl_ms)
-            .cmd("GET")
-            .arg(&self.generation)
-            .query_async(conn)
-            .await?;
+        let (alive, generation) =
+            check_marker(conn, &self.marker, self.marker_ttl_ms, &self.generation).await?;
         if !alive && !self.sent.is_empty() {
             tracing::info!("redis lost this replica's group counts; merging them again");
             self.sent.clear();

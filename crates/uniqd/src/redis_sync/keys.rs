@@ -9,7 +9,8 @@
 //! such as `{tenant-a}:unique`.
 //!
 //! Beside the names, the one command sequence every view merges a sketch with
-//! ([`push_merge`]) and how a sent sketch is remembered ([`fingerprint`]).
+//! ([`push_merge`]), how a sent sketch is remembered ([`fingerprint`]) and the marker check
+//! that starts a shared view's round ([`check_marker`]).
 
 use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher, Hasher as _};
 
@@ -28,6 +29,29 @@ pub fn push_merge(pipe: &mut redis::Pipeline, temp: &str, key: &str, payload: &[
         .cmd("DEL")
         .arg(temp)
         .ignore();
+}
+
+/// The start of a shared view's round, pipelined: `PEXPIRE <marker> <ttl_ms>` (false: Redis
+/// lost this replica's marker, and with it what the replica merged for the view, which must
+/// then be merged again) and `GET <generation>` (the view's merge counter, `None` if unset).
+///
+/// # Errors
+///
+/// The connection's, when Redis does not answer.
+pub async fn check_marker(
+    conn: &mut redis::aio::ConnectionManager,
+    marker: &str,
+    ttl_ms: u64,
+    generation: &str,
+) -> redis::RedisResult<(bool, Option<u64>)> {
+    redis::pipe()
+        .cmd("PEXPIRE")
+        .arg(marker)
+        .arg(ttl_ms)
+        .cmd("GET")
+        .arg(generation)
+        .query_async(conn)
+        .await
 }
 
 /// What a merged payload is remembered by, so that a round sends only what changed since

@@ -36,7 +36,7 @@ use redis::aio::ConnectionManager;
 use redis::RedisResult;
 use uniqd_core::{Resolution, WindowRing};
 
-use super::keys::{fingerprint, push_merge};
+use super::keys::{check_marker, fingerprint, push_merge};
 
 /// Rounds between fetches of every live interval (the current and previous ones are fetched
 /// every round).
@@ -105,14 +105,8 @@ impl WindowShare {
 
     /// One round: check the marker, merge the changed slots, fetch the keys due.
     pub async fn round(&mut self, conn: &mut ConnectionManager, temp: &str) -> RedisResult<()> {
-        let (alive, generation): (bool, Option<u64>) = redis::pipe()
-            .cmd("PEXPIRE")
-            .arg(&self.marker)
-            .arg(self.marker_ttl_ms)
-            .cmd("GET")
-            .arg(&self.generation)
-            .query_async(conn)
-            .await?;
+        let (alive, generation) =
+            check_marker(conn, &self.marker, self.marker_ttl_ms, &self.generation).await?;
         if !alive && !self.sent.is_empty() {
             tracing::info!("redis lost this replica's window slots; merging them again");
             self.sent.clear();
