@@ -5,13 +5,13 @@
 #
 #   benches/load/syslog.sh                    # udp and tcp, 3 rounds of 10 s each
 #   ROUNDS=5 DURATION=20 benches/load/syslog.sh udp
-#   UNIQD_ARGS="--syslog-receive-buffer 8388608" BARE_ARGS="--receive-buffer 8388608" \
-#       benches/load/syslog.sh udp
+#   UNIQD_ARGS="--syslog-receive-buffer 208KiB" BARE_ARGS="--receive-buffer 212992" \
+#       benches/load/syslog.sh udp        # the kernel's default buffer instead of 8 MiB
 #
 # The sender sends nginx-style messages (RFC 3164 header, the JSON log_format of docs/syslog.md,
-# random IPv4 addresses) flat out for DURATION seconds from SENDER_THREADS threads (default 1),
-# each over SOCKETS sockets (UDP, 64 datagrams per sendmmsg) or connections (TCP, newline
-# framing). The figure is what the receiver counted, read after it has drained: uniqd's
+# random IPv4 addresses) flat out for DURATION seconds from SENDER_THREADS threads (default 2:
+# one is the limit, as the kernel's loopback delivery runs in the sender's context), each over
+# SOCKETS sockets (UDP, 64 datagrams per sendmmsg) or connections (TCP, newline framing). The figure is what the receiver counted, read after it has drained: uniqd's
 # uniqd_syslog_messages_received_total (and, of those, accepted), the bare receiver's own count.
 # Over UDP the kernel drops what the receiver cannot keep up with, so "received" is the
 # receiver's throughput and "loss" how far the sender outran it; over TCP the sender is
@@ -25,7 +25,7 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 WORKERS=${WORKERS:-$(nproc)}
 SOCKETS=${SOCKETS:-4}
-SENDER_THREADS=${SENDER_THREADS:-1}
+SENDER_THREADS=${SENDER_THREADS:-2}
 UNIQD_ARGS=${UNIQD_ARGS:-}
 BARE_ARGS=${BARE_ARGS:-}
 transports=("$@")

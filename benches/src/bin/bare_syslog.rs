@@ -9,6 +9,7 @@
 //! ```
 //!
 //! The running total is written to `--count-file` every 50 ms, for the script to read.
+//! `--receive-buffer` defaults to uniqd's 8 MiB (capped by `net.core.rmem_max`), like for like.
 //! `--mmsg` reads with `recvmmsg(2)`, up to 64 datagrams per system call, instead of one
 //! `recv` each: the experiment behind issue 18's "batched receives where they help"
 //! (`BARE_ARGS=--mmsg`, docs/benchmarks.md).
@@ -31,7 +32,7 @@ struct Args {
     tcp: Option<SocketAddr>,
     count_file: std::path::PathBuf,
     workers: usize,
-    receive_buffer: Option<usize>,
+    receive_buffer: usize,
     mmsg: bool,
 }
 
@@ -41,7 +42,8 @@ fn parse_args() -> Result<Args, String> {
         tcp: None,
         count_file: std::path::PathBuf::new(),
         workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-        receive_buffer: None,
+        // uniqd's default (`--syslog-receive-buffer`).
+        receive_buffer: 8 << 20,
         mmsg: false,
     };
     let mut iter = std::env::args().skip(1);
@@ -57,7 +59,7 @@ fn parse_args() -> Result<Args, String> {
             "--tcp" => args.tcp = Some(value.parse().map_err(|e| bad(&e))?),
             "--count-file" => args.count_file = value.into(),
             "--workers" => args.workers = value.parse().map_err(|e| bad(&e))?,
-            "--receive-buffer" => args.receive_buffer = Some(value.parse().map_err(|e| bad(&e))?),
+            "--receive-buffer" => args.receive_buffer = value.parse().map_err(|e| bad(&e))?,
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
@@ -68,13 +70,11 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// One UDP socket of the `SO_REUSEPORT` group, as uniqd binds them.
-fn udp_socket(addr: SocketAddr, receive_buffer: Option<usize>) -> io::Result<UdpSocket> {
+fn udp_socket(addr: SocketAddr, receive_buffer: usize) -> io::Result<UdpSocket> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_port(true)?;
-    if let Some(size) = receive_buffer {
-        socket.set_recv_buffer_size(size)?;
-    }
+    socket.set_recv_buffer_size(receive_buffer)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     UdpSocket::from_std(socket.into())

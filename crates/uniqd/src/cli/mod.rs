@@ -271,8 +271,10 @@ pub struct Cli {
           value_parser = parse_byte_size)]
     pub syslog_max_message_size: usize,
 
-    /// Receive buffer (SO_RCVBUF) of each syslog UDP socket, e.g. 8MiB; the
-    /// kernel caps it at net.core.rmem_max. [default: the kernel's]
+    /// Receive buffer (SO_RCVBUF) of each syslog UDP socket: what absorbs a
+    /// burst, and what keeps the kernel's receive path fast under load
+    /// (docs/syslog.md). The kernel caps it at net.core.rmem_max.
+    /// [default: 8MiB]
     #[arg(long, env = "UNIQD_SYSLOG_RECEIVE_BUFFER", value_parser = parse_byte_size)]
     pub syslog_receive_buffer: Option<usize>,
 

@@ -19,7 +19,7 @@ use uniqd_exporter::ExporterConfig;
 use uniqd_ingest::IngestConfig;
 
 pub use self::groups::GroupsConfig;
-pub use self::syslog::{SyslogListen, SyslogSettings};
+pub use self::syslog::{SyslogListen, SyslogSettings, DEFAULT_RECEIVE_BUFFER};
 pub use self::top_pages::TopPagesConfig;
 pub use self::windows::WindowsConfig;
 use crate::persistence::StateConfig;
