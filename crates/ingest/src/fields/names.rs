@@ -32,20 +32,18 @@
 //!
 //! # Cost
 //!
-//! The fast scanner compares every member name of a flat log with the candidates. The names
-//! are bucketed by length once here, so a member name costs one table lookup and, for the few
-//! candidates of its length (at most two of the defaults), one comparison of its first eight
-//! bytes as a word, read without a `memcpy` call, then of the bytes for names over eight
-//! bytes; nothing is allocated per log. Measured in instructions (`benches/examples/
-//! field_cost.rs`, `docs/benchmarks.md`): the default lists cost 12 a line more than `ip`,
-//! `url` and `timestamp` alone, about 1% of a scan. (A hash table of the first segments,
-//! with a multiplier chosen to give each its own slot, made that difference zero but cost
-//! about 150 instructions a line more in all; comparing the second word instead of calling
-//! `memcmp` for names of 9 to 16 bytes cost 40 more.)
+//! The fast scanner compares every member name of a flat log with the plain candidates, through
+//! `fields/flat.rs`: a `match` for the default lists, else a table of words by name length; no
+//! call and nothing allocated per log (about 50 instructions a line over a scan with names
+//! known in advance, docs/benchmarks.md). simd-json's walk, which also follows dotted paths,
+//! uses `FieldMap::matching`: the names bucketed by length once here, so a member name costs
+//! one table lookup and, for the few candidates of its length, a comparison of its first
+//! eight bytes as a word, then of the bytes for names over eight bytes.
 
 use std::sync::LazyLock;
 
 use super::address::TrustedProxies;
+use super::flat::FlatNames;
 
 /// The default address candidates (see the [module docs](self)).
 pub const DEFAULT_IP_FIELDS: &[&str] = &[
@@ -89,7 +87,7 @@ pub const MAX_CANDIDATES: usize = 64;
 const BUCKETS: usize = 32;
 
 /// The fields uniqd reads: the three of every log, and the group with `--group-by`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Field {
     Ip = 0,
     Url = 1,
@@ -102,7 +100,7 @@ pub(crate) enum Field {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Candidate {
     pub(crate) field: Field,
-    pub(crate) rank: usize,
+    pub(crate) rank: u8,
     /// The first eight bytes of `first`, zero-padded: compared before the bytes themselves.
     head: u64,
     pub(crate) first: Box<[u8]>,
@@ -118,6 +116,8 @@ pub struct FieldMap {
     candidates: Box<[Candidate]>,
     /// `candidates[starts[b]..starts[b + 1]]` have first segments in bucket `b`.
     starts: [u16; BUCKETS + 2],
+    /// The plain names among `candidates` again, for the fast scanner.
+    flat: FlatNames,
     trusted: TrustedProxies,
     /// The `--group-by` field, if per-group counts are on: also one of `candidates`
     /// ([`Field::Group`]), so it is read in the same walk as the others (`group.rs`).
@@ -176,7 +176,8 @@ impl FieldMap {
                 let rest: Vec<Box<str>> = segments.map(Box::from).collect();
                 candidates.push(Candidate {
                     field,
-                    rank,
+                    // Below MAX_CANDIDATES (64), checked above: fits.
+                    rank: rank as u8,
                     head: head_of(first.as_bytes()),
                     first: first.as_bytes().into(),
                     rest: rest.into(),
@@ -188,6 +189,7 @@ impl FieldMap {
         let (candidates, starts) = bucketed(candidates);
         Ok(Self {
             lists,
+            flat: FlatNames::new(&candidates),
             candidates,
             starts,
             trusted: TrustedProxies::default(),
@@ -228,6 +230,7 @@ impl FieldMap {
             rest: segments.map(Box::from).collect(),
         });
         (self.candidates, self.starts) = bucketed(candidates);
+        self.flat = FlatNames::new(&self.candidates);
         self.group = Some(name.into());
         Ok(self)
     }
@@ -260,6 +263,11 @@ impl FieldMap {
     #[must_use]
     pub fn timestamp_fields(&self) -> &[Box<str>] {
         &self.lists[Field::Timestamp as usize]
+    }
+
+    /// The candidates that are plain member names, for the fast scanner.
+    pub(crate) fn flat(&self) -> &FlatNames {
+        &self.flat
     }
 
     /// The candidates whose first segment is the member name `key`. Names of one bucket
@@ -323,27 +331,36 @@ fn bucketed(mut candidates: Vec<Candidate>) -> (Box<[Candidate]>, [u16; BUCKETS 
 /// higher one, the same rank (a duplicate key) replaces it too (the last wins).
 #[derive(Debug)]
 pub(crate) struct Best<V> {
-    slots: [Option<(usize, V)>; 4],
+    /// Each field's best rank so far, [`Best::NONE`] before the first.
+    ranks: [u8; 4],
+    values: [V; 4],
 }
 
 impl<V: Copy> Best<V> {
-    pub(crate) fn new() -> Self {
+    /// No rank: the map caps each list at [`MAX_CANDIDATES`] names.
+    const NONE: u8 = u8::MAX;
+
+    /// Nothing found yet; `empty` fills the slots and is never returned.
+    pub(crate) fn new(empty: V) -> Self {
         Self {
-            slots: [None, None, None, None],
+            ranks: [Self::NONE; 4],
+            values: [empty; 4],
         }
     }
 
     #[inline]
-    pub(crate) fn offer(&mut self, field: Field, rank: usize, value: V) {
-        let slot = &mut self.slots[field as usize];
-        match slot {
-            Some((best, _)) if *best < rank => {}
-            _ => *slot = Some((rank, value)),
+    pub(crate) fn offer(&mut self, field: Field, rank: u8, value: V) {
+        let at = field as usize;
+        if rank <= self.ranks[at] {
+            self.ranks[at] = rank;
+            self.values[at] = value;
         }
     }
 
+    #[inline]
     pub(crate) fn get(&self, field: Field) -> Option<V> {
-        self.slots[field as usize].map(|(_, v)| v)
+        let at = field as usize;
+        (self.ranks[at] != Self::NONE).then_some(self.values[at])
     }
 }
 
@@ -351,7 +368,7 @@ impl<V: Copy> Best<V> {
 mod tests {
     use super::*;
 
-    fn ranks(map: &FieldMap, key: &str) -> Vec<(Field, usize, usize)> {
+    fn ranks(map: &FieldMap, key: &str) -> Vec<(Field, u8, usize)> {
         map.matching(key.as_bytes())
             .map(|c| (c.field, c.rank, c.rest.len()))
             .collect()
@@ -399,7 +416,7 @@ mod tests {
             "abcdefghijklmnopq",
         ];
         let map = FieldMap::new(&names, &["u"], &["t"]).expect("valid");
-        for (rank, name) in names.iter().enumerate() {
+        for (rank, name) in (0u8..).zip(names.iter()) {
             assert_eq!(ranks(&map, name), [(Field::Ip, rank, 0)]);
             assert_eq!(
                 head_of(name.as_bytes()).to_le_bytes()[..name.len().min(8)],
@@ -429,7 +446,7 @@ mod tests {
 
     #[test]
     fn best_keeps_the_lowest_rank_and_the_last_duplicate() {
-        let mut best = Best::new();
+        let mut best = Best::new(' ');
         best.offer(Field::Ip, 3, 'a');
         best.offer(Field::Ip, 1, 'b');
         best.offer(Field::Ip, 2, 'c');

@@ -164,7 +164,7 @@ fn find_fields<'a>(nodes: &[Node<'a>], map: &FieldMap) -> Result<LogFields<'a>, 
     if !matches!(nodes.first(), Some(Node::Object { .. })) {
         return Err(LineError::NotAnObject);
     }
-    let mut best: Best<Node<'a>> = Best::new();
+    let mut best: Best<Node<'a>> = Best::new(Node::Static(StaticNode::Null));
     for_each_member(nodes, 0, |key, idx| {
         for candidate in map.matching(key.as_bytes()) {
             let found = candidate

@@ -47,6 +47,7 @@
 //! assert_eq!(scan_fields(br#"{"ip": "1.2.3.\u0034"}"#), None);
 //! ```
 
+use super::flat;
 use super::names::{Best, Field, FieldMap};
 use super::parse::LogFields;
 use super::timestamp::Timestamp;
@@ -104,7 +105,8 @@ pub fn scan_fields_with<'a>(line: &'a [u8], map: &FieldMap) -> Option<LogFields<
         // `{}` has no `ip`: simd-json reports that.
         return None;
     }
-    let mut best: Best<Value> = Best::new();
+    let standard = map.flat().is_standard();
+    let mut best = Best::new(Value::Other);
     loop {
         s.expect(b'"')?;
         let (start, end) = s.string_body()?;
@@ -112,10 +114,11 @@ pub fn scan_fields_with<'a>(line: &'a [u8], map: &FieldMap) -> Option<LogFields<
         s.expect(b':')?;
         s.skip_spaces();
         let value = s.value()?;
-        for candidate in map.matching(&line[start..end]) {
-            if candidate.rest.is_empty() {
-                best.offer(candidate.field, candidate.rank, value);
-            }
+        let offer = |field, rank| best.offer(field, rank, value);
+        if standard {
+            flat::standard(&line[start..end], offer);
+        } else {
+            map.flat().lookup(line, start, end, offer);
         }
         s.skip_spaces();
         match s.next()? {
