@@ -15,7 +15,8 @@
 //! This replaced [`super::FieldMap::matching`] (a bucket of [`Candidate`]s, compared through an
 //! iterator) in the scanner: on the 3-member lines of the load generator a scan went from
 //! 1,260 to 1,147 instructions with the default lists and from 1,249 to 1,198 with a
-//! configured list (`benches/examples/field_cost.rs`, docs/benchmarks.md).
+//! configured list (`benches/examples/field_cost.rs`; 1,054 and 1,102 since the scan also
+//! skips a second UTF-8 pass, docs/benchmarks.md).
 
 use super::names::{
     Candidate, Field, DEFAULT_IP_FIELDS, DEFAULT_TIMESTAMP_FIELDS, DEFAULT_URL_FIELDS,
