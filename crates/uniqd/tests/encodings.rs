@@ -8,41 +8,13 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
+use common::codec::{encode, gzip, zlib, zstd};
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uniqd::AppConfig;
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn zlib(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn zstd(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0; zstd_safe::compress_bound(data.len())];
-    let n = zstd_safe::compress(&mut out[..], data, 3).unwrap();
-    out.truncate(n);
-    out
-}
-
-fn encode(coding: &str, data: &[u8]) -> Vec<u8> {
-    match coding {
-        "gzip" => gzip(data),
-        "deflate" => zlib(data),
-        "zstd" => zstd(data),
-        _ => unreachable!("{coding}"),
-    }
-}
 
 async fn post_encoded(
     service: &TestService,

@@ -11,6 +11,7 @@
 
 mod common;
 
+use common::codec::{gzip, zstd};
 use common::*;
 use serde_json::Value as Json;
 use uniqd::AppConfig;
@@ -21,20 +22,6 @@ const MINUTE_MS: u64 = 60_000;
 fn fixture(name: &str) -> String {
     let path = repo_path(format!("crates/uniqd/tests/fixtures/{name}"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn zstd(data: &[u8]) -> Vec<u8> {
-    let mut out = vec![0; zstd_safe::compress_bound(data.len())];
-    let n = zstd_safe::compress(&mut out[..], data, 3).unwrap();
-    out.truncate(n);
-    out
 }
 
 /// POSTs `body` to /logs as a shipper does: its content type, and compressed with `coding`

@@ -9,6 +9,7 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod codec;
 pub mod process;
 pub mod system;
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::Value as Json;
 
+use crate::common::system::free_port;
 use crate::common::{poll_every, query_encode, try_get, TempDir};
 
 /// Pause between two polls of Prometheus (every wait also has a deadline).
@@ -245,12 +246,4 @@ impl Drop for Prometheus {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port()
 }
