@@ -12,15 +12,12 @@
 //! The default lists skip even the table: [`standard`] matches them with a `match` the compiler
 //! turns into a switch, as the scanner did before the names were configurable.
 //!
-//! This replaced [`super::FieldMap::matching`] (a bucket of [`Candidate`]s, compared through an
-//! iterator) in the scanner: on the 3-member lines of the load generator a scan went from
+//! This replaced `FieldMap::matching` (a bucket of candidates, compared through an iterator) in the scanner: on the 3-member lines of the load generator a scan went from
 //! 1,260 to 1,147 instructions with the default lists and from 1,249 to 1,198 with a
 //! configured list (`benches/examples/field_cost.rs`; 1,054 and 1,102 since the scan also
 //! skips a second UTF-8 pass, docs/benchmarks.md).
 
-use super::names::{
-    Candidate, Field, DEFAULT_IP_FIELDS, DEFAULT_TIMESTAMP_FIELDS, DEFAULT_URL_FIELDS,
-};
+use super::field::Field;
 
 /// Names up to this many bytes are compared as two words.
 const WORDS_MAX: usize = 16;
@@ -51,40 +48,39 @@ pub(crate) struct FlatNames {
 }
 
 impl FlatNames {
-    /// The flat ones among `candidates` (at most 255 of them: the map caps its lists).
-    pub(crate) fn new(candidates: &[Candidate]) -> Self {
-        let flat = || candidates.iter().filter(|c| c.rest.is_empty());
-        let mut short: Vec<(usize, Short)> = flat()
-            .filter(|c| c.first.len() <= WORDS_MAX)
-            .map(|c| {
-                let (head, tail) = words(&c.first);
+    /// The table of `names` (plain member names with their fields and ranks; at most 255 of
+    /// them: the map caps its lists); `standard` when they are exactly the default lists'.
+    pub(crate) fn new<'a>(
+        names: impl IntoIterator<Item = (&'a [u8], Field, u8)>,
+        standard: bool,
+    ) -> Self {
+        let mut short = Vec::new();
+        let mut long = Vec::new();
+        for (name, field, rank) in names {
+            if name.len() <= WORDS_MAX {
+                let (head, tail) = words(name);
                 let entry = Short {
                     head,
                     tail,
-                    field: c.field,
-                    rank: c.rank,
+                    field,
+                    rank,
                 };
-                (c.first.len(), entry)
-            })
-            .collect();
+                short.push((name.len(), entry));
+            } else {
+                long.push((Box::from(name), field, rank));
+            }
+        }
         short.sort_by_key(|&(len, _)| len);
         let mut starts = [0u8; WORDS_MAX + 2];
         for (len, start) in starts.iter_mut().enumerate() {
             let at = short.partition_point(|&(l, _)| l < len);
             *start = u8::try_from(at).unwrap_or(u8::MAX);
         }
-        let long = flat()
-            .filter(|c| c.first.len() > WORDS_MAX)
-            .map(|c| (c.first.clone(), c.field, c.rank))
-            .collect();
-        let mut names: Vec<(&[u8], Field, u8)> =
-            flat().map(|c| (&*c.first, c.field, c.rank)).collect();
-        names.sort_unstable();
         Self {
             starts,
             short: short.into_iter().map(|(_, entry)| entry).collect(),
-            long,
-            standard: names == standard_names(),
+            long: long.into(),
+            standard,
         }
     }
 
@@ -123,24 +119,6 @@ impl FlatNames {
             }
         }
     }
-}
-
-/// The flat names of the default lists with their fields and ranks, sorted.
-fn standard_names() -> Vec<(&'static [u8], Field, u8)> {
-    let mut names = Vec::new();
-    for (field, list) in [
-        (Field::Ip, DEFAULT_IP_FIELDS),
-        (Field::Url, DEFAULT_URL_FIELDS),
-        (Field::Timestamp, DEFAULT_TIMESTAMP_FIELDS),
-    ] {
-        for (rank, name) in (0u8..).zip(list.iter()) {
-            if !name.contains('.') {
-                names.push((name.as_bytes(), field, rank));
-            }
-        }
-    }
-    names.sort_unstable();
-    names
 }
 
 /// [`FlatNames::lookup`] for the default lists, as a `match` on the name: what the scanner
@@ -205,76 +183,58 @@ fn words_in(line: &[u8], start: usize, end: usize) -> (u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fields::FieldMap;
 
-    fn found(map: &FieldMap, line: &str, key: &str) -> Vec<(Field, u8)> {
+    /// What `table` finds for `key`, looked up where it stands in `line`.
+    fn found(table: &FlatNames, line: &str, key: &str) -> Vec<(Field, u8)> {
         let start = line.find(key).expect("the key is in the line");
         let mut all = Vec::new();
-        map.flat()
-            .lookup(line.as_bytes(), start, start + key.len(), |f, r| {
-                all.push((f, r));
-            });
+        table.lookup(line.as_bytes(), start, start + key.len(), |f, r| {
+            all.push((f, r));
+        });
         all
     }
 
     #[test]
     fn names_of_every_length_are_told_apart_in_every_place() {
         let names: Vec<&str> = (1..=20).map(|n| &"abcdefghijklmnopqrst"[..n]).collect();
-        let map = FieldMap::new(&names, &["u"], &["t"]).expect("valid");
+        let table = FlatNames::new(
+            (0u8..)
+                .zip(&names)
+                .map(|(rank, n)| (n.as_bytes(), Field::Ip, rank)),
+            false,
+        );
         for (rank, name) in (0u8..).zip(names.iter()) {
             let want = [(Field::Ip, rank)];
             // At the end of the line (no whole word after it) and inside one.
             for line in [name.to_string(), format!(r#"{{"{name}":1}}"#)] {
-                assert_eq!(found(&map, &line, name), want, "{line}");
+                assert_eq!(found(&table, &line, name), want, "{line}");
             }
             let mut other = name.to_string();
             other.replace_range(name.len() - 1.., "x");
-            assert!(found(&map, &other, &other).is_empty(), "{other}");
+            assert!(found(&table, &other, &other).is_empty(), "{other}");
             let mut first = name.to_string();
             first.replace_range(..1, "x");
-            assert!(found(&map, &first, &first).is_empty(), "{first}");
+            assert!(found(&table, &first, &first).is_empty(), "{first}");
         }
     }
 
     #[test]
-    fn the_standard_match_agrees_with_the_table() {
-        let map = FieldMap::standard();
-        assert!(map.flat().is_standard());
-        let mut keys: Vec<String> = standard_names()
-            .iter()
-            .map(|(name, _, _)| String::from_utf8_lossy(name).into_owned())
-            .collect();
-        assert_eq!(keys.len(), 20, "every flat default name");
-        keys.extend(["client", "request", "ipx", "Ip", "times", "", "status"].map(String::from));
-        for key in &keys {
-            let table = found(map, &format!(r#"{{"{key}":1}}"#), key);
-            let mut code = Vec::new();
-            standard(key.as_bytes(), |f, r| code.push((f, r)));
-            assert_eq!(table, code, "{key}");
-            let known = standard_names().iter().any(|n| n.0 == key.as_bytes());
-            assert_eq!(code.is_empty(), !known, "{key}");
-        }
-        // Any change to the lists leaves the table in charge.
-        let traefik_first = FieldMap::new(&["ClientHost", "ip"], &["url"], &["timestamp"]);
-        assert!(!traefik_first.expect("valid").flat().is_standard());
-        let grouped = map.clone().with_group_by("host").expect("valid");
-        assert!(!grouped.flat().is_standard());
-    }
-
-    #[test]
-    fn dotted_paths_are_left_out_and_shared_names_all_answer() {
-        let map = FieldMap::new(&["client.ip", "ip"], &["ip", "u"], &["t"]).expect("valid");
-        assert!(found(&map, "client", "client").is_empty());
+    fn shared_names_all_answer() {
+        let long = "downstream_remote_address";
+        let table = FlatNames::new(
+            [
+                (&b"ip"[..], Field::Ip, 1),
+                (b"ip", Field::Url, 0),
+                (long.as_bytes(), Field::Ip, 5),
+            ],
+            false,
+        );
         assert_eq!(
-            found(&map, r#"{"ip":"1"}"#, "ip"),
+            found(&table, r#"{"ip":"1"}"#, "ip"),
             [(Field::Ip, 1), (Field::Url, 0)]
         );
-        let standard = FieldMap::standard();
-        let envoy = r#"{"downstream_remote_address":"1.2.3.4:5"}"#;
-        assert_eq!(
-            found(standard, envoy, "downstream_remote_address"),
-            [(Field::Ip, 5)]
-        );
-        assert!(found(standard, envoy, "downstream_remote_addres").is_empty());
+        let envoy = format!(r#"{{"{long}":"1.2.3.4:5"}}"#);
+        assert_eq!(found(&table, &envoy, long), [(Field::Ip, 5)]);
+        assert!(found(&table, &envoy, &long[..long.len() - 1]).is_empty());
     }
 }

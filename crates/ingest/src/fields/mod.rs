@@ -24,6 +24,7 @@
 
 pub mod address;
 pub mod clf;
+mod field;
 mod flat;
 pub(crate) mod group;
 pub mod json_error;

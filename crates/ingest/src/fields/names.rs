@@ -43,6 +43,7 @@
 use std::sync::LazyLock;
 
 use super::address::TrustedProxies;
+pub(crate) use super::field::Field;
 use super::flat::FlatNames;
 
 /// The default address candidates (see the [module docs](self)).
@@ -85,15 +86,6 @@ pub const MAX_CANDIDATES: usize = 64;
 
 /// Member names of these lengths get a bucket of their own; longer ones share the last.
 const BUCKETS: usize = 32;
-
-/// The fields uniqd reads: the three of every log, and the group with `--group-by`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) enum Field {
-    Ip = 0,
-    Url = 1,
-    Timestamp = 2,
-    Group = 3,
-}
 
 /// One candidate: the member name it starts with, the rest of its dotted path, and its place
 /// in its field's list (0 is the first).
@@ -189,7 +181,7 @@ impl FieldMap {
         let (candidates, starts) = bucketed(candidates);
         Ok(Self {
             lists,
-            flat: FlatNames::new(&candidates),
+            flat: flat_names(&candidates),
             candidates,
             starts,
             trusted: TrustedProxies::default(),
@@ -230,7 +222,7 @@ impl FieldMap {
             rest: segments.map(Box::from).collect(),
         });
         (self.candidates, self.starts) = bucketed(candidates);
-        self.flat = FlatNames::new(&self.candidates);
+        self.flat = flat_names(&self.candidates);
         self.group = Some(name.into());
         Ok(self)
     }
@@ -314,6 +306,38 @@ fn head_of(key: &[u8]) -> u64 {
 
 fn bucket(len: usize) -> usize {
     len.min(BUCKETS)
+}
+
+/// The scanner's table of the plain names among `candidates`, told whether they are exactly
+/// the default lists' (then it matches them with code, `flat::standard`).
+fn flat_names(candidates: &[Candidate]) -> FlatNames {
+    let plain = |c: &&Candidate| c.rest.is_empty();
+    let mut names: Vec<(&[u8], Field, u8)> = candidates
+        .iter()
+        .filter(plain)
+        .map(|c| (&*c.first, c.field, c.rank))
+        .collect();
+    names.sort_unstable();
+    let standard = names == standard_names();
+    FlatNames::new(names, standard)
+}
+
+/// The plain names of the default lists with their fields and ranks, sorted.
+fn standard_names() -> Vec<(&'static [u8], Field, u8)> {
+    let mut names = Vec::new();
+    for (field, list) in [
+        (Field::Ip, DEFAULT_IP_FIELDS),
+        (Field::Url, DEFAULT_URL_FIELDS),
+        (Field::Timestamp, DEFAULT_TIMESTAMP_FIELDS),
+    ] {
+        for (rank, name) in (0u8..).zip(list.iter()) {
+            if !name.contains('.') {
+                names.push((name.as_bytes(), field, rank));
+            }
+        }
+    }
+    names.sort_unstable();
+    names
 }
 
 /// `candidates` sorted by bucket, and where each bucket starts.
@@ -442,6 +466,34 @@ mod tests {
         for (ip, url) in cases {
             assert!(FieldMap::new(&ip, &url, &["t"]).is_err(), "{ip:?} {url:?}");
         }
+    }
+
+    #[test]
+    fn the_scanners_match_agrees_with_its_table_on_the_default_lists() {
+        let map = FieldMap::standard();
+        assert!(map.flat().is_standard());
+        let mut keys: Vec<String> = standard_names()
+            .iter()
+            .map(|(name, _, _)| String::from_utf8_lossy(name).into_owned())
+            .collect();
+        assert_eq!(keys.len(), 20, "every plain default name");
+        keys.extend(["client", "request", "ipx", "Ip", "times", "", "status"].map(String::from));
+        for key in &keys {
+            let line = format!(r#"{{"{key}":1}}"#);
+            let mut table = Vec::new();
+            map.flat()
+                .lookup(line.as_bytes(), 2, 2 + key.len(), |f, r| table.push((f, r)));
+            let mut code = Vec::new();
+            super::super::flat::standard(key.as_bytes(), |f, r| code.push((f, r)));
+            assert_eq!(table, code, "{key}");
+            let known = standard_names().iter().any(|n| n.0 == key.as_bytes());
+            assert_eq!(code.is_empty(), !known, "{key}");
+        }
+        // Any change to the lists leaves the table in charge.
+        let traefik_first = FieldMap::new(&["ClientHost", "ip"], &["url"], &["timestamp"]);
+        assert!(!traefik_first.expect("valid").flat().is_standard());
+        let grouped = map.clone().with_group_by("host").expect("valid");
+        assert!(!grouped.flat().is_standard());
     }
 
     #[test]
