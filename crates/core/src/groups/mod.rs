@@ -57,7 +57,9 @@
 //! distinct group values stream in (`tests/groups.rs`, and the table in `docs/groups.md`).
 
 mod index;
+mod persist;
 mod sketch;
+mod state_error;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,6 +69,9 @@ use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use self::index::Index;
 use self::sketch::Sketch;
 use crate::counter::{Phase, UniqueCounter};
+
+pub use self::persist::{GroupsRestored, MAX_GROUP_FIELD_BYTES};
+pub use self::state_error::GroupsStateError;
 
 /// Default number of tracked groups.
 pub const DEFAULT_MAX_GROUPS: usize = 100;
