@@ -257,7 +257,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State<'_>, StateError> {
             })?;
         *range = start..end;
     }
-    let expected = end.checked_add(4).unwrap_or(usize::MAX);
+    let expected = end.saturating_add(4);
     if bytes.len() != expected {
         return Err(StateError::Truncated {
             expected,
