@@ -48,6 +48,14 @@
 //! in the evicted counter after its merge: that address is then missing from the union of the
 //! groups (never from the total).
 //!
+//! # Saved in the state file
+//!
+//! [`Groups::to_state`] and [`Groups::restore_state`] (`persist.rs`): every tracked group's
+//! name, score and counter and `__other__`'s, with the `--group-by` field name, as the
+//! section of a version 3 state file. Loading keeps the union property whatever the new
+//! `max_groups` (the largest saved groups take the slots, the rest go to `__other__`) and
+//! loads nothing saved for another field.
+//!
 //! # Memory
 //!
 //! Fixed bound: `max_groups + 1` counters of at most 60,168 B each (exact phase, default
