@@ -18,7 +18,7 @@ pub use crate::exact::DEFAULT_THRESHOLD;
 use crate::exact::{ExactSet, Inserted};
 use crate::redis_format::{self, RedisHllError};
 use crate::registers::{Registers, M};
-use crate::state::{self, StateError};
+use crate::state::{self, StateError, StateSections};
 use crate::window::WindowRing;
 
 /// Relative standard error of the sketch: 1.04/√m with m = 16,384 registers.
@@ -303,15 +303,16 @@ impl UniqueCounter {
     /// registers as a Redis HLL string, and the exact set's hashes while exact (format
     /// version 1, which every build reads).
     pub fn to_state(&self) -> Vec<u8> {
-        self.encode_state(state::Extras { windows: None })
+        self.encode_state(state::StateSections::default())
     }
 
     /// [`to_state`](Self::to_state) with a window ring saved beside the counter (format
     /// version 2), for [`from_state_with_windows`](Self::from_state_with_windows).
     pub fn to_state_with_windows(&self, windows: &WindowRing) -> Vec<u8> {
         let ring = windows.to_state();
-        self.encode_state(state::Extras {
+        self.encode_state(state::StateSections {
             windows: Some(&ring),
+            groups: None,
         })
     }
 
@@ -320,12 +321,23 @@ impl UniqueCounter {
     /// unchanged (format version 2): how a service with time windows off keeps the saved
     /// window history for when they are on again.
     pub fn to_state_with_window_section(&self, section: &[u8]) -> Vec<u8> {
-        self.encode_state(state::Extras {
+        self.encode_state(state::StateSections {
             windows: Some(section),
+            groups: None,
         })
     }
 
-    fn encode_state(&self, extras: state::Extras<'_>) -> Vec<u8> {
+    /// [`to_state`](Self::to_state) with any of the sections a state file holds besides the
+    /// counter, each stored as given: a window ring's encoding
+    /// ([`WindowRing::to_state`], or a section kept from a file) and the groups'
+    /// (`Groups::to_state`, or kept). Format version 3 with groups, else as
+    /// [`to_state_with_window_section`](Self::to_state_with_window_section) or
+    /// [`to_state`](Self::to_state).
+    pub fn to_state_with_sections(&self, sections: StateSections<'_>) -> Vec<u8> {
+        self.encode_state(sections)
+    }
+
+    fn encode_state(&self, extras: StateSections<'_>) -> Vec<u8> {
         let guard = epoch::pin();
         let mut hashes = Vec::new();
         let exact = match self.exact_set(&guard) {
@@ -395,6 +407,26 @@ impl UniqueCounter {
             None => None,
         };
         Ok((Self::from_decoded(state, threshold), section))
+    }
+
+    /// [`from_state`](Self::from_state), and the file's other sections as stored: the window
+    /// ring's, checked with [`WindowRing::check_state`], and the groups' (format version 3),
+    /// **not checked here**: check or load it with `Groups::check_state` or
+    /// `Groups::restore_state` (mapping their error to [`StateError::Groups`]) before using
+    /// anything from the file.
+    pub fn from_state_with_sections(
+        bytes: &[u8],
+        threshold: usize,
+    ) -> Result<(Self, StateSections<'_>), StateError> {
+        let state = state::decode(bytes)?;
+        if let Some(ring) = state.windows {
+            WindowRing::check_state(ring).map_err(StateError::Windows)?;
+        }
+        let sections = StateSections {
+            windows: state.windows,
+            groups: state.groups,
+        };
+        Ok((Self::from_decoded(state, threshold), sections))
     }
 
     fn from_decoded(state: state::State<'_>, threshold: usize) -> Self {

@@ -152,13 +152,13 @@ pub mod window;
 pub use counter::{Phase, UniqueCounter, DEFAULT_THRESHOLD, SKETCH_RELATIVE_STANDARD_ERROR};
 pub use element::{hash_ip, hash_ip_str, InvalidAddress};
 pub use groups::{
-    group_name, GroupCount, Groups, GroupsError, GroupsSnapshot, DEFAULT_MAX_GROUPS, MAX_GROUPS,
-    MAX_GROUP_NAME_BYTES, OTHER_GROUP,
+    group_name, GroupCount, Groups, GroupsError, GroupsRestored, GroupsSnapshot, GroupsStateError,
+    DEFAULT_MAX_GROUPS, MAX_GROUPS, MAX_GROUP_FIELD_BYTES, MAX_GROUP_NAME_BYTES, OTHER_GROUP,
 };
 pub use murmur::{hash_element, murmur64a, REDIS_HLL_SEED};
 pub use redis_format::{RedisHllError, DENSE_LEN as REDIS_DENSE_LEN};
 pub use registers::{index_and_rank, M as REGISTERS, P as PRECISION};
-pub use state::{StateError, STATE_VERSION};
+pub use state::{StateError, StateSections, STATE_VERSION};
 pub use top_pages::{
     normalize_path, PageCount, PathOptions, TopPages, TopPagesError, TopPagesSnapshot,
     DEFAULT_TOP_PAGES_CAPACITY, MAX_PATH_BYTES, MAX_TOP_PAGES_CAPACITY, MAX_TOP_PAGES_SHARDS,

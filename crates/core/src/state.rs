@@ -1,10 +1,10 @@
 //! The state file format: a counter saved to disk and loaded back, phase and all, and (from
-//! version 2) the window ring saved with it.
+//! version 2) the window ring saved with it, and (version 3) the per-group counters.
 //!
 //! ```text
 //! offset  size    field
 //! 0       8       magic "UNIQDSTA"
-//! 8       4       format version, u32 little-endian (1 or 2)
+//! 8       4       format version, u32 little-endian (1, 2 or 3)
 //! 12      1       phase: 0 exact, 1 sketch
 //! 13      3       zero
 //! 16      8       exact threshold the counter ran with, u64 LE (for inspection; the
@@ -13,11 +13,18 @@
 //! 32      12,304  the registers as a Redis dense HLL string ("HYLL" ...)
 //! 12,336  8       number of exact hashes that follow, u64 LE (0 in the sketch phase)
 //! 12,344  8 × k   the exact set's 64-bit element hashes, u64 LE
-//! version 2 only:
-//!         8       length w of the window ring section, u64 LE
+//! versions 2 and 3:
+//!         8       length w of the window ring section, u64 LE (version 3: 0 when none)
 //!         w       the window ring (its own format, magic "UNIQDWIN": `window::persist`)
+//! version 3 only:
+//!         8       length g of the groups section, u64 LE
+//!         g       the groups (their own format, magic "UNIQDGRP": `groups::persist`)
 //! end-4   4       CRC-32 (IEEE) of every byte before it, u32 LE
 //! ```
+//!
+//! Version 3 is written only when the state has groups (`--group-by`, or a file's groups
+//! carried through with `--group-by` off), so a file without groups stays a version 1 or 2
+//! file that older builds read. All three versions load.
 //!
 //! Version 2 is version 1 with the window section before the checksum; it is written when
 //! the service keeps time windows, or when it runs with `--windows off` on a file that has a
@@ -35,14 +42,17 @@
 use std::fmt;
 
 use crate::crc32::crc32;
+use crate::groups::GroupsStateError;
 use crate::redis_format::{self, RedisHllError, DENSE_LEN};
 use crate::registers::{index_and_rank, M};
 use crate::window::WindowStateError;
 
 const MAGIC: &[u8; 8] = b"UNIQDSTA";
-/// Newest state format version (2: with the window ring); version 1 files load too.
-pub const STATE_VERSION: u32 = 2;
-/// The version without a window section, still written when there is no ring.
+/// Newest state format version (3: with the groups); version 1 and 2 files load too.
+pub const STATE_VERSION: u32 = 3;
+/// The version with a window section and no groups, still written when there are no groups.
+const VERSION_WITH_WINDOWS: u32 = 2;
+/// The version without a window section, still written when there is no ring nor groups.
 const VERSION_WITHOUT_WINDOWS: u32 = 1;
 const HEADER_LEN: usize = 32;
 const HASHES_AT: usize = HEADER_LEN + DENSE_LEN;
@@ -77,6 +87,8 @@ pub enum StateError {
     Inconsistent,
     /// The window ring section is invalid (nothing was loaded).
     Windows(WindowStateError),
+    /// The groups section is invalid (nothing was loaded).
+    Groups(GroupsStateError),
 }
 
 impl fmt::Display for StateError {
@@ -85,7 +97,7 @@ impl fmt::Display for StateError {
             Self::NotAState => f.write_str("not a uniqd state file (magic UNIQDSTA missing)"),
             Self::Version(v) => write!(
                 f,
-                "state format version {v} is not supported (this build reads {STATE_VERSION})"
+                "state format version {v} is not supported (this build reads 1 to {STATE_VERSION})"
             ),
             Self::Truncated { expected, found } => {
                 write!(
@@ -108,6 +120,7 @@ impl fmt::Display for StateError {
                 f.write_str("state file inconsistent: an exact hash is missing from the registers")
             }
             Self::Windows(e) => write!(f, "state file time windows invalid: {e}"),
+            Self::Groups(e) => write!(f, "state file groups invalid: {e}"),
         }
     }
 }
@@ -120,14 +133,23 @@ pub(crate) struct State<'a> {
     pub(crate) floor: u64,
     pub(crate) registers: Box<[u8; M]>,
     pub(crate) hashes: Vec<u64>,
-    /// The window ring section (version 2), not yet decoded.
+    /// The window ring section (versions 2 and 3), not yet decoded.
     pub(crate) windows: Option<&'a [u8]>,
+    /// The groups section (version 3), not yet decoded.
+    pub(crate) groups: Option<&'a [u8]>,
 }
 
-/// What a state holds besides the counter.
-pub(crate) struct Extras<'a> {
-    /// The window ring's own encoding, written as a version 2 section when present.
-    pub(crate) windows: Option<&'a [u8]>,
+/// What a state file holds besides the counter, each section in its own encoding, as
+/// [`UniqueCounter::to_state_with_sections`](crate::UniqueCounter::to_state_with_sections)
+/// writes and
+/// [`from_state_with_sections`](crate::UniqueCounter::from_state_with_sections) returns them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateSections<'a> {
+    /// The window ring ([`WindowRing::to_state`](crate::WindowRing::to_state)).
+    pub windows: Option<&'a [u8]>,
+    /// The groups ([`Groups::to_state`](crate::Groups::to_state)); written as format
+    /// version 3.
+    pub groups: Option<&'a [u8]>,
 }
 
 /// Encodes a state.
@@ -137,13 +159,19 @@ pub(crate) fn encode(
     floor: u64,
     registers: &[u8; M],
     hashes: &[u64],
-    extras: Extras<'_>,
+    extras: StateSections<'_>,
 ) -> Vec<u8> {
     let windows_len = extras.windows.map_or(0, |w| 8 + w.len());
-    let mut out = Vec::with_capacity(MIN_LEN + hashes.len() * 8 + windows_len);
-    let version = match extras.windows {
-        Some(_) => STATE_VERSION,
-        None => VERSION_WITHOUT_WINDOWS,
+    let groups_len = extras.groups.map_or(0, |g| 16 + g.len());
+    let mut out = Vec::with_capacity(MIN_LEN + hashes.len() * 8 + windows_len + groups_len);
+    let version = match extras {
+        StateSections {
+            groups: Some(_), ..
+        } => STATE_VERSION,
+        StateSections {
+            windows: Some(_), ..
+        } => VERSION_WITH_WINDOWS,
+        _ => VERSION_WITHOUT_WINDOWS,
     };
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&version.to_le_bytes());
@@ -155,9 +183,15 @@ pub(crate) fn encode(
     for hash in hashes {
         out.extend_from_slice(&hash.to_le_bytes());
     }
-    if let Some(windows) = extras.windows {
+    if version >= VERSION_WITH_WINDOWS {
+        // Version 3 without a ring: an empty window section.
+        let windows = extras.windows.unwrap_or_default();
         out.extend_from_slice(&(windows.len() as u64).to_le_bytes());
         out.extend_from_slice(windows);
+    }
+    if let Some(groups) = extras.groups {
+        out.extend_from_slice(&(groups.len() as u64).to_le_bytes());
+        out.extend_from_slice(groups);
     }
     let crc = crc32(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -182,7 +216,7 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State<'_>, StateError> {
         });
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != STATE_VERSION && version != VERSION_WITHOUT_WINDOWS {
+    if !(VERSION_WITHOUT_WINDOWS..=STATE_VERSION).contains(&version) {
         return Err(StateError::Version(version));
     }
     if bytes.len() < MIN_LEN {
@@ -192,30 +226,38 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State<'_>, StateError> {
         });
     }
     let count = u64_at(bytes, HASHES_AT);
-    // Where the hashes end (and the window section starts, in version 2).
+    // Where the hashes end (and the sections start, in versions 2 and 3).
     let hashes_end = count
         .checked_mul(8)
         .and_then(|n| usize::try_from(n).ok())
-        .and_then(|n| n.checked_add(HASHES_AT + 8));
-    let windows_len = match hashes_end {
-        Some(end) if version == STATE_VERSION => {
-            let header_end = end.saturating_add(8 + 4);
-            if bytes.len() < header_end {
-                return Err(StateError::Truncated {
-                    expected: header_end,
-                    found: bytes.len(),
-                });
-            }
-            usize::try_from(u64_at(bytes, end))
-                .ok()
-                .and_then(|w| w.checked_add(8))
+        .and_then(|n| n.checked_add(HASHES_AT + 8))
+        .ok_or(StateError::Truncated {
+            expected: usize::MAX,
+            found: bytes.len(),
+        })?;
+    // The sections' ranges, each after its u64 length, in file order.
+    let sections = usize::from(version >= VERSION_WITH_WINDOWS) + usize::from(version >= 3);
+    let mut ranges = [0..0, 0..0];
+    let mut end = hashes_end;
+    for range in ranges.iter_mut().take(sections) {
+        let header_end = end.saturating_add(8 + 4);
+        if bytes.len() < header_end {
+            return Err(StateError::Truncated {
+                expected: header_end,
+                found: bytes.len(),
+            });
         }
-        _ => Some(0),
-    };
-    let expected = hashes_end
-        .zip(windows_len)
-        .and_then(|(end, w)| end.checked_add(w)?.checked_add(4))
-        .unwrap_or(usize::MAX);
+        let start = end + 8;
+        end = usize::try_from(u64_at(bytes, end))
+            .ok()
+            .and_then(|len| start.checked_add(len))
+            .ok_or(StateError::Truncated {
+                expected: usize::MAX,
+                found: bytes.len(),
+            })?;
+        *range = start..end;
+    }
+    let expected = end.saturating_add(4);
     if bytes.len() != expected {
         return Err(StateError::Truncated {
             expected,
@@ -244,13 +286,17 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<State<'_>, StateError> {
     }) {
         return Err(StateError::Inconsistent);
     }
-    // The length checks above make `body` end exactly after the window section.
-    let windows = (version == STATE_VERSION).then(|| &body[HASHES_AT + 8 + 8 * hashes.len() + 8..]);
+    // The length checks above put every range inside `body`. Version 3 writes an empty
+    // window section when there is no ring.
+    let [windows, groups] = ranges;
+    let windows = (version == VERSION_WITH_WINDOWS || !windows.is_empty()).then(|| &body[windows]);
+    let groups = (version == STATE_VERSION).then(|| &body[groups]);
     Ok(State {
         sketch,
         floor: u64_at(bytes, 24),
         registers,
         hashes,
         windows,
+        groups,
     })
 }

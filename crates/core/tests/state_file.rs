@@ -171,8 +171,9 @@ mod windows {
     #[test]
     fn round_trip_keeps_the_counter_and_every_window() {
         let (counter, ring, bytes) = saved();
-        assert_eq!(&bytes[8..12], &STATE_VERSION.to_le_bytes());
-        assert_eq!(STATE_VERSION, 2);
+        // Version 2 (windows, no groups), still what older builds read; 3 is the newest.
+        assert_eq!(&bytes[8..12], &2u32.to_le_bytes());
+        assert_eq!(STATE_VERSION, 3);
         let loaded_ring = ring_at(T0 + 10 * MINUTE_MS);
         let (loaded, slots) =
             UniqueCounter::from_state_with_windows(&bytes, 4096, &loaded_ring).expect("loads");
@@ -277,7 +278,7 @@ fn a_window_section_is_carried_through_unchanged() {
     // Counting goes on with windows off; the section is saved back as it was.
     loaded.insert_element(b"new");
     let carried = loaded.to_state_with_window_section(&section);
-    assert_eq!(&carried[8..12], &STATE_VERSION.to_le_bytes());
+    assert_eq!(&carried[8..12], &2u32.to_le_bytes());
     let (_, again) = UniqueCounter::from_state_keeping_windows(&carried, 4096).expect("loads");
     assert_eq!(again.as_deref(), Some(&section[..]));
     // Windows on again: the ring is restored as saved.
@@ -309,7 +310,150 @@ fn a_damaged_window_section_is_refused_with_windows_off_too() {
     assert!(matches!(err, StateError::Windows(_)), "{err:?}");
 }
 
-/// Writes the committed version 2 seeds of the `state_file` fuzz target (format: a selector
+/// Groups "a" (3 addresses, exact), "b" (500, a sketch at threshold 100) and 20 one-line
+/// groups for `__other__` (2 slots).
+fn with_groups(threshold: usize) -> (UniqueCounter, uniqd_core::Groups) {
+    let counter = UniqueCounter::with_threshold(threshold);
+    let groups = uniqd_core::Groups::new(2, threshold).expect("valid");
+    let add = |group: &str, i: u64| {
+        let hash = uniqd_core::hash_element(&i.to_le_bytes());
+        counter.insert_hash(hash);
+        groups.record(group, hash);
+    };
+    (0..3).for_each(|i| add("a", i));
+    (0..500).for_each(|i| add("b", 1_000 + i));
+    (0..20).for_each(|i| add(&format!("g{i}"), 10_000 + i));
+    (counter, groups)
+}
+
+mod groups {
+    //! Version 3: the groups saved with the counter (and the window ring, or not).
+
+    use super::{counter_with, reseal, with_groups, with_windows};
+    use uniqd_core::{
+        Groups, GroupsRestored, GroupsStateError, StateError, StateSections, UniqueCounter,
+    };
+
+    fn snapshot(groups: &Groups) -> (Vec<(String, u64)>, u64) {
+        let snap = groups.snapshot();
+        let named = snap
+            .groups
+            .iter()
+            .map(|g| (g.name.clone(), g.estimate))
+            .collect();
+        (named, snap.other.estimate)
+    }
+
+    #[test]
+    fn round_trip_with_and_without_windows() {
+        let (counter, groups) = with_groups(100);
+        let section = groups.to_state("host");
+        let (_, ring) = with_windows(4, 2, 100);
+        let ring_section = ring.to_state();
+        for windows in [None, Some(&ring_section[..])] {
+            let file = counter.to_state_with_sections(StateSections {
+                windows,
+                groups: Some(&section),
+            });
+            assert_eq!(&file[8..12], &3u32.to_le_bytes());
+            let (loaded, sections) =
+                UniqueCounter::from_state_with_sections(&file, 100).expect("version 3");
+            assert_eq!(loaded.registers(), counter.registers());
+            assert_eq!(sections.windows, windows);
+            assert_eq!(sections.groups, Some(&section[..]));
+            let back = Groups::new(2, 100).expect("valid");
+            assert_eq!(
+                back.restore_state(sections.groups.expect("groups"), "host"),
+                Ok(GroupsRestored::Loaded {
+                    tracked: 2,
+                    folded: 0
+                })
+            );
+            assert_eq!(snapshot(&back), snapshot(&groups));
+            // The counter alone loads from a version 3 file, and the window-aware loaders too.
+            assert!(UniqueCounter::from_state(&file, 100).is_ok());
+            let (_, kept) = UniqueCounter::from_state_keeping_windows(&file, 100).expect("loads");
+            assert_eq!(kept.as_deref(), windows);
+        }
+    }
+
+    #[test]
+    fn versions_1_and_2_still_load_without_groups() {
+        let v1 = counter_with(10, 4096).to_state();
+        let (counter, ring) = with_windows(5, 3, 4096);
+        let v2 = counter.to_state_with_windows(&ring);
+        for (file, version) in [(&v1, 1u32), (&v2, 2)] {
+            assert_eq!(&file[8..12], &version.to_le_bytes());
+            let (_, sections) = UniqueCounter::from_state_with_sections(file, 4096).expect("loads");
+            assert_eq!(sections.groups, None);
+            assert_eq!(sections.windows.is_some(), version == 2);
+        }
+        // Without groups the writer keeps the old versions.
+        let sections = StateSections {
+            windows: Some(&ring.to_state()),
+            groups: None,
+        };
+        assert_eq!(counter.to_state_with_sections(sections), v2);
+        assert_eq!(
+            counter_with(10, 4096).to_state_with_sections(StateSections::default()),
+            v1
+        );
+    }
+
+    #[test]
+    fn a_damaged_groups_section_is_refused() {
+        let (counter, groups) = with_groups(100);
+        let section = groups.to_state("host");
+        let good = counter.to_state_with_sections(StateSections {
+            windows: None,
+            groups: Some(&section),
+        });
+        // The file's CRC covers the section.
+        let mut flipped = good.clone();
+        let at = good.len() - 100;
+        flipped[at] ^= 0x01;
+        assert!(matches!(
+            UniqueCounter::from_state_with_sections(&flipped, 100),
+            Err(StateError::Checksum { .. })
+        ));
+        // Re-sealed, the section's own CRC refuses it.
+        reseal(&mut flipped);
+        let (_, sections) =
+            UniqueCounter::from_state_with_sections(&flipped, 100).expect("outer is fine");
+        let section = sections.groups.expect("groups");
+        assert_eq!(
+            Groups::check_state(section),
+            Err(GroupsStateError::Checksum)
+        );
+        let target = Groups::new(2, 100).expect("valid");
+        assert_eq!(
+            target.restore_state(section, "host"),
+            Err(GroupsStateError::Checksum)
+        );
+        assert!(target.snapshot().groups.is_empty());
+        let message = StateError::Groups(GroupsStateError::Checksum).to_string();
+        assert!(message.contains("groups"), "{message}");
+        // A section length past the end of the file.
+        let mut long = good.clone();
+        let at = good.len() - 4 - section.len() - 8;
+        long[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+        reseal(&mut long);
+        assert!(matches!(
+            UniqueCounter::from_state_with_sections(&long, 100),
+            Err(StateError::Truncated { .. })
+        ));
+        // A missing section (cut after the window section's length).
+        let mut cut = good[..good.len() - 4 - section.len() - 8].to_vec();
+        cut.extend_from_slice(&[0; 4]);
+        reseal(&mut cut);
+        assert!(matches!(
+            UniqueCounter::from_state_with_sections(&cut, 100),
+            Err(StateError::Truncated { .. })
+        ));
+    }
+}
+
+/// Writes the committed version 2 and 3 seeds of the `state_file` fuzz target (format: a selector
 /// byte, then the file; see `crates/fuzz/fuzz_targets/state_file.rs`):
 /// `cargo test -p uniqd-core --test state_file -- --ignored write_state_file_fuzz_seeds`.
 #[test]
@@ -321,6 +465,20 @@ fn write_state_file_fuzz_seeds() {
         let (counter, ring) = with_windows(n, m, 100);
         let mut seed = vec![0x06];
         seed.extend(counter.to_state_with_windows(&ring));
+        std::fs::write(dir.join(name), seed).expect("write seed");
+    }
+    let (counter, groups) = with_groups(100);
+    let (_, ring) = with_windows(2, 1, 100);
+    let section = groups.to_state("host");
+    for (name, windows) in [
+        ("v3_groups", None),
+        ("v3_groups_windows", Some(ring.to_state())),
+    ] {
+        let mut seed = vec![0x06];
+        seed.extend(counter.to_state_with_sections(uniqd_core::StateSections {
+            windows: windows.as_deref(),
+            groups: Some(&section),
+        }));
         std::fs::write(dir.join(name), seed).expect("write seed");
     }
 }

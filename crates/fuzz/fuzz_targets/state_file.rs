@@ -1,12 +1,14 @@
-//! Fuzz target: loading a state file, both format versions (1: the counter; 2: the counter
-//! and the time window ring), the three ways uniqd loads one: `UniqueCounter::from_state`,
-//! `from_state_with_windows` (time windows on) and `from_state_keeping_windows` (time windows
-//! off: the window section is kept as stored).
+//! Fuzz target: loading a state file, every format version (1: the counter; 2: the counter
+//! and the time window ring; 3: and the groups), the ways uniqd loads one:
+//! `UniqueCounter::from_state`, `from_state_with_windows` (time windows on),
+//! `from_state_keeping_windows` (time windows off: the window section is kept as stored), and
+//! `from_state_with_sections` with the groups section checked (`Groups::check_state`) and
+//! loaded (`Groups::restore_state`), as the service does.
 //!
 //! Input layout: byte 0 picks the loading threshold (0, 1, 10, 100 or 4,096, from bits 1 to
 //! 7) and whether to re-seal the CRC-32 (bit 0: yes, so that mutations get past the outer
-//! checksum and reach the structural checks; the window section's own CRC is re-sealed too
-//! when the file is a version 2 one whose section length field fits); the rest is the file.
+//! checksum and reach the structural checks; the window and groups sections' own CRCs are
+//! re-sealed too when their length fields fit); the rest is the file.
 //! The window ring loads on a hand-driven clock at 2027-01-15T08:00:00Z, the time the
 //! committed version 2 seeds were saved at, so their slots are all still in the ring.
 //!
@@ -16,14 +18,21 @@
 //! loaders accept exactly the same files, and each accepted file also loads with
 //! `from_state`; a kept window section is saved back byte for byte and loads again; a ring
 //! loaded from a file re-encodes stably (saved, loaded into a fresh ring, saved again: the
-//! same bytes) and gives the same counts after the round trip.
+//! same bytes) and gives the same counts after the round trip; `from_state_with_sections`
+//! accepts exactly what the window-aware loaders accept, and its sections are saved back byte
+//! for byte; a groups section that checks also loads (into 4 slots, so groups are folded into
+//! `__other__`), keeping the union of the groups and `__other__`, and the loaded groups save
+//! and load back to the same bytes; loaded for another field, it changes nothing.
 
 #![no_main]
 
 use std::sync::Arc;
 
 use libfuzzer_sys::fuzz_target;
-use uniqd_core::{ManualClock, Span, UniqueCounter, WindowRing, REDIS_DENSE_LEN};
+use uniqd_core::{
+    Groups, GroupsRestored, ManualClock, Span, UniqueCounter, WindowRing,
+    REDIS_DENSE_LEN,
+};
 
 /// Where the Redis HLL string sits in a state file (see `crates/core/src/state.rs`).
 const REGISTERS_AT: usize = 32;
@@ -36,29 +45,84 @@ fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }
 
-/// Re-seals the window section's own CRC (when its length field fits the file), then the
-/// file's.
+/// Re-seals the window and groups sections' own CRCs (when their length fields fit the
+/// file), then the file's.
 fn reseal(file: &mut [u8]) {
-    let version2 = file.get(8..12) == Some(&2u32.to_le_bytes()[..]);
-    if version2 {
-        let section = u64_at(file, HASHES_AT)
-            .and_then(|k| usize::try_from(k).ok())
-            .and_then(|k| k.checked_mul(8))
-            .and_then(|n| n.checked_add(HASHES_AT + 8))
-            .and_then(|end| Some((end + 8, usize::try_from(u64_at(file, end)?).ok()?)));
-        if let Some((start, len)) = section {
-            if len >= 4 && start.checked_add(len).is_some_and(|end| end <= file.len()) {
-                let body = start + len - 4;
-                let crc = crc32fast::hash(&file[start..body]);
-                file[body..body + 4].copy_from_slice(&crc.to_le_bytes());
-            }
+    let version = file.get(8..12).map(|v| u32::from_le_bytes(v.try_into().unwrap_or([0; 4])));
+    let sections = match version {
+        Some(2) => 1,
+        Some(3) => 2,
+        _ => 0,
+    };
+    let mut end = u64_at(file, HASHES_AT)
+        .and_then(|k| usize::try_from(k).ok())
+        .and_then(|k| k.checked_mul(8))
+        .and_then(|n| n.checked_add(HASHES_AT + 8));
+    for _ in 0..sections {
+        let Some((start, len)) = end
+            .and_then(|end| Some((end + 8, usize::try_from(u64_at(file, end)?).ok()?)))
+        else {
+            break;
+        };
+        let Some(stop) = start.checked_add(len).filter(|&stop| stop <= file.len()) else {
+            break;
+        };
+        if len >= 4 {
+            let body = stop - 4;
+            let crc = crc32fast::hash(&file[start..body]);
+            file[body..stop].copy_from_slice(&crc.to_le_bytes());
         }
+        end = Some(stop);
     }
     if file.len() >= 4 {
         let body = file.len() - 4;
         let crc = crc32fast::hash(&file[..body]);
         file[body..].copy_from_slice(&crc.to_le_bytes());
     }
+}
+
+/// The union of the groups' and `__other__`'s registers.
+fn union(groups: &Groups) -> Box<[u8; uniqd_core::REGISTERS]> {
+    let all = UniqueCounter::new();
+    groups.for_each(|_, counter| all.merge(counter));
+    all.merge(groups.other());
+    all.registers()
+}
+
+/// The groups section's checks and load: what the service does with `--group-by`.
+fn check_groups(section: &[u8], threshold: usize) {
+    let Ok(field) = Groups::check_state(section) else {
+        let groups = Groups::new(4, threshold).expect("valid");
+        assert!(groups.restore_state(section, "host").is_err());
+        assert!(groups.snapshot().groups.is_empty());
+        return;
+    };
+    // Another field: nothing changes.
+    let other = Groups::new(4, threshold).expect("valid");
+    let elsewhere = format!("{field}.x");
+    assert_eq!(
+        other.restore_state(section, &elsewhere),
+        Ok(GroupsRestored::OtherField(field.clone()))
+    );
+    assert!(other.snapshot().groups.is_empty());
+    assert_eq!(other.other().estimate(), 0);
+    // The field it was saved for: loads, into 4 slots; the union is the file's.
+    let loaded = Groups::new(4, threshold).expect("valid");
+    let Ok(GroupsRestored::Loaded { tracked, folded }) = loaded.restore_state(section, &field)
+    else {
+        panic!("a section that checks must load");
+    };
+    if folded > 0 {
+        let wide = Groups::new(tracked + folded, threshold).expect("at most MAX_GROUPS");
+        wide.restore_state(section, &field).expect("loads");
+        assert_eq!(union(&loaded), union(&wide), "folding lost addresses");
+    }
+    // Saved and loaded again: the same bytes.
+    let saved = loaded.to_state(&field);
+    let again = Groups::new(4, threshold).expect("valid");
+    again.restore_state(&saved, &field).expect("own output must load");
+    assert_eq!(again.to_state(&field), saved, "groups re-encoding is not stable");
+    assert_eq!(again.snapshot(), loaded.snapshot());
 }
 
 fn ring() -> WindowRing {
@@ -99,6 +163,19 @@ fuzz_target!(|data: &[u8]| {
     if kept.is_ok() {
         assert!(plain.is_ok(), "a window-aware loader accepts what from_state refuses");
     }
+    let sections = UniqueCounter::from_state_with_sections(&file, threshold);
+    assert_eq!(sections.is_ok(), kept.is_ok(), "{:?}", sections.as_ref().err());
+    if let Ok((counter, sections)) = &sections {
+        // The sections are saved back byte for byte.
+        let carried = counter.to_state_with_sections(*sections);
+        let (_, back) = UniqueCounter::from_state_with_sections(&carried, threshold)
+            .expect("carried sections must load");
+        assert_eq!(&back, sections);
+        if let Some(groups) = sections.groups {
+            check_groups(groups, threshold);
+        }
+    }
+
     let Ok(counter) = plain else {
         return;
     };

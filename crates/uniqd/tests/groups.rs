@@ -1,8 +1,9 @@
 //! Per-group counts end to end (issue 21): the built binary with `--group-by host` and a small
 //! `--max-groups`, fed NDJSON over HTTP and JSON logs over syslog UDP; the gauge
 //! `unique_ip_addresses_by_group{group}` (tracked groups and `__other__`, never more label
-//! values than the bound), `/api/v1/groups`, `/api/v1/unique?group=NAME` and their errors; and
-//! nothing of it without `--group-by`.
+//! values than the bound), `/api/v1/groups`, `/api/v1/unique?group=NAME` and their errors; the
+//! groups saved in the state file and loaded back after a SIGTERM (and folded into `__other__`
+//! when `--max-groups` shrinks); and nothing of it without `--group-by`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -126,6 +127,80 @@ async fn the_binary_counts_groups_from_ndjson_and_syslog() {
     uniqd.signal("TERM");
     let (status, _) = uniqd.wait();
     assert!(status.success(), "{status}");
+}
+
+/// Every `unique_ip_addresses_by_group` sample of a scrape, sorted.
+async fn group_gauges(metrics: SocketAddr) -> Vec<(String, f64)> {
+    let text = get(metrics, "/metrics").await.text();
+    let mut gauges: Vec<(String, f64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("unique_ip_addresses_by_group{group=\""))
+        .filter_map(|l| {
+            let (group, value) = l.split_once("\"} ")?;
+            Some((group.to_owned(), value.trim().parse().ok()?))
+        })
+        .collect();
+    gauges.sort_by(|a, b| a.0.cmp(&b.0));
+    gauges
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn groups_survive_a_restart_through_the_state_file() {
+    let dir = TempDir::new("groups-state");
+    let state = dir.join("uniqd.state");
+    let state_arg = state.to_str().unwrap();
+    // Threshold 8: a (20 addresses) is a sketch, b (5) and c (3) are exact.
+    let flags = |max: &'static str| {
+        [
+            "--state-file",
+            state_arg,
+            "--group-by",
+            "host",
+            "--max-groups",
+            max,
+            "--exact-threshold",
+            "8",
+        ]
+    };
+    let first = Process::spawn(&flags("3"));
+    let mut body = String::new();
+    for (group, n, base) in [("a", 20, 0), ("b", 5, 30), ("c", 3, 40), ("d", 1, 50)] {
+        for i in 0..n {
+            body += &line(&format!("192.0.2.{}", base + i), Some(group));
+            body += "\n";
+        }
+    }
+    let r = post_ndjson(first.ingest, &body).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    let before = group_gauges(first.metrics).await;
+    let names: Vec<&str> = before.iter().map(|(g, _)| g.as_str()).collect();
+    assert_eq!(names, ["__other__", "a", "b", "c"], "{before:?}");
+    first.signal("TERM");
+    let (status, log) = first.wait();
+    assert!(status.success(), "{status:?} {log:#?}");
+
+    // Same flags: every per-group gauge is what it was.
+    let second = Process::spawn(&flags("3"));
+    assert_eq!(group_gauges(second.metrics).await, before);
+    // Known addresses change nothing; the groups go on counting.
+    let r = post_ndjson(second.ingest, &body).await;
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert_eq!(group_gauges(second.metrics).await, before);
+    second.signal("TERM");
+    assert!(second.wait().0.success());
+
+    // Fewer slots: the largest groups keep theirs, c is folded into __other__ (d and c).
+    let third = Process::spawn(&flags("2"));
+    let after = group_gauges(third.metrics).await;
+    let value = |gauges: &[(String, f64)], name: &str| {
+        gauges.iter().find(|(g, _)| g == name).map(|(_, v)| *v)
+    };
+    assert_eq!(value(&after, "a"), value(&before, "a"));
+    assert_eq!(value(&after, "b"), value(&before, "b"));
+    assert_eq!(value(&after, "c"), None);
+    assert_eq!(value(&after, "__other__"), Some(4.0), "{after:?}");
+    third.signal("TERM");
+    assert!(third.wait().0.success());
 }
 
 #[tokio::test]

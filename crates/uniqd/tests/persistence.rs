@@ -143,11 +143,14 @@ fn unloadable_state_files_refuse_to_start() {
     let mut flipped = good.clone();
     flipped[100] ^= 0x10;
     let mut version = good.clone();
-    version[8..12].copy_from_slice(&3u32.to_le_bytes());
+    // The first version this build does not read (3 is the groups' version now).
+    let unknown = uniqd_core::STATE_VERSION + 1;
+    version[8..12].copy_from_slice(&unknown.to_le_bytes());
+    let unknown = format!("version {unknown}");
     let cases: [(&str, Vec<u8>, &str); 5] = [
         ("corrupt", flipped, "CRC-32"),
         ("truncated", good[..good.len() - 9].to_vec(), "truncated"),
-        ("unknown version", version, "version 3"),
+        ("unknown version", version, &unknown),
         (
             "not a state file",
             b"hello, world\n".to_vec(),

@@ -48,6 +48,14 @@
 //! in the evicted counter after its merge: that address is then missing from the union of the
 //! groups (never from the total).
 //!
+//! # Saved in the state file
+//!
+//! [`Groups::to_state`] and [`Groups::restore_state`] (`persist.rs`): every tracked group's
+//! name, score and counter and `__other__`'s, with the `--group-by` field name, as the
+//! section of a version 3 state file. Loading keeps the union property whatever the new
+//! `max_groups` (the largest saved groups take the slots, the rest go to `__other__`) and
+//! loads nothing saved for another field.
+//!
 //! # Memory
 //!
 //! Fixed bound: `max_groups + 1` counters of at most 60,168 B each (exact phase, default
@@ -57,7 +65,9 @@
 //! distinct group values stream in (`tests/groups.rs`, and the table in `docs/groups.md`).
 
 mod index;
+mod persist;
 mod sketch;
+mod state_error;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -67,6 +77,9 @@ use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned};
 use self::index::Index;
 use self::sketch::Sketch;
 use crate::counter::{Phase, UniqueCounter};
+
+pub use self::persist::{GroupsRestored, MAX_GROUP_FIELD_BYTES};
+pub use self::state_error::GroupsStateError;
 
 /// Default number of tracked groups.
 pub const DEFAULT_MAX_GROUPS: usize = 100;

@@ -1,8 +1,8 @@
 //! Wiring, in two steps:
 //!
 //! * [`build`] (`parts.rs`): the [`Parts`] a configuration describes, without
-//!   sockets or tasks: the [`Views`](uniqd_core::Views) built once (counter and
-//!   time window ring loaded from the state file, if configured; the top pages
+//!   sockets or tasks: the [`Views`](uniqd_core::Views) built once (counter,
+//!   time window ring and groups loaded from the state file, if configured; the top pages
 //!   with one shard per worker thread), the ingest metrics, `/metrics`'s
 //!   registry with its collectors, the readiness, the optional Redis sync and
 //!   state saver;

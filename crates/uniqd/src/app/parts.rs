@@ -131,10 +131,16 @@ pub async fn build(mut config: AppConfig) -> io::Result<Parts> {
         .windows
         .as_ref()
         .map(|w| Arc::new(crate::build::window_ring(w)));
+    // The groups and the field they count, saved and loaded with the state file.
+    let saved_groups = groups
+        .as_ref()
+        .zip(config.groups.as_ref())
+        .map(|(counters, groups)| (counters, groups.field.as_str()));
     let (counter, saver) = persistence::open(
         config.state.as_ref(),
         config.exact_threshold,
         windows.as_ref(),
+        saved_groups,
     )
     .await?;
     // One shard per thread that ingests: the runtime's workers.

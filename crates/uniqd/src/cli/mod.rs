@@ -154,9 +154,10 @@ pub struct Cli {
     #[arg(long, env = "UNIQD_REDIS_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
     pub redis_timeout: Duration,
 
-    /// Save the counter to this file every --state-interval and on
-    /// shutdown (atomically: temporary file, fsync, rename), and continue
-    /// from it at start. A missing file is a fresh start; an unreadable,
+    /// Save the counter (and the time windows and the --group-by groups,
+    /// when on) to this file every --state-interval and on shutdown
+    /// (atomically: temporary file, fsync, rename), and continue from it at
+    /// start. A missing file is a fresh start; an unreadable,
     /// corrupt or other-version file stops the start (see
     /// --state-reset-on-error). [default: off]
     #[arg(long, env = "UNIQD_STATE_FILE")]
@@ -176,7 +177,8 @@ pub struct Cli {
     /// With --windows off, write the state file without the time window
     /// history it holds (format version 1, which builds without time
     /// windows read: for rolling back to one) instead of keeping it for when
-    /// windows are on again. Refused with time windows on.
+    /// windows are on again; with --group-by off, without its groups too.
+    /// Refused with time windows on.
     #[arg(long, env = "UNIQD_STATE_DROP_WINDOWS")]
     pub state_drop_windows: bool,
 

@@ -1,14 +1,16 @@
 //! The optional state file (`--state-file`): load the counter (and the time
-//! window ring, when on) at start, save them every interval and once more
-//! after the ingest drain.
+//! window ring and the per-group counters, when on) at start, save them every
+//! interval and once more after the ingest drain.
 //!
 //! The bytes are `uniqd_core`'s state format (`UniqueCounter::to_state`:
 //! magic, version, CRC-32, the registers as a Redis dense HLL string at a
 //! fixed offset, the exact set while exact; with time windows on, format
-//! version 2, which adds the ring's per-minute and per-hour slots:
-//! `UniqueCounter::to_state_with_windows`). Both versions load; window slots
-//! older than the ring keeps at load time are dropped. This module only
-//! decides when to write and makes each write atomic:
+//! version 2, which adds the ring's per-minute and per-hour slots; with
+//! `--group-by`, format version 3, which adds every tracked group's counter
+//! and `__other__`'s: `UniqueCounter::to_state_with_sections`). All three
+//! versions load; window slots older than the ring keeps at load time are
+//! dropped. This module only decides when to write and makes each write
+//! atomic:
 //!
 //! 1. write the bytes to `.<name>.<pid>.tmp` in the same directory (a rename
 //!    is only atomic within one file system);
@@ -38,6 +40,15 @@
 //! (`StateConfig::drop_windows`) drops it instead, writing version 1, for a
 //! rollback to a build without time windows.
 //!
+//! **Groups survive a restart, and `--group-by` off.** With `--group-by`, the
+//! saved groups are loaded into the empty groups at start
+//! (`Groups::restore_state`): the largest take the `--max-groups` slots, the
+//! rest are merged into `__other__` (so the groups and `__other__` still union
+//! to the total); groups saved for another `--group-by` field are dropped with
+//! a warning. With `--group-by` off, a file's groups section is checked and
+//! saved again unchanged, like the window history (dropped instead with
+//! `--state-drop-windows`, whose file is for a build that reads version 1).
+//!
 //! **Failed saves are visible** as `uniqd_state_save_failures_total` and
 //! `uniqd_state_last_save_timestamp_seconds` ([`metrics`]); `/readyz` stays
 //! ready (a replica that cannot save still counts correctly, and taking it out
@@ -57,7 +68,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use uniqd_core::{UniqueCounter, WindowRing};
+use uniqd_core::{Groups, GroupsRestored, StateError, StateSections, UniqueCounter, WindowRing};
 
 mod files;
 pub mod lock;
@@ -87,7 +98,8 @@ pub struct StateConfig {
 /// so a path that cannot be written fails the start rather than the first
 /// save), else empty; plus the [`Saver`] to run, which holds the lock. The
 /// saved window slots are restored into `windows` when given, and carried
-/// through unchanged when not.
+/// through unchanged when not; the same for the saved groups and `groups`
+/// (the counters and the `--group-by` field they count).
 ///
 /// # Errors
 ///
@@ -97,6 +109,7 @@ pub async fn open(
     config: Option<&StateConfig>,
     threshold: usize,
     windows: Option<&Arc<WindowRing>>,
+    groups: Option<(&Arc<Groups>, &str)>,
 ) -> io::Result<(Arc<UniqueCounter>, Option<Saver>)> {
     let Some(config) = config else {
         return Ok((Arc::new(UniqueCounter::with_threshold(threshold)), None));
@@ -121,17 +134,30 @@ pub async fn open(
         ..config.clone()
     };
     let lock = StateLock::acquire(&config.path)?;
-    let (counter, mut carried) = load_state(&config, threshold, windows.map(Arc::as_ref))?;
-    if config.drop_windows && carried.take().is_some() {
+    let groups_only = groups.map(|(g, field)| (g.as_ref(), field));
+    let (counter, mut carried) =
+        load_state(&config, threshold, windows.map(Arc::as_ref), groups_only)?;
+    if config.drop_windows && carried.windows.take().is_some() {
         tracing::warn!(
             path = %config.path.display(),
             "--state-drop-windows: the time window history is removed from the state file \
              at the first save (format version 1)"
         );
     }
+    if config.drop_windows && carried.groups.take().is_some() {
+        tracing::warn!(
+            path = %config.path.display(),
+            "--state-drop-windows: the groups (saved with --group-by, now off) are removed \
+             from the state file at the first save (format version 1)"
+        );
+    }
     let counter = Arc::new(counter);
     let mut saver = Saver::new(Arc::clone(&counter), windows.cloned(), &config);
-    saver.carried_windows = carried;
+    if let Some((groups, field)) = groups {
+        saver = saver.with_groups(Arc::clone(groups), field);
+    }
+    saver.carried_windows = carried.windows;
+    saver.carried_groups = carried.groups;
     saver.lock = Some(lock);
     saver.save().await.map_err(|e| {
         io::Error::new(
@@ -161,50 +187,110 @@ pub fn load(
     threshold: usize,
     windows: Option<&WindowRing>,
 ) -> io::Result<UniqueCounter> {
-    load_state(config, threshold, windows).map(|(counter, _)| counter)
+    load_state(config, threshold, windows, None).map(|(counter, _)| counter)
 }
 
-/// [`load`], plus the file's window section when `windows` is `None` (time
-/// windows off), to be saved again unchanged.
+/// The sections of a loaded file that are saved again as they are: the
+/// window history with time windows off, the groups with `--group-by` off.
+#[derive(Debug, Default)]
+struct Carried {
+    windows: Option<Vec<u8>>,
+    groups: Option<Vec<u8>>,
+}
+
+/// Decodes a state file: the counter; the window slots merged into `windows`
+/// and the groups into `groups` (the counters and their `--group-by` field)
+/// when given, else their sections kept as they are. Every section is checked
+/// before anything is restored.
+fn decode_state(
+    bytes: &[u8],
+    threshold: usize,
+    windows: Option<&WindowRing>,
+    groups: Option<(&Groups, &str)>,
+) -> Result<(UniqueCounter, usize, Carried), StateError> {
+    let (counter, sections) = UniqueCounter::from_state_with_sections(bytes, threshold)?;
+    let saved_field = sections
+        .groups
+        .map(Groups::check_state)
+        .transpose()
+        .map_err(StateError::Groups)?;
+    let mut carried = Carried::default();
+    let window_slots = match (windows, sections.windows) {
+        (Some(ring), Some(section)) => ring.restore_state(section).map_err(StateError::Windows)?,
+        (None, section) => {
+            carried.windows = section.map(<[u8]>::to_vec);
+            0
+        }
+        (Some(_), None) => 0,
+    };
+    match (groups, sections.groups) {
+        (Some((counters, field)), Some(section)) => {
+            match counters
+                .restore_state(section, field)
+                .map_err(StateError::Groups)?
+            {
+                GroupsRestored::Loaded { tracked, folded } => tracing::info!(
+                    tracked,
+                    folded_into_other = folded,
+                    max_groups = counters.max_groups(),
+                    "groups loaded from the state file"
+                ),
+                GroupsRestored::OtherField(saved) => tracing::warn!(
+                    saved_field = %saved,
+                    field,
+                    "the state file's groups were counted by another --group-by field: \
+                     dropped (groups start from zero; the total is loaded)"
+                ),
+            }
+        }
+        (None, Some(section)) => {
+            tracing::warn!(
+                saved_field = saved_field.as_deref().unwrap_or_default(),
+                "--group-by is off: the groups in the state file are kept as they are \
+                 (saved again unchanged, not updated) for when it is on again"
+            );
+            carried.groups = Some(section.to_vec());
+        }
+        (_, None) => {}
+    }
+    Ok((counter, window_slots, carried))
+}
+
+/// [`load`], plus the file's sections that are not loaded (time windows off,
+/// `--group-by` off), to be saved again unchanged; restores the groups into
+/// `groups` when given.
 fn load_state(
     config: &StateConfig,
     threshold: usize,
     windows: Option<&WindowRing>,
-) -> io::Result<(UniqueCounter, Option<Vec<u8>>)> {
+    groups: Option<(&Groups, &str)>,
+) -> io::Result<(UniqueCounter, Carried)> {
     let path = &config.path;
     let problem = match fs::read(path) {
-        Ok(bytes) => {
-            let loaded = match windows {
-                Some(ring) => UniqueCounter::from_state_with_windows(&bytes, threshold, ring)
-                    .map(|(c, slots)| (c, slots, None)),
-                None => UniqueCounter::from_state_keeping_windows(&bytes, threshold)
-                    .map(|(c, section)| (c, 0, section)),
-            };
-            match loaded {
-                Ok((counter, window_slots, carried)) => {
-                    tracing::info!(
+        Ok(bytes) => match decode_state(&bytes, threshold, windows, groups) {
+            Ok((counter, window_slots, carried)) => {
+                tracing::info!(
+                    path = %path.display(),
+                    estimate = counter.estimate(),
+                    phase = counter.phase().as_str(),
+                    window_slots,
+                    "state loaded"
+                );
+                if carried.windows.is_some() && !config.drop_windows {
+                    tracing::warn!(
                         path = %path.display(),
-                        estimate = counter.estimate(),
-                        phase = counter.phase().as_str(),
-                        window_slots,
-                        "state loaded"
+                        "time windows are off: the window history in the state file is \
+                         kept as it is (saved again unchanged, not updated) for when they \
+                         are on again"
                     );
-                    if carried.is_some() && !config.drop_windows {
-                        tracing::warn!(
-                            path = %path.display(),
-                            "time windows are off: the window history in the state file is \
-                             kept as it is (saved again unchanged, not updated) for when they \
-                             are on again"
-                        );
-                    }
-                    return Ok((counter, carried));
                 }
-                Err(e) => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+                return Ok((counter, carried));
             }
-        }
+            Err(e) => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+        },
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             tracing::info!(path = %path.display(), "no state file yet; starting empty");
-            return Ok((UniqueCounter::with_threshold(threshold), None));
+            return Ok((UniqueCounter::with_threshold(threshold), Carried::default()));
         }
         Err(e) => e,
     };
@@ -236,7 +322,7 @@ fn load_state(
         "STATE FILE UNUSABLE: starting with an EMPTY count (--state-reset-on-error); \
          the bad file was kept"
     );
-    Ok((UniqueCounter::with_threshold(threshold), None))
+    Ok((UniqueCounter::with_threshold(threshold), Carried::default()))
 }
 
 /// `<file>.corrupt-<unix seconds>`.
@@ -249,14 +335,18 @@ fn corrupt_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Saves `counter` (and the window ring, when on) to the state file when
-/// their state differs from the last save.
+/// Saves `counter` (and the window ring and the groups, when on) to the state
+/// file when their state differs from the last save.
 #[derive(Debug)]
 pub struct Saver {
     counter: Arc<UniqueCounter>,
     windows: Option<Arc<WindowRing>>,
     /// With windows off: the loaded file's window section, saved again unchanged.
     carried_windows: Option<Vec<u8>>,
+    /// With `--group-by`: the counters and the field they count.
+    groups: Option<(Arc<Groups>, String)>,
+    /// With `--group-by` off: the loaded file's groups section, saved again unchanged.
+    carried_groups: Option<Vec<u8>>,
     path: PathBuf,
     interval: Duration,
     last: Option<Vec<u8>>,
@@ -280,12 +370,21 @@ impl Saver {
             counter,
             windows,
             carried_windows: None,
+            groups: None,
+            carried_groups: None,
             path: config.path.clone(),
             interval: config.interval,
             last: None,
             status: Arc::new(SaveStatus::default()),
             lock: None,
         }
+    }
+
+    /// Saves `groups` too, as counted by the `--group-by` field `field` (format version 3).
+    #[must_use]
+    pub fn with_groups(mut self, groups: Arc<Groups>, field: &str) -> Self {
+        self.groups = Some((groups, field.to_owned()));
+        self
     }
 
     /// The save counters, for [`StateCollector`].
@@ -317,11 +416,12 @@ impl Saver {
     }
 
     async fn write_if_changed(&mut self) -> io::Result<bool> {
-        let bytes = match (&self.windows, &self.carried_windows) {
-            (Some(ring), _) => self.counter.to_state_with_windows(ring),
-            (None, Some(section)) => self.counter.to_state_with_window_section(section),
-            (None, None) => self.counter.to_state(),
-        };
+        let ring = self.windows.as_ref().map(|ring| ring.to_state());
+        let groups = self.groups.as_ref().map(|(g, field)| g.to_state(field));
+        let bytes = self.counter.to_state_with_sections(StateSections {
+            windows: ring.as_deref().or(self.carried_windows.as_deref()),
+            groups: groups.as_deref().or(self.carried_groups.as_deref()),
+        });
         if self.last.as_ref() == Some(&bytes) {
             return Ok(false);
         }

@@ -1,4 +1,4 @@
-//! Unit tests of the state file: loading, saving, the lock, links, carried windows.
+//! Unit tests of the state file: loading, saving, the lock, links, carried windows, groups.
 
 use std::ffi::OsString;
 
@@ -179,11 +179,13 @@ async fn a_second_open_of_one_state_file_is_refused_until_the_first_is_dropped()
     let dir = temp_dir("lock");
     let path = dir.join("state");
     let config = config(path.clone(), false);
-    let (_, first) = open(Some(&config), 100, None).await.expect("first open");
+    let (_, first) = open(Some(&config), 100, None, None)
+        .await
+        .expect("first open");
     let first = first.expect("a saver");
     assert_eq!(first.lock_path(), Some(dir.join("state.lock").as_path()));
 
-    let err = open(Some(&config), 100, None)
+    let err = open(Some(&config), 100, None, None)
         .await
         .expect_err("the file is in use");
     assert_eq!(err.kind(), io::ErrorKind::ResourceBusy);
@@ -200,13 +202,13 @@ async fn a_second_open_of_one_state_file_is_refused_until_the_first_is_dropped()
     // Through a link to the same file, too: the lock is the target's.
     let link = dir.join("link");
     std::os::unix::fs::symlink(&path, &link).expect("symlink");
-    let err = open(Some(&config_at(link)), 100, None)
+    let err = open(Some(&config_at(link)), 100, None, None)
         .await
         .expect_err("the link's target is in use");
     assert_eq!(err.kind(), io::ErrorKind::ResourceBusy);
 
     drop(first);
-    let (_, again) = open(Some(&config), 100, None)
+    let (_, again) = open(Some(&config), 100, None, None)
         .await
         .expect("free once the first is gone");
     drop(again);
@@ -227,7 +229,7 @@ async fn a_linked_state_file_is_written_through_the_link() {
     std::os::unix::fs::symlink("data/state", &link).expect("symlink");
     assert_eq!(resolve_links(&link).expect("resolves"), target);
 
-    let (counter, saver) = open(Some(&config_at(link.clone())), 100, None)
+    let (counter, saver) = open(Some(&config_at(link.clone())), 100, None, None)
         .await
         .expect("opens");
     let mut saver = saver.expect("a saver");
@@ -260,7 +262,7 @@ async fn a_linked_state_file_is_written_through_the_link() {
     let a = dir.join("a");
     std::os::unix::fs::symlink("b", &a).expect("symlink");
     std::os::unix::fs::symlink("a", dir.join("b")).expect("symlink");
-    let err = open(Some(&config_at(a)), 100, None)
+    let err = open(Some(&config_at(a)), 100, None, None)
         .await
         .expect_err("a loop");
     assert!(err.to_string().contains("symbolic links"), "{err}");
@@ -282,7 +284,7 @@ async fn windows_off_keeps_the_window_history_in_the_file() {
     fs::write(&path, counter.to_state_with_windows(&ring)).expect("write");
 
     // Windows off: the count loads and grows, the saved file keeps the window section.
-    let (counter, saver) = open(Some(&config_at(path.clone())), 100, None)
+    let (counter, saver) = open(Some(&config_at(path.clone())), 100, None, None)
         .await
         .expect("opens");
     let mut saver = saver.expect("a saver");
@@ -321,5 +323,128 @@ async fn failed_saves_are_counted_and_good_ones_timestamped() {
     fs::remove_dir_all(&path).expect("out of the way");
     assert!(saver.save().await.expect("saves again"));
     assert_eq!(status.failures(), 2);
+    fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+/// The groups' names and counts, and `__other__`'s count.
+fn group_counts(groups: &Groups) -> (Vec<(String, u64)>, u64) {
+    let snap = groups.snapshot();
+    let named = snap
+        .groups
+        .iter()
+        .map(|g| (g.name.clone(), g.estimate))
+        .collect();
+    (named, snap.other.estimate)
+}
+
+/// Opens `path` with `--group-by field` (2 slots), records `lines` (group, address), saves
+/// and releases the file; returns the groups.
+async fn groups_session(path: &Path, field: &str, lines: &[(&str, &str)]) -> Arc<Groups> {
+    let groups = Arc::new(Groups::new(2, 100).expect("valid"));
+    let (counter, saver) = open(
+        Some(&config_at(path.to_owned())),
+        100,
+        None,
+        Some((&groups, field)),
+    )
+    .await
+    .expect("opens");
+    let mut saver = saver.expect("a saver");
+    for (group, ip) in lines {
+        let hash = uniqd_core::hash_ip_str(ip).expect("valid");
+        counter.insert_hash(hash);
+        groups.record(group, hash);
+    }
+    saver.save().await.expect("saves");
+    groups
+}
+
+#[tokio::test]
+async fn groups_are_saved_and_loaded_back() {
+    let dir = temp_dir("groups");
+    let path = dir.join("state");
+    let lines = [
+        ("a", "10.0.0.1"),
+        ("a", "10.0.0.2"),
+        ("b", "10.0.0.3"),
+        ("c", "10.0.0.4"),
+    ];
+    let before = groups_session(&path, "host", &lines).await;
+    assert_eq!(&fs::read(&path).expect("saved")[8..12], &3u32.to_le_bytes());
+    let after = groups_session(&path, "host", &[]).await;
+    assert_eq!(group_counts(&after), group_counts(&before));
+    assert_eq!(group_counts(&after).0.len(), 2);
+    assert_eq!(group_counts(&after).1, 1, "c is in __other__");
+
+    // Another field: the groups are dropped, the total is kept.
+    let other = groups_session(&path, "service", &[]).await;
+    assert_eq!(group_counts(&other), (Vec::new(), 0));
+    assert_eq!(
+        load(&config_at(path.clone()), 100, None)
+            .expect("loads")
+            .estimate(),
+        4
+    );
+    fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[tokio::test]
+async fn group_by_off_keeps_the_groups_in_the_file() {
+    let dir = temp_dir("groups-off");
+    let path = dir.join("state");
+    let before = groups_session(&path, "host", &[("a", "10.0.0.1"), ("b", "10.0.0.2")]).await;
+    let saved = fs::read(&path).expect("saved");
+
+    // --group-by off: the count grows, the groups section is saved again as it was.
+    let (counter, saver) = open(Some(&config_at(path.clone())), 100, None, None)
+        .await
+        .expect("opens");
+    let mut saver = saver.expect("a saver");
+    counter.insert_str("10.0.0.9").expect("valid");
+    assert!(saver.save().await.expect("saves"));
+    drop(saver);
+    let bytes = fs::read(&path).expect("saved");
+    assert_eq!(&bytes[8..12], &3u32.to_le_bytes(), "still format version 3");
+    let (_, sections) = UniqueCounter::from_state_with_sections(&bytes, 100).expect("loads");
+    let (_, was) = UniqueCounter::from_state_with_sections(&saved, 100).expect("loads");
+    assert_eq!(sections.groups, was.groups);
+
+    // On again: the groups are back.
+    let after = groups_session(&path, "host", &[]).await;
+    assert_eq!(group_counts(&after), group_counts(&before));
+
+    // --state-drop-windows (windows and groups off) writes version 1.
+    let dropping = StateConfig {
+        drop_windows: true,
+        ..config_at(path.clone())
+    };
+    let (_, saver) = open(Some(&dropping), 100, None, None).await.expect("opens");
+    drop(saver);
+    assert_eq!(&fs::read(&path).expect("saved")[8..12], &1u32.to_le_bytes());
+    fs::remove_dir_all(&dir).expect("cleanup");
+}
+
+#[test]
+fn a_damaged_groups_section_refuses_the_load_and_restores_nothing() {
+    let dir = temp_dir("groups-damaged");
+    let path = dir.join("state");
+    let groups = Groups::new(2, 100).expect("valid");
+    groups.record("a", 1);
+    let mut section = groups.to_state("host");
+    section[20] ^= 1;
+    let counter = UniqueCounter::with_threshold(100);
+    counter.insert_hash(1);
+    let file = counter.to_state_with_sections(StateSections {
+        windows: None,
+        groups: Some(&section),
+    });
+    fs::write(&path, file).expect("write");
+    let fresh = Groups::new(2, 100).expect("valid");
+    for groups in [None, Some((&fresh, "host"))] {
+        let err = load_state(&config_at(path.clone()), 100, None, groups).expect_err("refused");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(err.to_string().contains("groups"), "{err}");
+    }
+    assert_eq!(group_counts(&fresh), (Vec::new(), 0));
     fs::remove_dir_all(&dir).expect("cleanup");
 }
