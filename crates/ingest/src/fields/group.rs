@@ -112,6 +112,8 @@ mod tests {
         ));
         let bad = |name| FieldMap::standard().clone().with_group_by(name).is_err();
         assert!(bad("") && bad("a..b"));
+        let longest = "a".repeat(uniqd_core::MAX_GROUP_FIELD_BYTES);
+        assert!(!bad(&longest) && bad(&format!("{longest}a")));
         assert_eq!(host.group_by(), Some("host"));
     }
 

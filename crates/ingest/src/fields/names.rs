@@ -202,10 +202,17 @@ impl FieldMap {
     ///
     /// # Errors
     ///
-    /// An empty name or path segment.
+    /// An empty name or path segment, or a name over [`uniqd_core::MAX_GROUP_FIELD_BYTES`].
     pub fn with_group_by(mut self, name: &str) -> Result<Self, String> {
         let name = name.trim();
         check_name(name).map_err(|e| format!("--group-by: {e}"))?;
+        if name.len() > uniqd_core::MAX_GROUP_FIELD_BYTES {
+            // The state file stores the field with its groups, up to this length.
+            return Err(format!(
+                "--group-by: at most {} bytes",
+                uniqd_core::MAX_GROUP_FIELD_BYTES
+            ));
+        }
         let mut segments = name.split('.');
         let first = segments.next().unwrap_or_default();
         let mut candidates: Vec<Candidate> = self
