@@ -125,6 +125,28 @@ async fn gateway_logs_count_with_no_flag() {
     service.stop().await;
 }
 
+/// Plain access-log files (nginx `combined`, Apache) tailed through the `nginx` / `apache2`
+/// parsers of Fluent Bit and Fluentd: their `remote` and `path` are on the default lists, so
+/// the records count with no flag (docs/shippers.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_files_parsed_by_the_shippers_count_with_no_flag() {
+    let service = TestService::start().await;
+    for name in ["fluent_bit_nginx_parser.json", "fluentd_nginx_parser.json"] {
+        let response = post_json(service.ingest, &fixture(&format!("shippers/{name}"))).await;
+        assert_eq!(response.status, 202, "{name}: {}", response.text());
+        assert_eq!(response.json()["accepted"], 2, "{name}");
+    }
+    assert_eq!(service.unique().await, 4);
+    assert_eq!(
+        pages(&service).await,
+        [
+            ("/parsed/apache".to_owned(), 1),
+            ("/parsed/nginx".to_owned(), 3),
+        ]
+    );
+    service.stop().await;
+}
+
 /// Each shipper's HTTP output as `docs/shippers.md` configures it, its wire format replayed
 /// from `tests/fixtures/shippers`: every log counted once per delivery, by the fields uniqd
 /// reads among the shipper's own.

@@ -135,6 +135,7 @@ pub(crate) fn standard(key: &[u8], mut found: impl FnMut(Field, u8)) {
         b"ClientHost" => (Field::Ip, 3),
         b"ClientAddr" => (Field::Ip, 4),
         b"downstream_remote_address" => (Field::Ip, 5),
+        b"remote" => (Field::Ip, 6),
         b"url" => (Field::Url, 0),
         b"request_uri" => (Field::Url, 1),
         b"RequestPath" => (Field::Url, 2),

@@ -20,8 +20,9 @@
 //! * address: `ip` (uniqd), `client_ip` (Kong, APISIX: the client after their real-IP
 //!   handling), `remote_addr` (nginx, ingress-nginx; the client after nginx's real-IP module),
 //!   `ClientHost` (Traefik, without port) before `ClientAddr` (Traefik, with port),
-//!   `downstream_remote_address` (Envoy, with port), `client.ip` (nested, Elastic Common
-//!   Schema).
+//!   `downstream_remote_address` (Envoy, with port), `remote` (the `nginx` and `apache2`
+//!   parsers of Fluent Bit and Fluentd, for plain access-log files), `client.ip` (nested,
+//!   Elastic Common Schema).
 //! * URL: `url` (uniqd), `request_uri` (nginx), `RequestPath` (Traefik), `path` (Envoy),
 //!   `uri` (nginx's normalised `$uri`), `request.uri` (Kong, APISIX: the path and query),
 //!   `request.url` (APISIX: the full URL, whose host the top pages drop).
@@ -54,6 +55,7 @@ pub const DEFAULT_IP_FIELDS: &[&str] = &[
     "ClientHost",
     "ClientAddr",
     "downstream_remote_address",
+    "remote",
     "client.ip",
 ];
 
@@ -412,7 +414,8 @@ mod tests {
         assert_eq!(&*map.url_fields()[0], "url");
         assert_eq!(&*map.timestamp_fields()[0], "timestamp");
         assert_eq!(ranks(map, "ip"), [(Field::Ip, 0, 0)]);
-        assert_eq!(ranks(map, "client"), [(Field::Ip, 6, 1)]);
+        assert_eq!(ranks(map, "client"), [(Field::Ip, 7, 1)]);
+        assert_eq!(ranks(map, "remote"), [(Field::Ip, 6, 0)]);
         assert_eq!(
             ranks(map, "request"),
             [(Field::Url, 5, 1), (Field::Url, 6, 1)]
@@ -483,7 +486,7 @@ mod tests {
             .iter()
             .map(|(name, _, _)| String::from_utf8_lossy(name).into_owned())
             .collect();
-        assert_eq!(keys.len(), 20, "every plain default name");
+        assert_eq!(keys.len(), 21, "every plain default name");
         keys.extend(["client", "request", "ipx", "Ip", "times", "", "status"].map(String::from));
         for key in &keys {
             let line = format!(r#"{{"{key}":1}}"#);

@@ -286,7 +286,7 @@ pub struct Cli {
     /// ingress-nginx, Traefik, Envoy and the Elastic Common Schema (see
     /// docs/shippers.md). A value may carry a port or be a forwarded list.
     #[arg(long, env = "UNIQD_IP_FIELD", value_parser = parse_field_list,
-          default_value = "ip,client_ip,remote_addr,ClientHost,ClientAddr,downstream_remote_address,client.ip")]
+          default_value = "ip,client_ip,remote_addr,ClientHost,ClientAddr,downstream_remote_address,remote,client.ip")]
     pub ip_field: FieldList,
 
     /// Where a log's URL (for the top pages) is: names or dotted paths,
