@@ -200,13 +200,15 @@ struct Carried {
 
 /// Decodes a state file: the counter; the window slots merged into `windows`
 /// and the groups into `groups` (the counters and their `--group-by` field)
-/// when given, else their sections kept as they are. Every section is checked
-/// before anything is restored.
+/// when given, else their sections kept as they are (and said so, unless
+/// `dropping`: `--state-drop-windows` removes them, and says that instead).
+/// Every section is checked before anything is restored.
 fn decode_state(
     bytes: &[u8],
     threshold: usize,
     windows: Option<&WindowRing>,
     groups: Option<(&Groups, &str)>,
+    dropping: bool,
 ) -> Result<(UniqueCounter, usize, Carried), StateError> {
     let (counter, sections) = UniqueCounter::from_state_with_sections(bytes, threshold)?;
     let saved_field = sections
@@ -244,11 +246,13 @@ fn decode_state(
             }
         }
         (None, Some(section)) => {
-            tracing::warn!(
-                saved_field = saved_field.as_deref().unwrap_or_default(),
-                "--group-by is off: the groups in the state file are kept as they are \
-                 (saved again unchanged, not updated) for when it is on again"
-            );
+            if !dropping {
+                tracing::warn!(
+                    saved_field = saved_field.as_deref().unwrap_or_default(),
+                    "--group-by is off: the groups in the state file are kept as they are \
+                     (saved again unchanged, not updated) for when it is on again"
+                );
+            }
             carried.groups = Some(section.to_vec());
         }
         (_, None) => {}
@@ -267,7 +271,7 @@ fn load_state(
 ) -> io::Result<(UniqueCounter, Carried)> {
     let path = &config.path;
     let problem = match fs::read(path) {
-        Ok(bytes) => match decode_state(&bytes, threshold, windows, groups) {
+        Ok(bytes) => match decode_state(&bytes, threshold, windows, groups, config.drop_windows) {
             Ok((counter, window_slots, carried)) => {
                 tracing::info!(
                     path = %path.display(),
