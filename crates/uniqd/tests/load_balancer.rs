@@ -129,18 +129,6 @@ async fn converged(
     first
 }
 
-fn page(stats: &serde_json::Value, path: &str) -> (u64, u64) {
-    let pages = stats["pages"].as_array().unwrap();
-    let page = pages
-        .iter()
-        .find(|p| p["path"] == path)
-        .unwrap_or_else(|| panic!("no {path} in {stats}"));
-    (
-        page["count"].as_u64().unwrap(),
-        page["error"].as_u64().unwrap(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_replicas_behind_haproxy_answer_the_same_global_views() {
     let mut redis = RedisServer::start();

@@ -38,19 +38,6 @@ async fn post(service: &TestService, body: &str) {
     assert_eq!(r.status, 202, "{}", r.text());
 }
 
-/// `PFCOUNT` of addresses `range` added to a fresh key.
-fn union_count(conn: &mut Conn, key: &str, range: std::ops::Range<u32>) -> u64 {
-    let ips: Vec<String> = range.map(distinct_ip).collect();
-    conn.pfadd_all(key, &ips);
-    conn.pfcount(key)
-}
-
-async fn get_json(service: &TestService, path: &str) -> serde_json::Value {
-    let r = get(service.metrics, path).await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
-}
-
 /// Whether `service` answers `unique` for the 5m window and the last series point, with
 /// `scope`, and its `/stats` says `scope` with `total` requests.
 async fn answers(service: &TestService, scope: &str, unique: u64, total: u64) -> bool {
@@ -63,18 +50,6 @@ async fn answers(service: &TestService, scope: &str, unique: u64, total: u64) ->
         && series["points"][0]["unique_ip_addresses"] == unique
         && stats["scope"] == scope
         && stats["total_requests"] == total
-}
-
-fn page(stats: &serde_json::Value, path: &str) -> (u64, u64) {
-    let pages = stats["pages"].as_array().expect("pages");
-    let page = pages
-        .iter()
-        .find(|p| p["path"] == path)
-        .unwrap_or_else(|| panic!("no {path} in {stats}"));
-    (
-        page["count"].as_u64().unwrap(),
-        page["error"].as_u64().unwrap(),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -191,6 +191,38 @@ pub fn distinct_ip(i: u32) -> String {
     format!("10.{}.{}.{}", (i >> 16) & 255, (i >> 8) & 255, i & 255)
 }
 
+/// `PFCOUNT` of the [`distinct_ip`]s `indexes` added to the fresh key `key`: what Redis
+/// itself counts for those addresses, to compare a replica's answer with.
+pub fn union_count(
+    conn: &mut uniqd_testkit::redis::Conn,
+    key: &str,
+    indexes: impl IntoIterator<Item = u32>,
+) -> u64 {
+    let ips: Vec<String> = indexes.into_iter().map(distinct_ip).collect();
+    conn.pfadd_all(key, &ips);
+    conn.pfcount(key)
+}
+
+/// `GET path` on `service`'s metrics port, asserting 200, as JSON.
+pub async fn get_json(service: &TestService, path: &str) -> serde_json::Value {
+    let r = get(service.metrics, path).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()
+}
+
+/// `(count, error)` of the page `path` in a `/stats` answer; panics if it is not listed.
+pub fn page(stats: &serde_json::Value, path: &str) -> (u64, u64) {
+    let pages = stats["pages"].as_array().expect("pages");
+    let page = pages
+        .iter()
+        .find(|p| p["path"] == path)
+        .unwrap_or_else(|| panic!("no {path} in {stats}"));
+    (
+        page["count"].as_u64().unwrap(),
+        page["error"].as_u64().unwrap(),
+    )
+}
+
 /// Asserts the strict OpenMetrics parser of Python's `prometheus_client`
 /// accepts `text`. Fails (never skips) when Python or the package is missing.
 pub fn assert_valid_openmetrics(text: &str) {
